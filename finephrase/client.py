@@ -1,0 +1,174 @@
+"""Async client for OpenAI-compatible `/v1/chat/completions` servers (llama.cpp, vLLM, anything else).
+
+Failure policy (what becomes what):
+- the server cannot be reached after retries (refused, reset, died)  -> `ServerUnavailable`: the task stops
+  without committing the open chunk; a rerun resumes it. A dead server never turns into thousands of rejects.
+- 400 that says the context is exceeded                               -> `RequestRejected("context_overflow")`
+- timeouts, 429 and 5xx, after `max_retries` retries with backoff     -> `RequestRejected("timeout" | "http_5xx")`
+- other 4xx                                                           -> `RequestRejected("http_<code>")`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+import httpx
+
+from finephrase.errors import ServerError
+
+
+class RequestRejected(Exception):
+    """A document-level failure: becomes a reject row with `reason`."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ServerUnavailable(ServerError):
+    """The server is gone: stop the task (committed chunks are safe), fix the server, rerun."""
+
+
+@dataclass
+class Sampling:
+    """Sampling parameters; None means "the server's default" (vLLM: the model's generation config)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    max_tokens: int = 2048
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")}
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+_CONTEXT_WORDS = ("context length", "context_length", "maximum context", "max_model_len", "too long",
+                  "exceed", "n_ctx", "context window")
+
+
+def request_seed(seed: int | None, source_id: str, prompt: str) -> int | None:
+    """A per-request seed that does not depend on scheduling order."""
+    if seed is None:
+        return None
+    h = hashlib.blake2b(f"{seed}\x00{source_id}\x00{prompt}".encode(), digest_size=4).digest()
+    return int.from_bytes(h, "little") & 0x7FFFFFFF
+
+
+class ChatClient:
+    def __init__(self, base_url: str, model: str, timeout: float = 600.0, max_retries: int = 3,
+                 backoff: float = 1.0, max_connections: int = 64, api_key: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_connections = max_connections
+        self.api_key = api_key
+        self._client: httpx.AsyncClient | None = None
+        self.tokenize_style: str | None = None  # "vllm" | "llamacpp" | "none", found by detect_tokenizer()
+
+    async def __aenter__(self):
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=self.max_connections,
+                                max_keepalive_connections=self.max_connections),
+        )
+        return self
+
+    async def __aexit__(self, *exc):
+        await self._client.aclose()
+
+    async def _sleep_backoff(self, attempt: int):
+        await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
+
+    async def _post(self, path: str, payload: dict) -> dict:
+        last_reason, last_detail = "error", ""
+        connection_failures = 0
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await self._sleep_backoff(attempt - 1)
+            try:
+                r = await self._client.post(path, json=payload)
+            except httpx.TimeoutException as e:
+                last_reason, last_detail = "timeout", f"no answer within {self.timeout:.0f}s ({type(e).__name__})"
+                continue
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                connection_failures += 1
+                last_reason, last_detail = "unreachable", f"{type(e).__name__}: {e}"
+                continue
+            if r.status_code == 200:
+                try:
+                    return r.json()
+                except ValueError:
+                    last_reason, last_detail = "bad_response", r.text[:200]
+                    continue
+            body = r.text[:500]
+            if r.status_code == 400 and any(w in body.lower() for w in _CONTEXT_WORDS):
+                raise RequestRejected("context_overflow", body[:200])
+            if r.status_code == 429 or r.status_code >= 500:
+                last_reason, last_detail = f"http_{r.status_code}", body[:200]
+                continue
+            raise RequestRejected(f"http_{r.status_code}", body[:200])
+        if last_reason == "unreachable" and connection_failures == self.max_retries + 1:
+            raise ServerUnavailable(f"model server {self.base_url} unreachable after {connection_failures} tries "
+                                    f"({last_detail})")
+        raise RequestRejected(last_reason, last_detail)
+
+    async def chat(self, messages: list[dict], sampling: Sampling, seed: int | None = None) -> ChatResult:
+        payload = {"model": self.model, "messages": messages, "max_tokens": sampling.max_tokens}
+        for k in ("temperature", "top_p", "top_k"):
+            if (v := getattr(sampling, k)) is not None:
+                payload[k] = v
+        if seed is not None:
+            payload["seed"] = seed
+        data = await self._post("/v1/chat/completions", payload)
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            finish = choice.get("finish_reason") or "unknown"
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise RequestRejected("bad_response", str(data)[:200]) from None
+        usage = data.get("usage") or {}
+        return ChatResult(text, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"), data)
+
+    # -- tokenizer of the served model ------------------------------------------------------------------------
+
+    async def detect_tokenizer(self) -> str:
+        """Find which tokenize endpoint the server has (vLLM `/tokenize`, llama-cpp-python `/extras/tokenize`)."""
+        for style in ("vllm", "llamacpp"):
+            self.tokenize_style = style
+            try:
+                n = await self.count_tokens("hello world")
+                if isinstance(n, int) and n > 0:
+                    return style
+            except (RequestRejected, ServerError, KeyError, TypeError, ValueError):
+                pass
+        self.tokenize_style = "none"
+        return "none"
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Token count of `text` with the served model's own tokenizer (no special tokens), None if unknown."""
+        if self.tokenize_style == "vllm":
+            data = await self._post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})
+            return int(data["count"]) if "count" in data else len(data["tokens"])
+        if self.tokenize_style == "llamacpp":
+            data = await self._post("/extras/tokenize/count", {"input": text, "model": self.model})
+            return int(data["count"])
+        return None

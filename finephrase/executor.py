@@ -1,0 +1,43 @@
+"""datatrove's LocalPipelineExecutor, with console logs that fit a CLI.
+
+datatrove logs a task's exception with its full traceback to the console; a finephrase run-level error
+(`FinephraseError`) is one line on the console instead. The task's log file (DIR/logs/logs/task_*.log) still
+holds everything at DEBUG level, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import datatrove.executor.base as dt_base
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.utils.logging import logger
+
+
+def _console_format(record) -> str:
+    return "{time:HH:mm:ss} | <level>{level: <7}</level> | {message}\n"
+
+
+def _file_format(record) -> str:
+    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}\n{exception}"
+
+
+def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "a")  # append: earlier attempts stay readable
+    level = os.environ.get("FINEPHRASE_LOG_LEVEL", "WARNING")
+    logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format=_console_format, colorize=False)
+    logger.add(logfile, level="DEBUG", format=_file_format, colorize=False)
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+class LocalExecutor(LocalPipelineExecutor):
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        original = dt_base.add_task_logger
+        dt_base.add_task_logger = add_task_logger
+        try:
+            return super()._run_for_rank(rank, local_rank, node_rank)
+        finally:
+            dt_base.add_task_logger = original

@@ -1,0 +1,152 @@
+"""The commit ledger: what makes a run exactly once.
+
+Per task (rank) an append-only file `DIR/.ledger/rank_RRRRR.jsonl`; one line per committed chunk. A chunk is
+committed by (1) writing each of its parquet files under a temporary name and fsyncing it, (2) renaming them
+to their final names `RRRRR_CCCCCC.parquet`, (3) appending its ledger line and fsyncing the ledger. The ledger
+line is the commit point: files of a chunk without a ledger line are leftovers of an interrupted commit and
+are deleted when the task restarts (`recover`), and the chunk is produced again under the same names. The
+line also stores the input position after the chunk, so a restarted task seeks there instead of re-reading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LEDGER_DIR = ".ledger"
+_CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
+_TMP_FILE = re.compile(r"^\.(\d{5})_(\d{6})\.parquet\.tmp")
+
+
+def chunk_filename(rank: int, chunk: int) -> str:
+    return f"{rank:05d}_{chunk:06d}.parquet"
+
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class LedgerState:
+    entries: list[dict] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def next_chunk(self) -> int:
+        return self.entries[-1]["chunk"] + 1 if self.entries else 0
+
+    @property
+    def position(self) -> dict | None:
+        return self.entries[-1]["pos"] if self.entries else None
+
+
+class Ledger:
+    def __init__(self, output_dir: str | Path, rank: int):
+        self.root = Path(output_dir)
+        self.rank = rank
+        self.path = self.root / LEDGER_DIR / f"rank_{rank:05d}.jsonl"
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def read(self, repair: bool = False) -> LedgerState:
+        """Committed entries. A torn last line (killed mid-append) is not a commit; `repair` truncates it away."""
+        state = LedgerState()
+        if not self.path.exists():
+            return state
+        data = self.path.read_bytes()
+        good_end = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                break
+            good_end += len(line)
+            if entry.get("finished"):
+                state.finished = True
+            else:
+                state.entries.append(entry)
+        if repair and good_end < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+        return state
+
+    def resume_position(self) -> dict | None:
+        return self.read().position
+
+    # -- recovery -----------------------------------------------------------------------------------------------
+
+    def recover(self, data_dirs: list[Path]) -> LedgerState:
+        """Repair the ledger and delete this rank's files that no ledger line commits."""
+        state = self.read(repair=True)
+        committed = {e["chunk"] for e in state.entries}
+        prefix = f"{self.rank:05d}_"
+        for d in data_dirs:
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                m = _CHUNK_FILE.match(p.name)
+                if m and p.name.startswith(prefix) and int(m.group(2)) not in committed:
+                    p.unlink()
+                elif (t := _TMP_FILE.match(p.name)) and int(t.group(1)) == self.rank:
+                    p.unlink()
+        return state
+
+    # -- committing ---------------------------------------------------------------------------------------------
+
+    def commit(self, chunk: int, tables: dict[str, pa.Table], entry: dict):
+        """Atomically publish `tables` ({relative dir: table}) as chunk `chunk`, then record `entry`."""
+        name = chunk_filename(self.rank, chunk)
+        dirs = set()
+        staged = []
+        for rel, table in tables.items():
+            d = self.root / rel
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{name}.tmp"
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+            staged.append((tmp, d / name))
+            dirs.add(d)
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        for d in dirs:
+            _fsync_dir(d)
+        entry = {"chunk": chunk, **entry, "files": sorted(f"{rel}/{name}" for rel in tables),
+                 "committed_at": time.time()}
+        self._append(entry)
+
+    def mark_finished(self, summary: dict | None = None):
+        self._append({"finished": True, **(summary or {}), "finished_at": time.time()})
+
+    def _append(self, entry: dict):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(orjson.dumps(entry) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def all_ledgers(output_dir: str | Path) -> dict[int, LedgerState]:
+    d = Path(output_dir) / LEDGER_DIR
+    out = {}
+    if d.is_dir():
+        for p in sorted(d.glob("rank_*.jsonl")):
+            rank = int(p.stem.split("_")[1])
+            out[rank] = Ledger(output_dir, rank).read()
+    return out

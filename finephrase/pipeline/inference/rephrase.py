@@ -1,0 +1,365 @@
+"""Rephrase: the sink step. Fans each selected document out to one request per prompt, parses and gates the
+generations, and commits them chunk by chunk through the ledger (exactly once).
+
+Threads: the upstream generator (reader + selection) is consumed by a reader thread into a bounded queue;
+the request loop (asyncio) keeps up to `max_concurrency` requests in flight and never does blocking I/O;
+parquet writing and fsync run in a worker thread. Chunks are committed in input order; the number of open
+(uncommitted) chunks is bounded, so memory stays flat however long the input is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import queue
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
+
+from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnavailable, request_seed
+from finephrase.errors import FinephraseError, UsageError
+from finephrase.gate import QualityGate
+from finephrase.ledger import Ledger
+from finephrase.parsing import parse_output
+from finephrase.pipeline.filters.select import doc_tokens
+from finephrase.progress import Progress
+from finephrase.prompts import PromptTemplate
+from finephrase.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA, passthrough
+from finephrase.serving.base import Endpoint, ManagedServer
+from finephrase.truncation import fit_to_budget
+
+RESERVED_DIRS = {"rejects", "filtered", "logs", "manifest", "server"}
+CHAT_TEMPLATE_MARGIN = 32  # role markers and special tokens the chat template adds around the messages
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+@dataclass
+class _Chunk:
+    index: int
+    docs: int = 0
+    pending: int = 0
+    closed: bool = False
+    pos: dict | None = None
+    rows: dict = field(default_factory=lambda: defaultdict(list))
+    rejects: dict = field(default_factory=lambda: defaultdict(list))
+    filtered: list = field(default_factory=list)
+    selected_tokens: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.closed and self.pending == 0
+
+
+def _take(q: queue.Queue, n: int, stop: threading.Event) -> list:
+    """Block for one item (waking up to notice `stop`), then drain up to n without blocking."""
+    while True:
+        try:
+            items = [q.get(timeout=0.2)]
+            break
+        except queue.Empty:
+            if stop.is_set():
+                return [_END]
+    while len(items) < n:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return items
+
+
+class Rephrase(PipelineStep):
+    name = "✍️ Rephrase"
+    type = "🤖 - INFERENCE"
+
+    def __init__(self, output_dir: str, prompts: list[PromptTemplate], server: Endpoint, sampling: Sampling,
+                 context_length: int = 8192, chunk_size: int = 1000, max_concurrency: int = 64,
+                 request_timeout: float = 600.0, max_retries: int = 3, gate: QualityGate | None = None,
+                 progress_interval: float = 30.0, progress_tty: bool | None = None,
+                 api_key_env: str | None = "FINEPHRASE_API_KEY"):
+        super().__init__()
+        if not prompts:
+            raise UsageError("no prompts given")
+        for p in prompts:
+            if p.name in RESERVED_DIRS:
+                raise UsageError(f"prompt name '{p.name}' is reserved (it would collide with DIR/{p.name}/)")
+        if chunk_size < 1 or max_concurrency < 1:
+            raise UsageError("--chunk-size and --max-concurrency must be at least 1")
+        self.output_dir = str(output_dir)
+        self.prompts = list(prompts)
+        self.server = server
+        self.sampling = sampling
+        self.context_length = context_length
+        self.chunk_size = chunk_size
+        self.max_concurrency = max_concurrency
+        self.request_timeout = request_timeout
+        self.max_retries = max_retries
+        self.gate = gate or QualityGate()
+        self.progress_interval = progress_interval
+        self.progress_tty = progress_tty
+        self.api_key_env = api_key_env  # the key itself is read at run time: it never lands in executor.json
+        per_chunk = chunk_size * len(prompts)
+        self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
+
+    def data_dirs(self) -> list[Path]:
+        root = Path(self.output_dir)
+        dirs = [root / p.name for p in self.prompts] + [root / "rejects" / p.name for p in self.prompts]
+        return dirs + [root / "filtered"]
+
+    # -- entry point --------------------------------------------------------------------------------------------
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        ledger = Ledger(self.output_dir, rank)
+        state = ledger.recover(self.data_dirs())
+        if state.finished:
+            logger.info(f"task {rank}: already finished ({len(state.entries)} chunks committed)")
+            return
+        started = False
+        if isinstance(self.server, ManagedServer) and not self.server.alive():
+            self.server.start()
+            started = True
+        try:
+            summary = asyncio.run(self._run_async(data, rank, world_size, ledger, state))
+        finally:
+            if started:
+                self.server.stop()
+        ledger.mark_finished(summary)
+        if False:  # a sink: nothing goes downstream
+            yield
+
+    # -- the request loop ---------------------------------------------------------------------------------------
+
+    async def _run_async(self, data, rank, world_size, ledger: Ledger, state) -> dict:
+        client = ChatClient(self.server.base_url, self.server.model, timeout=self.request_timeout,
+                            max_retries=self.max_retries, max_connections=self.max_concurrency + 4,
+                            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None)
+        async with client:
+            await client.detect_tokenizer()
+            template_tokens = {}
+            for p in self.prompts:
+                n = await client.count_tokens(p.overhead_text())
+                template_tokens[p.name] = n if n is not None else len(p.overhead_text().encode())
+            budgets = {p.name: self.context_length - self.sampling.max_tokens - template_tokens[p.name]
+                       - CHAT_TEMPLATE_MARGIN for p in self.prompts}
+            for name, b in budgets.items():
+                if b <= 0:
+                    raise UsageError(
+                        f"no room for the document with prompt '{name}': context {self.context_length} - max tokens "
+                        f"{self.sampling.max_tokens} - template {template_tokens[name]} tokens <= 0; lower --max-tokens "
+                        f"or raise --context-length")
+            return await self._loop(data, rank, world_size, ledger, state, client, budgets)
+
+    async def _loop(self, data, rank, world_size, ledger, state, client, budgets) -> dict:
+        q: queue.Queue = queue.Queue(maxsize=max(256, 2 * self.max_concurrency))
+        stop = threading.Event()
+
+        def produce():
+            try:
+                for doc in data:
+                    while not stop.is_set():
+                        try:
+                            q.put(doc, timeout=0.2)
+                            break
+                        except queue.Full:
+                            pass
+                    if stop.is_set():
+                        return
+                q.put(_END)
+            except BaseException as e:  # forwarded to the loop, raised there
+                q.put(_Failure(e))
+
+        start_docs = sum(e["docs"] for e in state.entries)
+        start_frac = state.entries[-1].get("frac", 0.0) if state.entries else 0.0
+        progress = Progress(rank, world_size, len(self.prompts), self.progress_interval, self.progress_tty,
+                            start_docs=start_docs, start_frac=start_frac)
+        sem = asyncio.Semaphore(self.max_concurrency)
+        open_chunks: dict[int, _Chunk] = {}
+        changed = asyncio.Event()  # a chunk completed or was committed
+        fatal: list[BaseException] = []
+        tasks: set[asyncio.Task] = set()
+        totals = Counter()
+
+        def settle(chunk: _Chunk):
+            chunk.pending -= 1
+            if chunk.complete:
+                changed.set()
+
+        async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk):
+            try:
+                kind, row = await self._process(doc, prompt, client, budgets[prompt.name])
+                (chunk.rows if kind == "row" else chunk.rejects)[prompt.name].append(row)
+                progress.finished_unit(row.get("output_tokens") or 0, row.get("reject_reason"))
+            except ServerUnavailable as e:
+                fatal.append(e)
+                changed.set()
+            except Exception as e:  # our own bug: stop rather than lose the document
+                fatal.append(e)
+                changed.set()
+            finally:
+                sem.release()
+                settle(chunk)
+
+        async def committer():
+            while True:
+                await changed.wait()
+                changed.clear()
+                if fatal:
+                    return
+                while open_chunks:
+                    c = open_chunks[min(open_chunks)]
+                    if not c.complete:
+                        break
+                    await asyncio.to_thread(self._commit, ledger, c)
+                    for k, v in self._chunk_counts(c).items():
+                        totals[k] += v
+                    del open_chunks[c.index]
+                    progress.committed(c.docs)
+                    changed.set()
+                if done_reading and not open_chunks:
+                    return
+
+        thread = threading.Thread(target=produce, name=f"finephrase-reader-{rank}", daemon=True)
+        thread.start()
+        done_reading = False
+        commit_task = asyncio.create_task(committer())
+        chunk = _Chunk(state.next_chunk)
+
+        def close(c: _Chunk):
+            c.closed = True
+            open_chunks[c.index] = c
+            if c.complete:
+                changed.set()
+
+        try:
+            while not done_reading:
+                items = await asyncio.to_thread(_take, q, 256, stop)
+                for item in items:
+                    if fatal or commit_task.done():
+                        break
+                    if item is _END:
+                        done_reading = True
+                        if chunk.docs:
+                            close(chunk)
+                        changed.set()
+                        break
+                    if isinstance(item, _Failure):
+                        raise item.exc
+                    doc: Document = item
+                    chunk.docs += 1
+                    chunk.pos = {**doc.metadata.get("_fp_pos", {}), "frac": doc.metadata.get("_fp_frac", 0.0)}
+                    progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
+                    if reason := doc.metadata.get("_fp_reject"):
+                        for p in self.prompts:
+                            chunk.rejects[p.name].append(self._reject_row(doc, p, reason))
+                        progress.finished_unit(reject=reason, units=len(self.prompts))
+                    elif reason := doc.metadata.get("_fp_filtered"):
+                        chunk.filtered.append({"source_id": doc.id, "filter_reason": reason})
+                        progress.finished_unit(units=len(self.prompts))
+                    else:
+                        chunk.selected_tokens += doc_tokens(doc)
+                        for p in self.prompts:
+                            await sem.acquire()
+                            chunk.pending += 1
+                            t = asyncio.create_task(one(doc, p, chunk))
+                            tasks.add(t)
+                            t.add_done_callback(tasks.discard)
+                    if chunk.docs >= self.chunk_size:
+                        close(chunk)
+                        chunk = _Chunk(chunk.index + 1)
+                        while len(open_chunks) >= self.max_open_chunks and not fatal and not commit_task.done():
+                            await asyncio.sleep(0.05)
+                if fatal or commit_task.done():
+                    break
+            if tasks:
+                await asyncio.gather(*tasks)
+            if not fatal:
+                changed.set()
+                await commit_task
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            if not commit_task.done():
+                commit_task.cancel()
+            progress.close()
+        if commit_task.done() and not commit_task.cancelled() and commit_task.exception():
+            raise commit_task.exception()
+        if fatal:
+            e = fatal[0]
+            if isinstance(e, FinephraseError):
+                raise e
+            raise RuntimeError(f"task {rank} stopped: {type(e).__name__}: {e}") from e
+        return dict(totals)
+
+    # -- one (document, prompt) ---------------------------------------------------------------------------------
+
+    def _base(self, doc: Document, prompt: PromptTemplate) -> dict:
+        return {"source_id": doc.id, "prompt": prompt.name, "prompt_hash": prompt.hash, **passthrough(doc.metadata)}
+
+    def _reject_row(self, doc, prompt, reason, detail=None, **known) -> dict:
+        return {**self._base(doc, prompt), "reject_reason": reason, "reject_detail": detail, **known}
+
+    async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, budget: int):
+        fitted = await fit_to_budget(doc.text, budget, client.count_tokens if client.tokenize_style != "none"
+                                     else None)
+        known = {"input_truncated": fitted.truncated, "model": client.model}
+        try:
+            res = await client.chat(prompt.render(fitted.text), self.sampling,
+                                    request_seed(self.sampling.seed, doc.id, prompt.name))
+        except RequestRejected as e:
+            return "reject", self._reject_row(doc, prompt, e.reason, e.detail or None, **known)
+        parsed = parse_output(res.text, prompt.extract_tag)
+        known.update(finish_reason=res.finish_reason, input_tokens=res.prompt_tokens,
+                     output_tokens=res.completion_tokens)
+        reason = parsed.problem or self.gate.check(parsed.text, res.finish_reason)
+        if reason:
+            return "reject", self._reject_row(doc, prompt, reason, None, text=res.text, **known)
+        return "row", {"id": f"{doc.id}/{prompt.name}", **self._base(doc, prompt), "text": parsed.text,
+                       "reasoning": parsed.reasoning, **known}
+
+    # -- commit -------------------------------------------------------------------------------------------------
+
+    def _chunk_counts(self, c: _Chunk) -> Counter:
+        out = Counter(docs=c.docs, filtered=len(c.filtered))
+        for p in self.prompts:
+            out[f"rows/{p.name}"] += len(c.rows[p.name])
+            out[f"rejects/{p.name}"] += len(c.rejects[p.name])
+            out["output_tokens"] += sum(r.get("output_tokens") or 0 for r in c.rows[p.name])
+        return out
+
+    def _commit(self, ledger: Ledger, c: _Chunk):
+        tables = {}
+        rejects = Counter()
+        for p in self.prompts:
+            if c.rows[p.name]:
+                tables[p.name] = pa.Table.from_pylist(c.rows[p.name], schema=OUTPUT_SCHEMA)
+            if c.rejects[p.name]:
+                tables[f"rejects/{p.name}"] = pa.Table.from_pylist(c.rejects[p.name], schema=REJECT_SCHEMA)
+                rejects.update(f"{p.name}/{r['reject_reason']}" for r in c.rejects[p.name])
+        if c.filtered:
+            tables["filtered"] = pa.Table.from_pylist(c.filtered, schema=FILTERED_SCHEMA)
+        rows = {p.name: len(c.rows[p.name]) for p in self.prompts}
+        entry = {
+            "pos": c.pos,
+            "frac": (c.pos or {}).get("frac", 0.0),
+            "docs": c.docs,
+            "rows": rows,
+            "rejects": dict(rejects),
+            "filtered": dict(Counter(f["filter_reason"] for f in c.filtered)),
+            "selected_tokens": c.selected_tokens,
+            "input_tokens": sum(r.get("input_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
+            "output_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
+        }
+        ledger.commit(c.index, tables, entry)

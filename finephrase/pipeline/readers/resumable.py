@@ -1,0 +1,245 @@
+"""Read parquet / jsonl / jsonl.gz (local or `hf://`), with positions a resumed task can seek to.
+
+Every document carries, in its metadata, where the input stands *after* it (`_fp_pos`), how many documents the
+task has read (`_fp_read`) and the fraction of the task's input consumed (`_fp_frac`). The commit ledger stores
+the position after the last committed chunk; a resumed task opens that file and seeks (parquet: to the row
+group, jsonl: to the byte offset, jsonl.gz: decompress-and-skip without parsing) instead of re-reading rows.
+
+Unlike datatrove's readers, bad records are not dropped: they come out with `_fp_reject` set to a reason
+(malformed_json, invalid_utf8, not_an_object, missing_text, text_null, text_not_string, text_empty) so every
+input record is accounted for. Files are sharded over tasks as datatrove does (`files[rank::world_size]`).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+import pyarrow.parquet as pq
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from fsspec.core import url_to_fs
+
+from finephrase.errors import UsageError
+
+EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
+_GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class InputFile:
+    url: str  # what to open (protocol included)
+    relpath: str  # stable name used in positional ids and in the manifest
+    size: int
+
+    @property
+    def kind(self) -> str:
+        if self.url.endswith(".parquet"):
+            return "parquet"
+        return "jsonl.gz" if self.url.endswith(".gz") else "jsonl"
+
+
+def _join(protocol: str, path: str) -> str:
+    return path if protocol in ("", "file") else f"{protocol}://{path}"
+
+
+def resolve_inputs(inputs: list[str]) -> list[InputFile]:
+    """Expand files, folders and globs into a sorted, de-duplicated list of readable input files."""
+    files: dict[str, InputFile] = {}
+    for spec in inputs:
+        fs, root = url_to_fs(spec)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        try:
+            if any(c in root for c in _GLOB_CHARS):
+                found = [p for p in fs.glob(root) if fs.isfile(p)]
+                base = root[: min(root.find(c) for c in _GLOB_CHARS if c in root)].rsplit("/", 1)[0]
+            elif fs.isdir(root):
+                found = [p for p in fs.find(root) if p.endswith(EXTENSIONS)]
+                base = root
+            elif fs.isfile(root):
+                if not root.endswith(EXTENSIONS):
+                    raise UsageError(f"input {spec} is not parquet/jsonl/jsonl.gz (by its extension)")
+                found, base = [root], root.rsplit("/", 1)[0]
+            else:
+                raise UsageError(f"input path {spec} does not exist")
+        except (FileNotFoundError, PermissionError) as e:
+            raise UsageError(f"input path {spec} cannot be read: {e}") from None
+        found = [p for p in found if p.endswith(EXTENSIONS)]
+        if not found:
+            raise UsageError(f"input {spec} holds no parquet/jsonl/jsonl.gz files")
+        for p in sorted(found):
+            rel = p[len(base):].lstrip("/") if p.startswith(base) else p
+            url = _join(protocol, p)
+            files.setdefault(url, InputFile(url, rel, int(fs.size(p) or 0)))
+    return sorted(files.values(), key=lambda f: (f.relpath, f.url))
+
+
+class ResumableReader(PipelineStep):
+    name = "📖 Resumable reader"
+    type = "📖 - READER"
+
+    def __init__(self, inputs: str | list[str], text_column: str = "text", id_column: str = "id", limit: int = -1,
+                 resume_dir: str | None = None, batch_size: int = 1024):
+        super().__init__()
+        self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        self.text_column = text_column
+        self.id_column = id_column
+        self.limit = limit
+        self.resume_dir = resume_dir
+        self.batch_size = batch_size
+        self._files: list[InputFile] | None = None
+
+    @property
+    def files(self) -> list[InputFile]:
+        if self._files is None:
+            self._files = resolve_inputs(self.inputs)
+        return self._files
+
+    def shard(self, rank: int, world_size: int) -> list[InputFile]:
+        return self.files[rank::world_size]
+
+    # -- one record -> one Document ------------------------------------------------------------------------------
+
+    def _document(self, record, relpath: str, index: int, reject: str | None = None) -> Document:
+        meta = {}
+        source_id = None
+        text = ""
+        if reject is None and not isinstance(record, dict):
+            reject = "not_an_object"
+        if reject is None:
+            raw_id = record.get(self.id_column)
+            if raw_id is not None and raw_id != "":
+                source_id = str(raw_id)
+            if self.text_column not in record:
+                reject = "missing_text"
+            else:
+                value = record[self.text_column]
+                if value is None:
+                    reject = "text_null"
+                elif not isinstance(value, str):
+                    reject = "text_not_string"
+                elif not value.strip():
+                    reject = "text_empty"
+                else:
+                    text = value
+            meta = {k: v for k, v in record.items() if k not in (self.text_column, self.id_column)}
+        if reject:
+            meta["_fp_reject"] = reject
+        return Document(text=text, id=source_id or f"{relpath}:{index}", metadata=meta)
+
+    # -- formats ------------------------------------------------------------------------------------------------
+
+    def _read_parquet(self, f: InputFile, start_row: int, columns: list[str] | None):
+        fs, path = url_to_fs(f.url)
+        with fs.open(path, "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            names = pf.schema_arrow.names
+            if columns is None and self.text_column not in names:
+                raise UsageError(
+                    f"input {f.relpath} has no column '{self.text_column}' (columns: {', '.join(names)}): "
+                    f"pass --text-column"
+                )
+            if columns is not None:
+                columns = [c for c in columns if c in names]
+            total = pf.metadata.num_rows
+            first_rg, rg_start = 0, 0
+            for i in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(i).num_rows
+                if rg_start + n > start_row:
+                    break
+                rg_start += n
+                first_rg = i + 1
+            row = rg_start
+            groups = list(range(first_rg, pf.metadata.num_row_groups))
+            if not groups:
+                return
+            for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=groups, columns=columns):
+                records = batch.to_pylist()
+                skip = max(0, start_row - row)
+                for i, rec in enumerate(records[skip:], start=row + skip):
+                    yield rec, i + 1, None, (i + 1) / max(total, 1)
+                row += len(records)
+
+    def _read_jsonl(self, f: InputFile, start_offset: int):
+        fs, path = url_to_fs(f.url)
+        with fs.open(path, "rb") as raw:
+            fh = gzip.GzipFile(fileobj=raw) if f.kind == "jsonl.gz" else raw
+            try:
+                if start_offset:
+                    fh.seek(start_offset)
+                offset = start_offset
+                size = max(f.size, 1)
+                for line in fh:
+                    offset += len(line)
+                    frac = min(raw.tell() / size, 1.0)
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = orjson.loads(line)
+                        reject = None
+                    except orjson.JSONDecodeError as e:
+                        rec = None
+                        try:
+                            line.decode("utf-8")
+                            reject = "invalid_utf8" if "surrogate" in str(e).lower() else "malformed_json"
+                        except UnicodeDecodeError:
+                            reject = "invalid_utf8"
+                    yield rec, offset, reject, frac
+            except (OSError, EOFError) as e:  # truncated / corrupt gzip
+                raise UsageError(f"input {f.relpath} is corrupt after byte {offset}: {e}") from None
+            finally:
+                if fh is not raw:
+                    fh.close()
+
+    def iter_records(self, f: InputFile, start: int = 0, columns: list[str] | None = None) -> Iterator:
+        """(record, position after it, reject reason or None, fraction of file consumed) for one file."""
+        if f.kind == "parquet":
+            yield from self._read_parquet(f, start, columns)
+        else:
+            yield from self._read_jsonl(f, start)
+
+    def iter_documents(self, rank: int = 0, world_size: int = 1, start: dict | None = None,
+                       columns: list[str] | None = None) -> Iterator[Document]:
+        files = self.shard(rank, world_size)
+        start = start or {}
+        file_index, offset, read = start.get("file_index", 0), start.get("offset", 0), start.get("read", 0)
+        total_size = sum(f.size for f in files) or 1
+        done_size = sum(f.size for f in files[:file_index])
+        for fi in range(file_index, len(files)):
+            f = files[fi]
+            # positional ids: parquet rows are 0-based, jsonl records (non-blank lines) 1-based
+            line_no = start.get("line", 0) if fi == file_index else 0
+            for rec, pos, reject, frac in self.iter_records(f, offset if fi == file_index else 0, columns):
+                if 0 <= self.limit <= read:
+                    return
+                read += 1
+                if f.kind == "parquet":
+                    index, line_no = pos - 1, pos
+                else:
+                    line_no += 1
+                    index = line_no
+                doc = self._document(rec, f.relpath, index, reject)
+                overall = (done_size + frac * f.size) / total_size
+                if self.limit > 0:
+                    overall = max(overall, read / self.limit)
+                doc.metadata["_fp_pos"] = {"file_index": fi, "offset": pos, "line": line_no, "read": read}
+                doc.metadata["_fp_frac"] = min(overall, 1.0)
+                yield doc
+            done_size += f.size
+            offset = 0
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        start = None
+        if self.resume_dir:
+            from finephrase.ledger import Ledger
+
+            start = Ledger(self.resume_dir, rank).resume_position()
+        for doc in self.iter_documents(rank, world_size, start):
+            self.stat_update("documents")
+            if "_fp_reject" in doc.metadata:
+                self.stat_update(f"bad_{doc.metadata['_fp_reject']}")
+            yield doc

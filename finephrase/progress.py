@@ -1,0 +1,104 @@
+"""Progress of one task: documents done, generated tokens/s, rejects and ETA.
+
+On a terminal (and a single worker) one line is redrawn in place; otherwise a log line is printed every
+`interval` seconds, so SLURM logs and CI output stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, deque
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    def __init__(self, rank: int, world_size: int, prompts: int, interval: float = 30.0, tty: bool | None = None,
+                 stream=None, start_docs: int = 0, start_frac: float = 0.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = 0.5 if self.tty else interval
+        self.label = f"task {rank}/{world_size}: " if world_size > 1 else ""
+        self.prompts = max(prompts, 1)
+        self.t0 = time.monotonic()
+        self.last_print = 0.0
+        self.start_docs = start_docs  # committed before this session
+        self.start_frac = start_frac
+        self.pulled = 0
+        self.pulled_frac = start_frac
+        self.units_done = 0  # finished (document, prompt) pairs this session
+        self.output_tokens = 0
+        self.rejects = Counter()
+        self.filtered = 0
+        self.committed_docs = start_docs
+        self.window = deque()  # (time, output_tokens) for the recent rate
+
+    def pulled_doc(self, frac: float):
+        self.pulled += 1
+        self.pulled_frac = frac
+
+    def finished_unit(self, output_tokens: int = 0, reject: str | None = None, units: int = 1):
+        self.units_done += units
+        self.output_tokens += output_tokens
+        if reject:
+            self.rejects[reject] += 1
+        self.maybe_print()
+
+    def committed(self, docs: int):
+        self.committed_docs += docs
+        self.maybe_print()
+
+    def eta(self, elapsed: float) -> float | None:
+        span = self.pulled_frac - self.start_frac
+        if span <= 0 or self.units_done == 0:
+            return None
+        remaining_docs_at_start = self.pulled / span * (1 - self.start_frac)
+        done_docs = self.units_done / self.prompts
+        rate = done_docs / elapsed
+        return max(remaining_docs_at_start - done_docs, 0) / rate if rate > 0 else None
+
+    def line(self) -> str:
+        now = time.monotonic()
+        elapsed = max(now - self.t0, 1e-9)
+        self.window.append((now, self.output_tokens))
+        while len(self.window) > 2 and now - self.window[0][0] > 60:
+            self.window.popleft()
+        t_old, tok_old = self.window[0]
+        recent = (self.output_tokens - tok_old) / (now - t_old) if now - t_old > 1 else self.output_tokens / elapsed
+        done_docs = self.start_docs + self.units_done // self.prompts
+        total = None
+        span = self.pulled_frac - self.start_frac
+        if span > 0:
+            total = round(self.start_docs + self.pulled / span * (1 - self.start_frac))
+        pct = f" ({100 * done_docs / total:.0f}%)" if total else ""
+        rej = sum(self.rejects.values())
+        return (f"{self.label}{done_docs}/{total if total else '?'} docs{pct} | committed {self.committed_docs} | "
+                f"{recent:.0f} tok/s | rejects {rej} | elapsed {fmt_duration(elapsed)} | "
+                f"ETA {fmt_duration(self.eta(elapsed))}")
+
+    def maybe_print(self, force: bool = False):
+        now = time.monotonic()
+        if not force and now - self.last_print < self.interval:
+            return
+        self.last_print = now
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + self.line())
+        else:
+            self.stream.write("[finephrase] " + self.line() + "\n")
+        self.stream.flush()
+
+    def close(self):
+        self.maybe_print(force=True)
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

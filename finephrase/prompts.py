@@ -1,0 +1,150 @@
+"""Prompt templates: data files in `prompts/`, one TOML file per template.
+
+A template has a name, family, version, an optional system message and a user template that contains the
+placeholder `{{document}}` exactly where the document text goes. Rendering splits the *template* on the
+placeholder and joins the pieces with the document, so placeholder-like text inside a document is never
+substituted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from finephrase.errors import UsageError
+
+PLACEHOLDER = "{{document}}"
+REQUIRED_KEYS = ("name", "family", "version", "template")
+OPTIONAL_KEYS = ("description", "system", "extract_tag")
+
+
+def default_prompts_dir() -> Path:
+    """`$FINEPHRASE_PROMPTS_DIR`, else the repository's `prompts/` folder."""
+    if env := os.environ.get("FINEPHRASE_PROMPTS_DIR"):
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "prompts"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    family: str
+    version: int
+    template: str
+    system: str | None = None
+    description: str = ""
+    extract_tag: str | None = None
+    path: str | None = None
+
+    @property
+    def hash(self) -> str:
+        """Content hash of everything that changes what the model is asked (16 hex chars of sha256)."""
+        payload = "\x00".join([self.system or "", self.template, self.extract_tag or ""])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+    def render(self, document: str) -> list[dict]:
+        """Chat messages for one document."""
+        user = document.join(self.template.split(PLACEHOLDER))
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def overhead_text(self) -> str:
+        """The prompt text without the document (to count the template's own tokens)."""
+        return (self.system or "") + "\n" + self.template.replace(PLACEHOLDER, "")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "version": self.version,
+            "hash": self.hash,
+            "description": self.description,
+            "system": self.system,
+            "template": self.template,
+            "extract_tag": self.extract_tag,
+        }
+
+
+def parse_template(data: dict, source: str) -> PromptTemplate:
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise UsageError(f"prompt template {source} lacks {', '.join(missing)}")
+    unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        raise UsageError(f"prompt template {source} has unknown keys: {', '.join(unknown)}")
+    template = data["template"]
+    if not isinstance(template, str) or PLACEHOLDER not in template:
+        raise UsageError(
+            f"prompt template {source} has no {PLACEHOLDER} placeholder: add it where the document text goes"
+        )
+    system = data.get("system")
+    if system and PLACEHOLDER in system:
+        raise UsageError(f"prompt template {source}: put {PLACEHOLDER} in 'template', not in 'system'")
+    try:
+        version = int(data["version"])
+    except (TypeError, ValueError):
+        raise UsageError(f"prompt template {source}: version must be an integer") from None
+    return PromptTemplate(
+        name=str(data["name"]),
+        family=str(data["family"]),
+        version=version,
+        template=template,
+        system=system or None,
+        description=str(data.get("description", "")),
+        extract_tag=data.get("extract_tag") or None,
+        path=source,
+    )
+
+
+def load_template_file(path: str | Path) -> PromptTemplate:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"prompt file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"prompt file {path} is not valid TOML: {e}") from None
+    tpl = parse_template(data, str(path))
+    if tpl.name != path.stem:
+        raise UsageError(f"prompt file {path}: name '{tpl.name}' must equal the file name '{path.stem}'")
+    return tpl
+
+
+def available_prompts(prompts_dir: str | Path | None = None) -> dict[str, Path]:
+    d = Path(prompts_dir) if prompts_dir else default_prompts_dir()
+    if not d.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(d.glob("*.toml"))}
+
+
+def load_prompt(name_or_path: str, prompts_dir: str | Path | None = None) -> PromptTemplate:
+    """A prompt by library name (`faq`) or by path to a .toml file."""
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        return load_template_file(name_or_path)
+    library = available_prompts(prompts_dir)
+    if name_or_path not in library:
+        names = ", ".join(library) or "(none found)"
+        raise UsageError(
+            f"unknown prompt '{name_or_path}'. Available: {names}. See `finephrase prompts`, "
+            f"or pass a path to a .toml template"
+        )
+    return load_template_file(library[name_or_path])
+
+
+def load_prompts(spec: str | list[str], prompts_dir: str | Path | None = None) -> list[PromptTemplate]:
+    """`faq,math` or ['faq', 'math'] -> templates; refuses duplicates."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise UsageError("no prompt given: pass --prompt NAME[,NAME...]")
+    templates = [load_prompt(n, prompts_dir) for n in names]
+    seen = set()
+    for t in templates:
+        if t.name in seen:
+            raise UsageError(f"prompt '{t.name}' given twice")
+        seen.add(t.name)
+    return templates
