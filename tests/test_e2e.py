@@ -1,0 +1,76 @@
+"""End to end against the real SmolLM2-135M-Instruct model (llama.cpp, CPU): no mocked model."""
+
+import subprocess
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli, small_rows, write_parquet
+
+FAST = ["--max-tokens", "96", "--context-length", "1024", "--seed", "0"]
+
+
+def _read(folder):
+    return pq.read_table(folder).to_pylist() if folder.exists() else []
+
+
+def test_embedded_two_prompts_exactly_once(small_docs, tmp_path):
+    out = tmp_path / "out"
+    before = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
+    r = run_cli("rephrase", small_docs, "--prompt", "faq,summarize", "--output", out, "--chunk-size", "2", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "faq" in r.stderr and "rows" in r.stderr  # the end summary
+
+    ids = [row["id"] for row in small_rows(6)]
+    for prompt in ("faq", "summarize"):
+        rows, rejects = _read(out / prompt), _read(out / "rejects" / prompt)
+        got = [r_["source_id"] for r_ in rows] + [r_["source_id"] for r_ in rejects]
+        assert sorted(got) == sorted(ids), prompt  # exactly one row or reject per document
+        for row in rows:
+            assert row["prompt"] == prompt and row["text"].strip() and row["model"] == "SmolLM2-135M-Instruct"
+            assert row["finish_reason"] == "stop" and row["output_tokens"] > 0 and row["input_tokens"] > 0
+            assert row["id"] == f"{row['source_id']}/{prompt}"
+            assert row["url"].startswith("https://docs.python.org/")  # source columns passed through
+        for rej in rejects:
+            assert rej["reject_reason"]
+    all_rows = _read(out / "faq") + _read(out / "summarize")
+    assert all_rows, "the real model produced no publishable row at all"
+    hashes = {row["prompt"]: row["prompt_hash"] for row in all_rows}
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["status"] == "finished"
+    assert manifest["config"]["backend"] == "embedded" and manifest["config"]["model"] == "SmolLM2-135M-Instruct"
+    for p, h in hashes.items():
+        assert manifest["config"]["prompts"][p] == h
+    assert manifest["counts"]["documents"] == 6
+    assert sum(manifest["counts"]["rows"].values()) == len(all_rows)
+    assert "datatrove" in manifest["software"]
+
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    # the embedded server is gone with the run
+    after = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
+    assert set(after) <= set(before)
+
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset("parquet", data_files=str(out / "faq" / "*.parquet"), split="train")
+    assert ds.num_rows == len(_read(out / "faq"))
+    assert {"id", "source_id", "prompt", "prompt_hash", "text", "model", "finish_reason", "input_tokens",
+            "output_tokens", "input_truncated", "url", "dump"} <= set(ds.column_names)
+
+
+def test_long_document_truncated_with_model_tokenizer(llama_endpoint, tmp_path):
+    rows = pq.read_table("data/sample/python-docs.parquet").to_pylist()
+    longest = max(rows, key=lambda r: r["token_count"])
+    src = write_parquet(tmp_path / "long.parquet", [longest])
+    out = tmp_path / "out"
+    r = run_cli("rephrase", src, "--prompt", "summarize", "--output", out, "--backend", "endpoint",
+                "--endpoint-url", llama_endpoint, "--max-tokens", "64", "--context-length", "1024")
+    assert r.returncode == 0, r.stderr
+    got = _read(out / "summarize") + _read(out / "rejects" / "summarize")
+    assert len(got) == 1 and got[0]["input_truncated"] is True
+    # the prompt that reached the model fits the context: budget = 1024 - 64 - template - margin
+    assert got[0].get("reject_reason") != "context_overflow"
+    assert got[0]["input_tokens"] is not None and 600 < got[0]["input_tokens"] <= 1024 - 64
+    assert run_cli("verify", out).returncode == 0

@@ -1,0 +1,78 @@
+"""Kill -9 and resume: exactly once, committed chunks not regenerated, input not re-read from the start."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pyarrow.parquet as pq
+
+from conftest import REPO, run_cli, small_rows, write_parquet
+
+
+def _ledger_lines(out):
+    p = out / ".ledger" / "rank_00000.jsonl"
+    return p.read_bytes().count(b"\n") if p.exists() else 0
+
+
+def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
+    rows = small_rows(10, chars=250)
+    src = write_parquet(tmp_path / "docs.parquet", rows, row_group_size=3)  # resume must seek into row groups
+    out = tmp_path / "out"
+    args = ["rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
+            llama_endpoint, "--chunk-size", "2", "--max-tokens", "64", "--context-length", "1024", "--seed", "3",
+            "--max-concurrency", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while _ledger_lines(out) < 1:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    committed = [orjson.loads(l) for l in (out / ".ledger" / "rank_00000.jsonl").read_bytes().splitlines()]
+    assert not any(e.get("finished") for e in committed), "killed too late: the run had already finished"
+    committed_docs = sum(e["docs"] for e in committed)
+    stamps = {f: (out / f).stat().st_mtime_ns for e in committed for f in e["files"]}
+
+    assert run_cli("verify", out).returncode == 1  # unfinished: verify says so
+
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    # committed chunks were not regenerated
+    assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
+    # the resumed task read only what was left (the reader seeks; it does not re-read from the start)
+    stats = orjson.loads((out / "logs" / "stats" / "00000.json").read_bytes())
+    reader = next(s for s in stats if "reader" in s["name"].lower())
+    assert reader["stats"]["documents"] == len(rows) - committed_docs
+    ids = [r_["source_id"] for d in ("faq", "rejects/faq") if (out / d).exists()
+           for r_ in pq.read_table(out / d).to_pylist()]
+    assert sorted(ids) == sorted(r_["id"] for r_ in rows)
+
+
+def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):
+    src = write_parquet(tmp_path / "docs.parquet", small_rows(2, chars=200))
+    out = tmp_path / "out"
+    base = ["rephrase", src, "--output", out, "--backend", "endpoint", "--endpoint-url", llama_endpoint,
+            "--max-tokens", "48", "--context-length", "1024"]
+    assert run_cli(*base, "--prompt", "faq", "--limit", "1").returncode == 0
+    for change in (["--prompt", "math", "--limit", "1"], ["--prompt", "faq", "--limit", "1", "--temperature", "0.9"],
+                   ["--prompt", "faq", "--limit", "1", "--tasks", "2"]):
+        r = run_cli(*base, *change)
+        assert r.returncode == 2, change
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith("error:") and "other settings" in line and "--overwrite" in line
+        assert "Traceback" not in r.stderr
+    # the same command again: nothing to do, still exactly once
+    assert run_cli(*base, "--prompt", "faq", "--limit", "1").returncode == 0
+    assert run_cli("verify", out).returncode == 0
+    # --overwrite starts over with the new settings
+    r = run_cli(*base, "--prompt", "math", "--limit", "1", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not (out / "faq").exists()
+    assert run_cli("verify", out).returncode == 0
