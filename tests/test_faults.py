@@ -1,0 +1,60 @@
+"""Request-level faults, against a stand-in server (tests/fakeserver.py): what is under test is our own
+client's and run's behaviour under faults, not generation."""
+
+import pyarrow.parquet as pq
+
+from conftest import run_cli
+from fakeserver import FakeServer
+
+
+def _docs(tmp_path, texts):
+    import orjson
+
+    p = tmp_path / "docs.jsonl"
+    p.write_bytes(b"".join(orjson.dumps({"id": f"d{i}", "text": t}) + b"\n" for i, t in enumerate(texts)))
+    return p
+
+
+def test_overflow_timeout_5xx_retry(tmp_path):
+    fake = FakeServer(slow_seconds=3).start()
+    try:
+        src = _docs(tmp_path, ["plain document one", "OVERFLOW please", "SLOW answer", "FLAKY server",
+                               "RETRY once then fine", "plain document two"])
+        out = tmp_path / "out"
+        r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+                    "--endpoint-url", fake.url, "--request-timeout", "1", "--max-retries", "1")
+        assert r.returncode == 0, r.stderr
+        rejects = {x["source_id"]: x["reject_reason"] for x in pq.read_table(out / "rejects" / "faq").to_pylist()}
+        assert rejects == {"d1": "context_overflow", "d2": "timeout", "d3": "http_500"}
+        rows = {x["source_id"] for x in pq.read_table(out / "faq").to_pylist()}
+        assert rows == {"d0", "d4", "d5"}  # d4 succeeded on its retry
+        assert run_cli("verify", out).returncode == 0
+    finally:
+        fake.stop()
+
+
+def test_server_dies_mid_run_then_resume(tmp_path):
+    texts = [f"document number {i} about lists and dicts" for i in range(20)]
+    src = _docs(tmp_path, texts)
+    out = tmp_path / "out"
+    fake = FakeServer(die_after=9).start()
+    args = ["rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--chunk-size", "4",
+            "--max-concurrency", "1", "--max-retries", "1"]
+    r = run_cli(*args, "--endpoint-url", fake.url)
+    # a dead server is a run-level error, not 20 rejects
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "unreachable" in r.stderr.strip().splitlines()[-1] or "unreachable" in r.stderr
+    assert not (out / "rejects").exists()
+    committed = pq.read_table(out / "faq").num_rows
+    assert 0 < committed < 20 and committed % 4 == 0
+    fake2 = FakeServer().start()
+    try:
+        r = run_cli(*args, "--endpoint-url", fake2.url)  # the endpoint URL may change between attempts
+        assert r.returncode == 0, r.stderr
+        assert fake2.requests == 20 - committed + 1  # only what was left (+1 preflight request)
+    finally:
+        fake2.stop()
+    ids = sorted(x["source_id"] for x in pq.read_table(out / "faq").to_pylist())
+    assert ids == sorted(f"d{i}" for i in range(20))
+    assert run_cli("verify", out).returncode == 0
