@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import signal
 import sys
-import time
-from pathlib import Path
 
 import orjson
 
@@ -29,15 +25,7 @@ examples:
   finephrase prompts                  # the prompt library
 """
 
-BACKEND_DEFAULTS = {
-    # model, context, max tokens, temperature, top_p, chunk size, concurrency
-    "embedded": dict(model="SmolLM2-135M-Instruct", context_length=4096, max_tokens=1024, temperature=0.2,
-                     top_p=0.9, chunk_size=20, max_concurrency=4),
-    "vllm": dict(model="HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, max_tokens=2048,
-                 temperature=None, top_p=None, chunk_size=1000, max_concurrency=512),
-    "endpoint": dict(model=None, context_length=8192, max_tokens=2048, temperature=None, top_p=None,
-                     chunk_size=1000, max_concurrency=64),
-}
+BACKENDS = ("embedded", "endpoint", "vllm")  # defaults per backend: finephrase.run.BACKEND_DEFAULTS
 
 
 def _positive_int(v: str) -> int:
@@ -91,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--token-budget", type=int,
                    help="stop selecting once this many source tokens (token_count column, else bytes/4) are selected")
     g = r.add_argument_group("model and serving")
-    g.add_argument("--backend", choices=sorted(BACKEND_DEFAULTS), default="embedded",
+    g.add_argument("--backend", choices=BACKENDS, default="embedded",
                    help="embedded: llama.cpp on the packaged SmolLM2-135M-Instruct (CPU, default); vllm: start "
                    "`vllm serve MODEL`; endpoint: any OpenAI-compatible server (--endpoint-url)")
     g.add_argument("--model", help="model: a GGUF path (embedded), a Hub id or folder (vllm), or the served name "
@@ -192,120 +180,22 @@ def cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
-def _start_server(args, cfg, log_path):
-    from finephrase.serving import Endpoint, LlamaCppServer, VllmServer
-
-    if cfg.backend == "endpoint":
-        if not args.endpoint_url:
-            raise UsageError("--backend endpoint needs --endpoint-url URL")
-        return Endpoint(args.endpoint_url, args.model, api_key=os.environ.get(args.api_key_env) or None).start()
-    if cfg.backend == "vllm":
-        return VllmServer(cfg.model, context_length=cfg.context_length,
-                          gpu_memory_utilization=args.gpu_memory_utilization,
-                          extra_args=args.vllm_arg, log_path=log_path).start()
-    gguf = args.model if args.model and args.model.endswith(".gguf") else None
-    if gguf and not Path(gguf).is_file():
-        raise UsageError(f"GGUF file {gguf} does not exist")
-    return LlamaCppServer(gguf=gguf, context_length=cfg.context_length, log_path=log_path,
-                          model_name=Path(gguf).stem if gguf else None).start()
-
-
-def _preflight(base_url: str, model: str, api_key: str | None):
-    """One tiny request, so a wrong model name or a broken server stops the run before any work."""
-    from finephrase.client import ChatClient, RequestRejected, Sampling
-
-    async def probe():
-        async with ChatClient(base_url, model, timeout=120, max_retries=1, api_key=api_key) as c:
-            await c.chat([{"role": "user", "content": "Say OK."}], Sampling(max_tokens=1))
-
-    try:
-        asyncio.run(probe())
-    except RequestRejected as e:
-        raise UsageError(f"the server refused a test request for model '{model}' ({e}): check --model") from None
-
-
-def _summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
-    lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
-             f"{counts.get('output_tokens', 0)} tokens generated"]
-    for p in prompts:
-        rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
-        rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
-        lines.append(f"  {p:<12} rows {counts.get('rows', {}).get(p, 0):>6}   rejects {sum(rej.values()):>5} "
-                     f"({rej_s})")
-    if counts.get("filtered"):
-        lines.append(f"  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
-    lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
-    lines.append(f"look:   python -c \"import pyarrow.parquet as pq; "
-                 f"print(pq.read_table('{out}/{prompts[0]}').to_pandas()[['source_id','text']].head())\"")
-    lines.append(f"check:  finephrase verify {out}")
-    return "\n".join(lines)
-
-
 def cmd_rephrase(args) -> int:
-    from finephrase.client import Sampling
-    from finephrase.executor import LocalExecutor
     from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig, build_pipeline, collect_counts, prepare_output, write_manifest
-    from finephrase.pipeline.readers.resumable import resolve_inputs
-    from finephrase.serving import Endpoint
+    from finephrase.run import RunConfig, execute
 
-    d = BACKEND_DEFAULTS[args.backend]
-    prompts = load_prompts(args.prompt, args.prompts_dir)
-    model = args.model or d["model"]
-    if args.backend == "embedded" and args.model and not args.model.endswith(".gguf"):
-        raise UsageError("--backend embedded takes --model PATH.gguf (default: the packaged SmolLM2-135M-Instruct)")
-    if args.backend == "embedded" and args.model:
-        model = Path(args.model).stem
-    sampling = Sampling(
-        temperature=args.temperature if args.temperature is not None else d["temperature"],
-        top_p=args.top_p if args.top_p is not None else d["top_p"],
-        top_k=args.top_k,
-        seed=args.seed,
-        max_tokens=args.max_tokens or d["max_tokens"],
+    cfg = RunConfig.for_backend(
+        args.backend, inputs=args.inputs, output=args.output, prompts=load_prompts(args.prompt, args.prompts_dir),
+        model=args.model, endpoint_url=args.endpoint_url, context_length=args.context_length,
+        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        seed=args.seed, text_column=args.text_column, id_column=args.id_column, limit=args.limit, tasks=args.tasks,
+        workers=args.workers, chunk_size=args.chunk_size, max_concurrency=args.max_concurrency,
+        request_timeout=args.request_timeout, max_retries=args.max_retries, where=args.where,
+        languages=args.language, min_chars=args.min_chars, max_chars=args.max_chars, sample_rate=args.sample_rate,
+        token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
+        vllm_args=args.vllm_arg, gpu_memory_utilization=args.gpu_memory_utilization,
     )
-    cfg = RunConfig(
-        inputs=args.inputs, output=args.output, prompts=prompts, backend=args.backend, model=model,
-        endpoint_url=args.endpoint_url, context_length=args.context_length or d["context_length"],
-        sampling=sampling, text_column=args.text_column, id_column=args.id_column, limit=args.limit,
-        tasks=args.tasks, workers=min(args.workers, args.tasks), chunk_size=args.chunk_size or d["chunk_size"],
-        max_concurrency=args.max_concurrency or d["max_concurrency"], request_timeout=args.request_timeout,
-        max_retries=args.max_retries, where=args.where, languages=args.language, min_chars=args.min_chars,
-        max_chars=args.max_chars, sample_rate=args.sample_rate, token_budget=args.token_budget,
-        progress_interval=args.progress_interval, api_key_env=args.api_key_env,
-    )
-    cfg.selection()  # validate conditions before anything starts
-    input_files = resolve_inputs(cfg.inputs)
-    out = Path(cfg.output)
-    if cfg.backend == "endpoint" and not args.endpoint_url:
-        raise UsageError("--backend endpoint needs --endpoint-url URL")
-    api_key = os.environ.get(args.api_key_env) or None
-
-    server = None
-    t0 = time.monotonic()
-    try:
-        if cfg.backend == "endpoint":
-            server = _start_server(args, cfg, None)
-            cfg.model = server.model
-        manifest = prepare_output(cfg, input_files, overwrite=args.overwrite)
-        if server is None:
-            print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)
-            server = _start_server(args, cfg, out / "logs" / "server.log")
-        _preflight(server.base_url, server.model, api_key)
-        endpoint = Endpoint(server.base_url, server.model)
-        print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in prompts)} -> {out} "
-              f"({cfg.tasks} task(s), {cfg.max_concurrency} requests in flight per task)", file=sys.stderr)
-        executor = LocalExecutor(build_pipeline(cfg, endpoint), tasks=cfg.tasks, workers=cfg.workers,
-                                 logging_dir=str(out / "logs"))
-        executor.run()
-    finally:
-        if server is not None:
-            server.stop()
-    counts = collect_counts(out)
-    manifest["counts"] = counts
-    manifest["status"] = "finished" if counts["tasks_finished"] == cfg.tasks else "incomplete"
-    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    write_manifest(out, manifest)
-    print(_summary(out, counts, time.monotonic() - t0, [p.name for p in prompts]), file=sys.stderr)
+    manifest = execute(cfg, overwrite=args.overwrite)
     return 0 if manifest["status"] == "finished" else 1
 
 
@@ -320,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    from finephrase.executor import setup_console_logging
+
+    setup_console_logging()
     try:
         return {"rephrase": cmd_rephrase, "prompts": cmd_prompts, "verify": cmd_verify}[args.command](args)
     except FinephraseError as e:

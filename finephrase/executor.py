@@ -23,11 +23,16 @@ def _file_format(record) -> str:
     return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}\n{exception}"
 
 
-def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+def setup_console_logging(level: str | None = None):
+    """Console logging for the CLI process: WARNING and up (FINEPHRASE_LOG_LEVEL=INFO for more), one line each."""
     logger.remove()
+    level = level or os.environ.get("FINEPHRASE_LOG_LEVEL", "WARNING")
+    logger.add(sys.stderr, level=level, format=_console_format, colorize=False)
+
+
+def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "a")  # append: earlier attempts stay readable
-    level = os.environ.get("FINEPHRASE_LOG_LEVEL", "WARNING")
-    logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format=_console_format, colorize=False)
+    setup_console_logging(None if local_rank == 0 else "ERROR")
     logger.add(logfile, level="DEBUG", format=_file_format, colorize=False)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile

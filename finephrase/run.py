@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import platform
 import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import orjson
 
 from finephrase import __version__
-from finephrase.client import Sampling
+from finephrase.client import ChatClient, RequestRejected, Sampling
 from finephrase.errors import UsageError
+from finephrase.executor import LocalExecutor
 from finephrase.ledger import LEDGER_DIR, all_ledgers
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
 from finephrase.pipeline.inference.rephrase import Rephrase
-from finephrase.pipeline.readers.resumable import ResumableReader
+from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
 from finephrase.prompts import PromptTemplate
+from finephrase.serving import Endpoint, LlamaCppServer, VllmServer
 
 MANIFEST = "manifest.json"
+
+# Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
+# a GPU server wants the paper's 8,192 context / 2,048 output tokens, big chunks and a full queue.
+BACKEND_DEFAULTS = {
+    "embedded": dict(model="SmolLM2-135M-Instruct", context_length=4096, max_tokens=1024, temperature=0.2,
+                     top_p=0.9, chunk_size=20, max_concurrency=4),
+    "vllm": dict(model="HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, max_tokens=2048,
+                 temperature=None, top_p=None, chunk_size=1000, max_concurrency=512),
+    "endpoint": dict(model=None, context_length=8192, max_tokens=2048, temperature=None, top_p=None,
+                     chunk_size=1000, max_concurrency=64),
+}
 # settings that may change between a run and its resumption (they do not change what is produced)
 
 
@@ -54,6 +69,39 @@ class RunConfig:
     token_budget: int | None = None
     progress_interval: float = 30.0
     api_key_env: str | None = "FINEPHRASE_API_KEY"
+    gguf: str | None = None  # embedded: another GGUF than the packaged SmolLM2-135M-Instruct
+    vllm_args: list[str] = field(default_factory=list)
+    gpu_memory_utilization: float = 0.9
+    filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
+
+    @classmethod
+    def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,
+                    temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                    seed: int | None = None, **kw) -> "RunConfig":
+        """A config with the backend's defaults for everything not given (None = use the default)."""
+        if backend not in BACKEND_DEFAULTS:
+            raise UsageError(f"unknown backend '{backend}': choose one of {', '.join(BACKEND_DEFAULTS)}")
+        d = BACKEND_DEFAULTS[backend]
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if backend == "embedded" and kw.get("model"):
+            if not str(kw["model"]).endswith(".gguf"):
+                raise UsageError("the embedded backend takes a GGUF file as model (default: the packaged "
+                                 "SmolLM2-135M-Instruct)")
+            if not Path(kw["model"]).is_file():
+                raise UsageError(f"GGUF file {kw['model']} does not exist")
+            kw["gguf"], kw["model"] = str(kw["model"]), Path(kw["model"]).stem
+        for k in ("model", "context_length", "chunk_size", "max_concurrency"):
+            kw.setdefault(k, d[k])
+        kw["sampling"] = Sampling(
+            temperature=temperature if temperature is not None else d["temperature"],
+            top_p=top_p if top_p is not None else d["top_p"],
+            top_k=top_k, seed=seed, max_tokens=max_tokens or d["max_tokens"])
+        if backend == "endpoint" and not kw.get("endpoint_url"):
+            raise UsageError("the endpoint backend needs an endpoint URL (--endpoint-url URL)")
+        cfg = cls(backend=backend, **kw)
+        cfg.workers = min(cfg.workers, cfg.tasks)
+        cfg.selection()  # validate conditions before anything starts
+        return cfg
 
     def selection(self) -> list:
         filters = [where(c) for c in self.where]
@@ -63,7 +111,7 @@ class RunConfig:
             filters.append(length_between(self.min_chars, self.max_chars))
         if self.sample_rate is not None:
             filters.append(sample(self.sample_rate, self.sampling.seed or 0))
-        return filters
+        return filters + list(self.filters)
 
     def fingerprint(self, input_files) -> dict:
         """What defines the output: a rerun into the same folder must match it."""
@@ -76,7 +124,8 @@ class RunConfig:
             "limit": self.limit,
             "selection": {"where": self.where, "languages": self.languages, "min_chars": self.min_chars,
                           "max_chars": self.max_chars, "sample_rate": self.sample_rate,
-                          "token_budget": self.token_budget},
+                          "token_budget": self.token_budget,
+                          "filters": [getattr(f, "name", type(f).__name__) for f in self.filters]},
             "prompts": {p.name: p.hash for p in self.prompts},
             "backend": self.backend,
             "model": self.model,
@@ -198,7 +247,80 @@ def build_pipeline(cfg: RunConfig, server) -> list:
     return steps
 
 
-def config_dict(cfg: RunConfig) -> dict:
-    d = asdict(cfg)
-    d["prompts"] = [p.name for p in cfg.prompts]
-    return d
+def start_server(cfg: RunConfig, log_path: Path | None):
+    """The model server of `cfg.backend`, started and answering."""
+    if cfg.backend == "endpoint":
+        return Endpoint(cfg.endpoint_url, cfg.model, api_key=_api_key(cfg)).start()
+    if cfg.backend == "vllm":
+        return VllmServer(cfg.model, context_length=cfg.context_length,
+                          gpu_memory_utilization=cfg.gpu_memory_utilization, extra_args=cfg.vllm_args,
+                          log_path=log_path).start()
+    return LlamaCppServer(gguf=cfg.gguf, context_length=cfg.context_length, log_path=log_path,
+                          model_name=cfg.model).start()
+
+
+def _api_key(cfg: RunConfig) -> str | None:
+    return os.environ.get(cfg.api_key_env) or None if cfg.api_key_env else None
+
+
+def preflight(base_url: str, model: str, api_key: str | None):
+    """One tiny request, so a wrong model name or a broken server stops the run before any work."""
+
+    async def probe():
+        async with ChatClient(base_url, model, timeout=120, max_retries=1, api_key=api_key) as c:
+            await c.chat([{"role": "user", "content": "Say OK."}], Sampling(max_tokens=1))
+
+    try:
+        asyncio.run(probe())
+    except RequestRejected as e:
+        raise UsageError(f"the server refused a test request for model '{model}' ({e}): check --model") from None
+
+
+def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
+    lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
+             f"{counts.get('output_tokens', 0)} tokens generated"]
+    for p in prompts:
+        rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
+        rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
+        lines.append(f"  {p:<12} rows {counts.get('rows', {}).get(p, 0):>6}   rejects {sum(rej.values()):>5} "
+                     f"({rej_s})")
+    if counts.get("filtered"):
+        lines.append("  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
+    lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
+    lines.append(f"look:   python -c \"import pyarrow.parquet as pq; "
+                 f"print(pq.read_table('{out}/{prompts[0]}').to_pandas()[['source_id','text']].head())\"")
+    lines.append(f"check:  finephrase verify {out}")
+    return "\n".join(lines)
+
+
+def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
+    """Run (or resume) `cfg`: check the output folder, start the server, run the pipeline with datatrove's
+    local executor, stop the server (also on errors and Ctrl-C), update the manifest. Returns the counts."""
+    t0 = time.monotonic()
+    input_files = resolve_inputs(cfg.inputs)
+    out = Path(cfg.output)
+    server = None
+    try:
+        if cfg.backend == "endpoint":  # its model name is needed for the manifest
+            server = start_server(cfg, None)
+            cfg.model = server.model
+        manifest = prepare_output(cfg, input_files, overwrite=overwrite)
+        if server is None:
+            print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)
+            server = start_server(cfg, out / "logs" / "server.log")
+        preflight(server.base_url, server.model, _api_key(cfg))
+        print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in cfg.prompts)} -> "
+              f"{out} ({cfg.tasks} task(s), {cfg.max_concurrency} requests in flight per task)", file=sys.stderr)
+        executor = LocalExecutor(build_pipeline(cfg, Endpoint(server.base_url, server.model)), tasks=cfg.tasks,
+                                 workers=cfg.workers, logging_dir=str(out / "logs"))
+        executor.run()
+    finally:
+        if server is not None:
+            server.stop()
+    counts = collect_counts(out)
+    manifest["counts"] = counts
+    manifest["status"] = "finished" if counts["tasks_finished"] == cfg.tasks else "incomplete"
+    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_manifest(out, manifest)
+    print(summary(out, counts, time.monotonic() - t0, [p.name for p in cfg.prompts]), file=sys.stderr)
+    return manifest

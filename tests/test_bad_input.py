@@ -5,7 +5,7 @@ import gzip
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, small_rows, write_parquet
+from conftest import run_cli, small_rows
 from fakeserver import FakeServer
 
 

@@ -14,7 +14,6 @@ import math
 import os
 import queue
 import threading
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
