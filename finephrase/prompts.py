@@ -82,6 +82,9 @@ def parse_template(data: dict, source: str) -> PromptTemplate:
             f"prompt template {source} has no {PLACEHOLDER} placeholder: add it where the document text goes"
         )
     system = data.get("system")
+    for key in ("system", "extract_tag", "description"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UsageError(f"prompt template {source}: '{key}' must be a string")
     if system and PLACEHOLDER in system:
         raise UsageError(f"prompt template {source}: put {PLACEHOLDER} in 'template', not in 'system'")
     try:

@@ -73,11 +73,12 @@ def _coerce(value, typ: pa.DataType):
     if pa.types.is_integer(typ):
         if isinstance(value, bool):
             raise TypeError
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise TypeError
-            return int(value)
-        return int(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        v = int(value)
+        if not -(2**63) <= v < 2**63:
+            raise OverflowError
+        return v
     if pa.types.is_floating(typ):
         if isinstance(value, bool):
             raise TypeError

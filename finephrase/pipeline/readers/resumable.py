@@ -13,6 +13,7 @@ input record is accounted for. Files are sharded over tasks as datatrove does (`
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -73,7 +74,11 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
             rel = p[len(base):].lstrip("/") if p.startswith(base) else p
             url = _join(protocol, p)
             files.setdefault(url, InputFile(url, rel, int(fs.size(p) or 0)))
-    return sorted(files.values(), key=lambda f: (f.relpath, f.url))
+    # positional ids are FILE:ROW with FILE the path below its input: two inputs holding the same relative
+    # name (d1/train.jsonl, d2/train.jsonl) would share ids, so those are named by their full path instead
+    seen = Counter(f.relpath for f in files.values())
+    unique = [f if seen[f.relpath] == 1 else InputFile(f.url, f.url, f.size) for f in files.values()]
+    return sorted(unique, key=lambda f: (f.relpath, f.url))
 
 
 class ResumableReader(PipelineStep):
