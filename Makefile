@@ -1,6 +1,6 @@
 # Everything a fresh machine needs (Python >= 3.11 and a C compiler): `make sample` runs the main job on the
 # embedded CPU model, `make test` passes the tests. Both create .venv on first use.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= output/sample
