@@ -14,14 +14,14 @@ from finephrase.errors import FinephraseError, UsageError
 EXAMPLES = """\
 examples:
   # rephrase the bundled sample into FAQs with the embedded CPU model (SmolLM2-135M-Instruct, llama.cpp)
-  finephrase rephrase data/sample/python-docs.parquet --prompt faq --output out/sample --limit 20
+  finephrase rephrase data/sample/python-docs.parquet --prompt faq --output output/sample --limit 20
 
   # four production formats from a FineWeb-Edu shard on the Hub, high-quality pool only, on a running vLLM
   finephrase rephrase hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/000_00000.parquet \\
       --prompt faq,math,table,tutorial --where "int_score >= 4" \\
-      --backend endpoint --endpoint-url http://localhost:8000 --output out/fwe-hq
+      --backend endpoint --endpoint-url http://localhost:8000 --output output/fwe-hq
 
-  finephrase verify out/sample        # exactly one row or reject per (document, prompt)?
+  finephrase verify output/sample        # exactly one row or reject per (document, prompt)?
   finephrase prompts                  # the prompt library
 """
 
@@ -35,6 +35,16 @@ def _positive_int(v: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {v}")
+    return n
+
+
+def _non_negative_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {v}")
     return n
 
 
@@ -107,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-concurrency", type=_positive_int,
                    help="requests in flight per task (default: 4 embedded, 512 vllm, 64 endpoint)")
     g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (600)")
-    g.add_argument("--max-retries", type=int, default=3, help="retries of a failed request (3)")
+    g.add_argument("--max-retries", type=_non_negative_int, default=3, help="retries of a failed request (3)")
     g.add_argument("--progress-interval", type=float, default=30.0,
                    help="seconds between progress lines when not on a terminal (30)")
     g.add_argument("--overwrite", action="store_true",

@@ -1,10 +1,10 @@
 """Async client for OpenAI-compatible `/v1/chat/completions` servers (llama.cpp, vLLM, anything else).
 
 Failure policy (what becomes what):
-- the server cannot be reached after retries (refused, reset, died)  -> `ServerUnavailable`: the task stops
+- the last try cannot reach the server (refused, reset, died)          -> `ServerUnavailable`: the task stops
   without committing the open chunk; a rerun resumes it. A dead server never turns into thousands of rejects.
 - 400 that says the context is exceeded                               -> `RequestRejected("context_overflow")`
-- timeouts, 429 and 5xx, after `max_retries` retries with backoff     -> `RequestRejected("timeout" | "http_5xx")`
+- timeouts, 429 and 5xx, after `max_retries` retries with backoff     -> `RequestRejected("timeout" | "http_<code>")`
 - other 4xx                                                           -> `RequestRejected("http_<code>")`
 """
 
@@ -74,6 +74,8 @@ class ChatClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_connections = max_connections
@@ -100,7 +102,6 @@ class ChatClient:
 
     async def _post(self, path: str, payload: dict) -> dict:
         last_reason, last_detail = "error", ""
-        connection_failures = 0
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await self._sleep_backoff(attempt - 1)
@@ -110,7 +111,6 @@ class ChatClient:
                 last_reason, last_detail = "timeout", f"no answer within {self.timeout:.0f}s ({type(e).__name__})"
                 continue
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
-                connection_failures += 1
                 last_reason, last_detail = "unreachable", f"{type(e).__name__}: {e}"
                 continue
             if r.status_code == 200:
@@ -126,8 +126,8 @@ class ChatClient:
                 last_reason, last_detail = f"http_{r.status_code}", body[:200]
                 continue
             raise RequestRejected(f"http_{r.status_code}", body[:200])
-        if last_reason == "unreachable" and connection_failures == self.max_retries + 1:
-            raise ServerUnavailable(f"model server {self.base_url} unreachable after {connection_failures} tries "
+        if last_reason == "unreachable":  # the last try could not even connect: the server is gone
+            raise ServerUnavailable(f"model server {self.base_url} unreachable after {self.max_retries + 1} tries "
                                     f"({last_detail})")
         raise RequestRejected(last_reason, last_detail)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+
+from finephrase.errors import FinephraseError
 import pyarrow.parquet as pq
 
 LEDGER_DIR = ".ledger"
@@ -66,13 +68,17 @@ class Ledger:
             return state
         data = self.path.read_bytes()
         good_end = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
+        lines = data.splitlines(keepends=True)
+        for n, line in enumerate(lines, start=1):
             try:
+                if not line.endswith(b"\n"):
+                    raise orjson.JSONDecodeError("no newline", "", 0)
                 entry = orjson.loads(line)
             except orjson.JSONDecodeError:
-                break
+                if n == len(lines):  # torn by a kill during the append: that chunk was not committed
+                    break
+                raise FinephraseError(f"ledger {self.path} is corrupt at line {n} (not a torn last line): "
+                                      f"restore it or start over with --overwrite") from None
             good_end += len(line)
             if entry.get("finished"):
                 state.finished = True

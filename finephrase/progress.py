@@ -28,7 +28,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = 0.5 if self.tty else interval
-        self.label = f"task {rank}/{world_size}: " if world_size > 1 else ""
+        self.label = f"task {rank} (of {world_size}): " if world_size > 1 else ""
         self.prompts = max(prompts, 1)
         self.t0 = time.monotonic()
         self.last_print = 0.0

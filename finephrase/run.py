@@ -39,7 +39,6 @@ BACKEND_DEFAULTS = {
     "endpoint": dict(model=None, context_length=8192, max_tokens=2048, temperature=None, top_p=None,
                      chunk_size=1000, max_concurrency=64),
 }
-# settings that may change between a run and its resumption (they do not change what is produced)
 
 
 @dataclass
@@ -115,10 +114,9 @@ class RunConfig:
 
     def fingerprint(self, input_files) -> dict:
         """What defines the output: a rerun into the same folder must match it."""
-        listing = "\n".join(f"{f.relpath}\t{f.size}" for f in input_files)
         return {
             "inputs": list(self.inputs),
-            "input_files": {"count": len(input_files), "sha256": hashlib.sha256(listing.encode()).hexdigest()},
+            "input_files": input_listing(input_files),
             "text_column": self.text_column,
             "id_column": self.id_column,
             "limit": self.limit,
@@ -133,6 +131,12 @@ class RunConfig:
             "sampling": self.sampling.to_dict(),
             "tasks": self.tasks,
         }
+
+
+def input_listing(input_files) -> dict:
+    """Number of input files and a hash of their names and sizes (a changed input is noticed)."""
+    listing = "\n".join(f"{f.relpath}\t{f.size}" for f in input_files)
+    return {"count": len(input_files), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
 def software_versions() -> dict:
@@ -181,7 +185,8 @@ def prepare_output(cfg: RunConfig, input_files, overwrite: bool = False) -> dict
                 raise UsageError(
                     f"{out} holds a run with other settings ({_describe_difference(old.get('config', {}), fp)}): "
                     f"use a new --output, or --overwrite to delete it and start over")
-            old["resumed"] = old.get("resumed", 0) + 1
+            old["sessions"] = old.get("sessions", []) + [_session(cfg)]
+            old["status"] = "running"
             write_manifest(out, old)
             return old
     out.mkdir(parents=True, exist_ok=True)
@@ -191,11 +196,27 @@ def prepare_output(cfg: RunConfig, input_files, overwrite: bool = False) -> dict
         "status": "running",
         "config": fp,
         "prompts": [p.to_dict() for p in cfg.prompts],
-        "run": {"workers": cfg.workers, "chunk_size": cfg.chunk_size, "max_concurrency": cfg.max_concurrency,
-                "endpoint_url": cfg.endpoint_url if cfg.backend == "endpoint" else None,
-                "command": " ".join(sys.argv)},
+        "sessions": [_session(cfg)],
         "software": software_versions(),
     }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _session(cfg: RunConfig) -> dict:
+    """One start or resumption of the run: when, how, with which settings that may change between sessions."""
+    return {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
+            "workers": cfg.workers, "chunk_size": cfg.chunk_size, "max_concurrency": cfg.max_concurrency,
+            "endpoint_url": cfg.endpoint_url if cfg.backend == "endpoint" else None,
+            "software": software_versions()}
+
+
+def finalize_manifest(out: Path, manifest: dict, tasks: int) -> dict:
+    """Counts from the ledgers, and `finished` only when every task has finished."""
+    counts = collect_counts(out)
+    manifest["counts"] = counts
+    manifest["status"] = "finished" if counts["tasks_finished"] == tasks else "incomplete"
+    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_manifest(out, manifest)
     return manifest
 
@@ -299,7 +320,7 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
     t0 = time.monotonic()
     input_files = resolve_inputs(cfg.inputs)
     out = Path(cfg.output)
-    server = None
+    server = manifest = None
     try:
         if cfg.backend == "endpoint":  # its model name is needed for the manifest
             server = start_server(cfg, None)
@@ -317,10 +338,7 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
     finally:
         if server is not None:
             server.stop()
-    counts = collect_counts(out)
-    manifest["counts"] = counts
-    manifest["status"] = "finished" if counts["tasks_finished"] == cfg.tasks else "incomplete"
-    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    write_manifest(out, manifest)
-    print(summary(out, counts, time.monotonic() - t0, [p.name for p in cfg.prompts]), file=sys.stderr)
+        if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
+            finalize_manifest(out, manifest, cfg.tasks)
+    print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in cfg.prompts]), file=sys.stderr)
     return manifest

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from finephrase.errors import UsageError
 from finephrase.ledger import all_ledgers
 from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.run import MANIFEST
+from finephrase.run import MANIFEST, input_listing
 
 _FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
 
@@ -56,9 +56,10 @@ def verify(output_dir: str | Path) -> Report:
     report = Report()
     reader = ResumableReader(cfg["inputs"], text_column=cfg["text_column"], id_column=cfg["id_column"],
                              limit=cfg["limit"])
-    files = reader.files
-    if len(files) != cfg["input_files"]["count"]:
-        report.problem(f"the inputs changed since the run: {len(files)} files now, {cfg['input_files']['count']} then")
+    now = input_listing(reader.files)
+    if now != cfg["input_files"]:
+        report.problem(f"the inputs changed since the run ({now['count']} files now, {cfg['input_files']['count']} "
+                       f"then, or their names or sizes differ): the check below is against today's inputs")
 
     ledgers = all_ledgers(root)
     committed = {f for s in ledgers.values() for e in s.entries for f in e.get("files", [])}
@@ -67,6 +68,7 @@ def verify(output_dir: str | Path) -> Report:
     places = {p: [root / p, root / "rejects" / p] for p in prompts}
     places["<filtered>"] = [root / "filtered"]
     leftovers = []
+    reject_rows = Counter()
     for key, dirs in places.items():
         for d in dirs:
             if not d.is_dir():
@@ -79,7 +81,10 @@ def verify(output_dir: str | Path) -> Report:
                 if rel not in committed:
                     leftovers.append(rel)
                     continue
-                found[int(m.group(1))][key].update(_ids(path))
+                ids = _ids(path)
+                found[int(m.group(1))][key].update(ids)
+                if d.parent.name == "rejects":
+                    reject_rows[key] += len(ids)
     if leftovers:
         report.problem(f"{len(leftovers)} files not committed by any ledger line (an interrupted run; rerun the "
                        f"same command to clean up and resume): {_examples(leftovers)}")
@@ -102,9 +107,7 @@ def verify(output_dir: str | Path) -> Report:
                            f"{_examples(extra_filtered)}")
         want = expected - filtered
         for p in prompts:
-            got = found[rank][p]
-            totals[f"rows/{p}"] += sum(got.values())
-            totals["rows"] += sum(got.values())
+            got = found[rank][p]  # rows and rejects together
             missing = want - got
             duplicated = {i for i, n in got.items() if n > want.get(i, 0) and i in want}
             unknown = {i for i in got if i not in expected}
@@ -121,6 +124,10 @@ def verify(output_dir: str | Path) -> Report:
                 if got[i] + filtered[i] > expected[i]:
                     report.problem(f"task {rank}, prompt {p}: {i} is both filtered and produced")
                     break
+    for p in prompts:
+        n = sum(found[rank][p].total() for rank in found)
+        totals[f"rows/{p}"] = n - reject_rows[p]
+        totals[f"rejects/{p}"] = reject_rows[p]
     report.stats = dict(totals)
     report.stats["prompts"] = prompts
     report.stats["tasks"] = tasks

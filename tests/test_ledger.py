@@ -140,3 +140,14 @@ def test_all_ledgers(tmp_path, committed):
     assert len(ledgers[3].entries) == 1 and ledgers[3].finished
     assert (tmp_path / "faq" / "00003_000000.parquet").is_file()
     assert all_ledgers(tmp_path / "nothing") == {}
+
+
+def test_corrupt_line_in_the_middle_is_an_error_not_a_truncation(committed):
+    from finephrase.errors import FinephraseError
+
+    path = committed.path
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0][:10] + b"\n" + b"".join(lines[1:]))
+    with pytest.raises(FinephraseError, match="corrupt at line 1"):
+        committed.read(repair=True)
+    assert path.read_bytes().count(b"\n") == len(lines)  # nothing was cut away

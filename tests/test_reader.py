@@ -140,8 +140,8 @@ def test_parquet_documents(parquet):
     docs = _docs(ResumableReader(str(parquet)))
     rows = _parquet_rows()
     assert len(docs) == len(rows)
-    # parquet positional ids are 0-based row numbers
-    assert [d.id for d in docs] == [r["id"] or f"in.parquet:{i}" for i, r in enumerate(rows)]
+    # parquet positional ids count rows from 1, like jsonl records
+    assert [d.id for d in docs] == [r["id"] or f"in.parquet:{i}" for i, r in enumerate(rows, start=1)]
     assert docs[4].metadata["_fp_reject"] == "text_null"
     assert docs[7].metadata["_fp_reject"] == "text_empty"
     assert docs[0].text == "Parquet document number 0." and "_fp_reject" not in docs[0].metadata

@@ -76,3 +76,31 @@ def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):
     assert r.returncode == 0, r.stderr
     assert not (out / "faq").exists()
     assert run_cli("verify", out).returncode == 0
+
+
+def test_sigterm_stops_cleanly_and_stops_the_server(small_docs, tmp_path):
+    out = tmp_path / "out"
+    args = ["rephrase", small_docs, "--prompt", "faq", "--output", out, "--chunk-size", "1", "--max-tokens", "48",
+            "--context-length", "1024"]
+    proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while _ledger_lines(out) < 1:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    server_cmd = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llama_cpp.server"], capture_output=True, text=True)
+    children = server_cmd.stdout.split()
+    assert children, "the embedded server should be a child of the run"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    for pid in children:  # the server is gone
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["status"] == "incomplete" and manifest["counts"]["documents"] >= 1
+    r = run_cli(*args)  # and it resumes
+    assert r.returncode == 0, r.stderr
+    assert run_cli("verify", out).returncode == 0

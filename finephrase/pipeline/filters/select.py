@@ -24,7 +24,7 @@ from finephrase.errors import UsageError
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, "=": operator.eq,
         ">": operator.gt, "<": operator.lt}
-_COND = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|==|=|>|<)\s*([^<>=!\s].*?)\s*$")
+_COND = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|!=|==|=|>|<)\s*([^<>=!\s].*?)\s*$")
 
 
 def _literal(raw: str):

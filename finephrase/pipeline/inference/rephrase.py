@@ -232,6 +232,7 @@ class Rephrase(PipelineStep):
         thread = threading.Thread(target=produce, name=f"finephrase-reader-{rank}", daemon=True)
         thread.start()
         done_reading = False
+        expect_read = (state.position or {}).get("read", 0) + 1 if state.entries else None
         commit_task = asyncio.create_task(committer())
         chunk = _Chunk(state.next_chunk)
 
@@ -256,13 +257,17 @@ class Rephrase(PipelineStep):
                     if isinstance(item, _Failure):
                         raise item.exc
                     doc: Document = item
+                    if expect_read is not None:
+                        self._check_resumed(doc, expect_read)
+                        expect_read = None
                     chunk.docs += 1
                     chunk.pos = {**doc.metadata.get("_fp_pos", {}), "frac": doc.metadata.get("_fp_frac", 0.0)}
                     progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
                     if reason := doc.metadata.get("_fp_reject"):
                         for p in self.prompts:
                             chunk.rejects[p.name].append(self._reject_row(doc, p, reason))
-                        progress.finished_unit(reject=reason, units=len(self.prompts))
+                        for _ in self.prompts:
+                            progress.finished_unit(reject=reason)
                     elif reason := doc.metadata.get("_fp_filtered"):
                         chunk.filtered.append({"source_id": doc.id, "filter_reason": reason})
                         progress.finished_unit(units=len(self.prompts))
@@ -302,6 +307,14 @@ class Rephrase(PipelineStep):
             raise RuntimeError(f"task {rank} stopped: {type(e).__name__}: {e}") from e
         return dict(totals)
 
+    @staticmethod
+    def _check_resumed(doc: Document, expect_read: int):
+        got = (doc.metadata.get("_fp_pos") or {}).get("read")
+        if got != expect_read:
+            raise FinephraseError(
+                f"the reader did not resume after the committed chunks (first document is #{got}, expected "
+                f"#{expect_read}): give ResumableReader resume_dir=<the output folder>, or this would duplicate rows")
+
     # -- one (document, prompt) ---------------------------------------------------------------------------------
 
     def _base(self, doc: Document, prompt: PromptTemplate) -> dict:
@@ -311,10 +324,11 @@ class Rephrase(PipelineStep):
         return {**self._base(doc, prompt), "reject_reason": reason, "reject_detail": detail, **known}
 
     async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, budget: int):
-        fitted = await fit_to_budget(doc.text, budget, client.count_tokens if client.tokenize_style != "none"
-                                     else None)
-        known = {"input_truncated": fitted.truncated, "model": client.model}
+        known = {"model": client.model}
         try:
+            fitted = await fit_to_budget(doc.text, budget, client.count_tokens if client.tokenize_style != "none"
+                                         else None)
+            known["input_truncated"] = fitted.truncated
             res = await client.chat(prompt.render(fitted.text), self.sampling,
                                     request_seed(self.sampling.seed, doc.id, prompt.name))
         except RequestRejected as e:

@@ -214,14 +214,14 @@ class ResumableReader(PipelineStep):
         done_size = sum(f.size for f in files[:file_index])
         for fi in range(file_index, len(files)):
             f = files[fi]
-            # positional ids: parquet rows are 0-based, jsonl records (non-blank lines) 1-based
+            # positional ids FILE:N count records from 1 (parquet rows; jsonl non-blank lines)
             line_no = start.get("line", 0) if fi == file_index else 0
             for rec, pos, reject, frac in self.iter_records(f, offset if fi == file_index else 0, columns):
                 if 0 <= self.limit <= read:
                     return
                 read += 1
                 if f.kind == "parquet":
-                    index, line_no = pos - 1, pos
+                    index = line_no = pos
                 else:
                     line_no += 1
                     index = line_no
