@@ -28,24 +28,21 @@ examples:
 BACKENDS = ("embedded", "endpoint", "vllm")  # defaults per backend: finephrase.run.BACKEND_DEFAULTS
 
 
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {v}")
-    return n
+def _int_at_least(minimum: int):
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {v}")
+        return n
+
+    return parse
 
 
-def _non_negative_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {v}")
-    return n
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--api-key-env", default="FINEPHRASE_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key, if it needs one (never logged)")
     g.add_argument("--context-length", type=_positive_int,
-                   help="model context in tokens (default: 4096 embedded, 8192 otherwise)")
+                   help="model context in tokens (default: 2048 embedded, 8192 otherwise)")
     g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for `vllm serve` (repeatable), e.g. --vllm-arg=--max-num-seqs=2048")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory (0.9)")
     g = r.add_argument_group("sampling (unset: the embedded default, or the model's generation config)")
-    g.add_argument("--max-tokens", type=_positive_int, help="max output tokens (default: 1024 embedded, 2048 otherwise)")
+    g.add_argument("--max-tokens", type=_positive_int, help="max output tokens (default: 512 embedded, 2048 otherwise)")
     g.add_argument("--temperature", type=float)
     g.add_argument("--top-p", type=float)
     g.add_argument("--top-k", type=int)

@@ -38,11 +38,17 @@ def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int 
     return logfile
 
 
+def close_task_logger(logfile):
+    logger.complete()
+    setup_console_logging()  # datatrove would put back its DEBUG console logger here
+    logfile.close()
+
+
 class LocalExecutor(LocalPipelineExecutor):
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
-        original = dt_base.add_task_logger
-        dt_base.add_task_logger = add_task_logger
+        originals = dt_base.add_task_logger, dt_base.close_task_logger
+        dt_base.add_task_logger, dt_base.close_task_logger = add_task_logger, close_task_logger
         try:
             return super()._run_for_rank(rank, local_rank, node_rank)
         finally:
-            dt_base.add_task_logger = original
+            dt_base.add_task_logger, dt_base.close_task_logger = originals

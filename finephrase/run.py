@@ -25,14 +25,14 @@ from finephrase.pipeline.filters.select import Select, TokenBudget, language_is,
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
 from finephrase.prompts import PromptTemplate
-from finephrase.serving import Endpoint, LlamaCppServer, VllmServer
+from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
 
 MANIFEST = "manifest.json"
 
 # Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
 # a GPU server wants the paper's 8,192 context / 2,048 output tokens, big chunks and a full queue.
 BACKEND_DEFAULTS = {
-    "embedded": dict(model="SmolLM2-135M-Instruct", context_length=4096, max_tokens=1024, temperature=0.2,
+    "embedded": dict(model="SmolLM2-135M-Instruct", context_length=2048, max_tokens=512, temperature=0.2,
                      top_p=0.9, chunk_size=20, max_concurrency=4),
     "vllm": dict(model="HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, max_tokens=2048,
                  temperature=None, top_p=None, chunk_size=1000, max_concurrency=512),
@@ -49,7 +49,7 @@ class RunConfig:
     backend: str = "embedded"
     model: str | None = None
     endpoint_url: str | None = None
-    context_length: int = 4096
+    context_length: int = 2048
     sampling: Sampling = field(default_factory=Sampling)
     text_column: str = "text"
     id_column: str = "id"
@@ -263,7 +263,8 @@ def build_pipeline(cfg: RunConfig, server) -> list:
                  chunk_size=cfg.chunk_size, max_concurrency=cfg.max_concurrency,
                  request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
                  progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
-                 api_key_env=cfg.api_key_env)
+                 api_key_env=cfg.api_key_env,
+                 tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None)
     )
     return steps
 

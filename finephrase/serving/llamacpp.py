@@ -31,7 +31,7 @@ class LlamaCppServer(ManagedServer):
     backend = "embedded"
     ready_timeout = 60.0
 
-    def __init__(self, gguf: str | Path | None = None, context_length: int = 4096, model_name: str | None = None,
+    def __init__(self, gguf: str | Path | None = None, context_length: int = 2048, model_name: str | None = None,
                  log_path=None, port=None, extra_args: list[str] | None = None):
         self.gguf = Path(gguf) if gguf else None
         self.context_length = context_length

@@ -33,6 +33,8 @@ from finephrase.progress import Progress
 from finephrase.prompts import PromptTemplate
 from finephrase.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA, passthrough
 from finephrase.serving.base import Endpoint, ManagedServer
+from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
+from finephrase.tokenizer import GGUFTokenizer
 from finephrase.truncation import fit_to_budget
 
 RESERVED_DIRS = {"rejects", "filtered", "logs", "manifest", "server"}
@@ -87,7 +89,7 @@ class Rephrase(PipelineStep):
                  context_length: int = 8192, chunk_size: int = 1000, max_concurrency: int = 64,
                  request_timeout: float = 600.0, max_retries: int = 3, gate: QualityGate | None = None,
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
-                 api_key_env: str | None = "FINEPHRASE_API_KEY"):
+                 api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -109,6 +111,7 @@ class Rephrase(PipelineStep):
         self.progress_interval = progress_interval
         self.progress_tty = progress_tty
         self.api_key_env = api_key_env  # the key itself is read at run time: it never lands in executor.json
+        self.tokenizer_gguf = tokenizer_gguf  # count tokens in-process with this GGUF's vocabulary (embedded)
         per_chunk = chunk_size * len(prompts)
         self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
 
@@ -144,11 +147,19 @@ class Rephrase(PipelineStep):
         client = ChatClient(self.server.base_url, self.server.model, timeout=self.request_timeout,
                             max_retries=self.max_retries, max_connections=self.max_concurrency + 4,
                             api_key=os.environ.get(self.api_key_env) if self.api_key_env else None)
+        gguf = self.tokenizer_gguf
+        if gguf is None and isinstance(self.server, LlamaCppServer):
+            gguf = str(self.server.gguf or packaged_gguf_path())
         async with client:
-            await client.detect_tokenizer()
+            if gguf:
+                self._count = GGUFTokenizer(gguf).count
+            elif await client.detect_tokenizer() != "none":
+                self._count = client.count_tokens
+            else:
+                self._count = None
             template_tokens = {}
             for p in self.prompts:
-                n = await client.count_tokens(p.overhead_text())
+                n = await self._count(p.overhead_text()) if self._count else None
                 template_tokens[p.name] = n if n is not None else len(p.overhead_text().encode())
             budgets = {p.name: self.context_length - self.sampling.max_tokens - template_tokens[p.name]
                        - CHAT_TEMPLATE_MARGIN for p in self.prompts}
@@ -326,8 +337,7 @@ class Rephrase(PipelineStep):
     async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, budget: int):
         known = {"model": client.model}
         try:
-            fitted = await fit_to_budget(doc.text, budget, client.count_tokens if client.tokenize_style != "none"
-                                         else None)
+            fitted = await fit_to_budget(doc.text, budget, self._count)
             known["input_truncated"] = fitted.truncated
             res = await client.chat(prompt.render(fitted.text), self.sampling,
                                     request_seed(self.sampling.seed, doc.id, prompt.name))
