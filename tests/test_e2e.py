@@ -15,7 +15,12 @@ def _read(folder):
     return pq.read_table(folder).to_pylist() if folder.exists() else []
 
 
-def test_embedded_two_prompts_exactly_once(small_docs, tmp_path):
+def test_embedded_two_prompts_exactly_once(tmp_path):
+    # five short documents and the longest one of the sample (32k tokens: it must be truncated)
+    rows = pq.read_table("data/sample/python-docs.parquet").to_pylist()
+    longest = max(rows, key=lambda r: r["token_count"])
+    docs = small_rows(5) + [longest]
+    small_docs = write_parquet(tmp_path / "in" / "docs.parquet", docs)
     out = tmp_path / "out"
     before = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
     r = run_cli("rephrase", small_docs, "--prompt", "faq,summarize", "--output", out, "--chunk-size", "2", *FAST)
@@ -23,7 +28,7 @@ def test_embedded_two_prompts_exactly_once(small_docs, tmp_path):
     assert "Traceback" not in r.stderr
     assert "faq" in r.stderr and "rows" in r.stderr  # the end summary
 
-    ids = [row["id"] for row in small_rows(6)]
+    ids = [row["id"] for row in docs]
     for prompt in ("faq", "summarize"):
         rows, rejects = _read(out / prompt), _read(out / "rejects" / prompt)
         got = [r_["source_id"] for r_ in rows] + [r_["source_id"] for r_ in rejects]
@@ -35,6 +40,11 @@ def test_embedded_two_prompts_exactly_once(small_docs, tmp_path):
             assert row["url"].startswith("https://docs.python.org/")  # source columns passed through
         for rej in rejects:
             assert rej["reject_reason"]
+        long_one = [x for x in rows + rejects if x["source_id"] == longest["id"]]
+        # cut with the model's own tokenizer (in-process GGUF vocabulary): it fits 1024 - 96 tokens
+        assert long_one[0]["input_truncated"] is True
+        if long_one[0]["input_tokens"] is not None:
+            assert 700 < long_one[0]["input_tokens"] <= 1024 - 96
     all_rows = _read(out / "faq") + _read(out / "summarize")
     assert all_rows, "the real model produced no publishable row at all"
     hashes = {row["prompt"]: row["prompt_hash"] for row in all_rows}
