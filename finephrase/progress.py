@@ -2,13 +2,24 @@
 
 On a terminal (and a single worker) one line is redrawn in place; otherwise a log line is printed every
 `interval` seconds, so SLURM logs and CI output stay readable.
+
+With a `snapshot_path`, the same numbers are also written (atomically, every few seconds, and at the end) to a
+small JSON file, `DIR/.ledger/rank_RRRRR.progress.json`, for `finephrase status` to read while the run goes on.
+It keeps the start and end of every session of the task, so time spent (GPU-hours) adds up across restarts.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import time
 from collections import Counter, deque
+from pathlib import Path
+
+import orjson
+
+SNAPSHOT_INTERVAL = 5.0
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -24,7 +35,7 @@ def fmt_duration(seconds: float | None) -> str:
 
 class Progress:
     def __init__(self, rank: int, world_size: int, prompts: int, interval: float = 30.0, tty: bool | None = None,
-                 stream=None, start_docs: int = 0, start_frac: float = 0.0):
+                 stream=None, start_docs: int = 0, start_frac: float = 0.0, snapshot_path: str | Path | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = 0.5 if self.tty else interval
@@ -42,6 +53,22 @@ class Progress:
         self.filtered = 0
         self.committed_docs = start_docs
         self.window = deque()  # (time, output_tokens) for the recent rate
+        self.rank, self.world_size = rank, world_size
+        self.snapshot_path = Path(snapshot_path) if snapshot_path else None
+        self.last_snapshot = 0.0
+        self.started_at = time.time()
+        self.sessions = []
+        if self.snapshot_path and self.snapshot_path.exists():
+            try:
+                old = orjson.loads(self.snapshot_path.read_bytes())
+                self.sessions = [s for s in old.get("sessions", []) if s.get("started_at")]
+                if self.sessions and self.sessions[-1].get("ended_at") is None:  # killed: last sign of life
+                    self.sessions[-1]["ended_at"] = old.get("updated_at")
+            except (OSError, orjson.JSONDecodeError):
+                self.sessions = []
+        self.sessions.append({"started_at": self.started_at, "ended_at": None, "host": socket.gethostname(),
+                              "pid": os.getpid()})
+        self.write_snapshot("running")
 
     def pulled_doc(self, frac: float):
         self.pulled += 1
@@ -57,6 +84,33 @@ class Progress:
     def committed(self, docs: int):
         self.committed_docs += docs
         self.maybe_print()
+        self.write_snapshot("running")
+
+    def write_snapshot(self, state: str):
+        if not self.snapshot_path:
+            return
+        now = time.time()
+        self.last_snapshot = time.monotonic()
+        if state != "running":
+            self.sessions[-1]["ended_at"] = now
+        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        span = self.pulled_frac - self.start_frac
+        data = {
+            "rank": self.rank, "world_size": self.world_size, "state": state, "updated_at": now,
+            "sessions": self.sessions,
+            "committed_docs": self.committed_docs,
+            "done_docs": self.start_docs + self.units_done // self.prompts,
+            "total_docs_estimate": round(self.start_docs + self.pulled / span * (1 - self.start_frac)) if span > 0
+            else None,
+            "input_fraction": self.pulled_frac,
+            "session": {"output_tokens": self.output_tokens, "rejects": dict(self.rejects),
+                        "units_done": self.units_done, "elapsed_s": elapsed},
+            "eta_s": self.eta(elapsed) if state == "running" else 0.0,
+        }
+        tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(orjson.dumps(data))
+        tmp.replace(self.snapshot_path)
 
     def eta(self, elapsed: float) -> float | None:
         span = self.pulled_frac - self.start_frac
@@ -88,6 +142,8 @@ class Progress:
 
     def maybe_print(self, force: bool = False):
         now = time.monotonic()
+        if self.snapshot_path and now - self.last_snapshot >= SNAPSHOT_INTERVAL:
+            self.write_snapshot("running")
         if not force and now - self.last_print < self.interval:
             return
         self.last_print = now
@@ -97,7 +153,8 @@ class Progress:
             self.stream.write("[finephrase] " + self.line() + "\n")
         self.stream.flush()
 
-    def close(self):
+    def close(self, state: str = "stopped"):
+        self.write_snapshot(state)
         self.maybe_print(force=True)
         if self.tty:
             self.stream.write("\n")

@@ -330,6 +330,7 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
         if server is None:
             print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)
             server = start_server(cfg, out / "logs" / "server.log")
+            print(f"model server ready at {server.base_url} (log: {out / 'logs' / 'server.log'})", file=sys.stderr)
         preflight(server.base_url, server.model, _api_key(cfg))
         print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in cfg.prompts)} -> "
               f"{out} ({cfg.tasks} task(s), {cfg.max_concurrency} requests in flight per task)", file=sys.stderr)

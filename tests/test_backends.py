@@ -3,6 +3,7 @@ serves the real SmolLM2-135M through llama.cpp, since vLLM itself needs a GPU), 
 inputs behind an fsspec protocol (as hf:// is)."""
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -55,7 +56,6 @@ def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
         """))
     launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "out"
-    before = subprocess.run(["pgrep", "-f", str(packaged_gguf_path())], capture_output=True).stdout.split()
     r = run_cli("rephrase", small_docs, "--prompt", "summarize", "--output", out, "--backend", "vllm",
                 "--model", "HuggingFaceTB/SmolLM2-135M-Instruct", "--context-length", "1024", "--max-tokens", "64",
                 "--limit", "2", env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"})
@@ -64,8 +64,8 @@ def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
            *(pq.read_table(out / "rejects" / "summarize").to_pylist() if (out / "rejects").exists() else [])]
     assert len(got) == 2 and {g["model"] for g in got} == {"HuggingFaceTB/SmolLM2-135M-Instruct"}
     assert (out / "logs" / "server.log").exists()
-    assert subprocess.run(["pgrep", "-f", str(packaged_gguf_path())], capture_output=True).stdout.split() == \
-        before  # the server is stopped with the run
+    port = re.search(r"model server ready at http://127.0.0.1:(\d+)", r.stderr).group(1)
+    assert not subprocess.run(["pgrep", "-f", f"llama_cpp.server .*--port {port} "], capture_output=True).stdout
     assert run_cli("verify", out).returncode == 0
 
 

@@ -1,5 +1,7 @@
 """End to end against the real SmolLM2-135M-Instruct model (llama.cpp, CPU): no mocked model."""
 
+import re
+import socket
 import subprocess
 
 import orjson
@@ -22,7 +24,6 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     docs = small_rows(5) + [longest]
     small_docs = write_parquet(tmp_path / "in" / "docs.parquet", docs)
     out = tmp_path / "out"
-    before = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
     r = run_cli("rephrase", small_docs, "--prompt", "faq,summarize", "--output", out, "--chunk-size", "2", *FAST)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
@@ -60,8 +61,10 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
     # the embedded server is gone with the run
-    after = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
-    assert set(after) <= set(before)
+    port = re.search(r"model server ready at http://127.0.0.1:(\d+)", r.stderr).group(1)
+    assert not subprocess.run(["pgrep", "-f", f"llama_cpp.server .*--port {port} "], capture_output=True).stdout
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
 
     datasets = pytest.importorskip("datasets")
     ds = datasets.load_dataset("parquet", data_files=str(out / "faq" / "*.parquet"), split="train")

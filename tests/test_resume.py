@@ -53,6 +53,11 @@ def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
     ids = [r_["source_id"] for d in ("faq", "rejects/faq") if (out / d).exists()
            for r_ in pq.read_table(out / d).to_pylist()]
     assert sorted(ids) == sorted(r_["id"] for r_ in rows)
+    # the progress snapshot keeps both sessions: the killed one ends at its last sign of life
+    snap = orjson.loads((out / ".ledger" / "rank_00000.progress.json").read_bytes())
+    assert snap["state"] == "finished" and snap["committed_docs"] == len(rows) == snap["done_docs"]
+    first, second = snap["sessions"]
+    assert first["started_at"] <= first["ended_at"] <= second["started_at"] <= second["ended_at"]
 
 
 def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):

@@ -193,7 +193,9 @@ class Rephrase(PipelineStep):
         start_docs = sum(e["docs"] for e in state.entries)
         start_frac = state.entries[-1].get("frac", 0.0) if state.entries else 0.0
         progress = Progress(rank, world_size, len(self.prompts), self.progress_interval, self.progress_tty,
-                            start_docs=start_docs, start_frac=start_frac)
+                            start_docs=start_docs, start_frac=start_frac,
+                            snapshot_path=ledger.path.with_name(f"rank_{rank:05d}.progress.json"))
+        outcome = "failed"
         sem = asyncio.Semaphore(self.max_concurrency)
         open_chunks: dict[int, _Chunk] = {}
         changed = asyncio.Event()  # a chunk completed or was committed
@@ -302,13 +304,17 @@ class Rephrase(PipelineStep):
             if not fatal:
                 changed.set()
                 await commit_task
+                outcome = "finished" if not commit_task.exception() else "failed"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            outcome = "interrupted"
+            raise
         finally:
             stop.set()
             for t in tasks:
                 t.cancel()
             if not commit_task.done():
                 commit_task.cancel()
-            progress.close()
+            progress.close(outcome)
         if commit_task.done() and not commit_task.cancelled() and commit_task.exception():
             raise commit_task.exception()
         if fatal:
