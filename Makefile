@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OUT ?= output/sample
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install sample test test-slow test-all clean
+.PHONY: install sample test test-slurm test-slow test-all clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ sample: install
 
 test: install
 	$(PY) -m pytest -q
+
+# the SLURM tests against a one-node cluster on localhost (installs slurm-wlm + munge with apt: needs root)
+test-slurm: install
+	eval "$$(slurm/local-cluster.sh up)" && $(PY) -m pytest -q -m slurm; rc=$$?; slurm/local-cluster.sh down; exit $$rc
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

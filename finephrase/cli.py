@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+from pathlib import Path
 
 import orjson
 
 from finephrase import __version__
+from finephrase.drain import DRAIN, DRAINED_EXIT_CODE, Drained
 from finephrase.errors import FinephraseError, UsageError
 
 EXAMPLES = """\
@@ -106,17 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int)
     g.add_argument("--seed", type=int, help="seed: each request gets a seed derived from (seed, id, prompt)")
     g = r.add_argument_group("execution")
-    g.add_argument("--tasks", type=_positive_int, default=1, help="shards of the input (by file); default 1")
+    g.add_argument("--tasks", type=_positive_int,
+                   help="shards of the input (by file); default 1, or with --rank: the existing run's count, else "
+                   "the SLURM array's size")
+    g.add_argument("--rank", type=_non_negative_int,
+                   help="run only this task (0-based) of --tasks, e.g. $SLURM_ARRAY_TASK_ID (slurm/rephrase.sh "
+                   "passes it); other tasks may run at the same time on other nodes")
     g.add_argument("--workers", type=_positive_int, default=1, help="tasks run at once on this machine; default 1")
     g.add_argument("--chunk-size", type=_positive_int,
                    help="documents per committed chunk (default: 20 embedded, 1000 otherwise); a crash loses at "
                    "most the open chunks")
+    g.add_argument("--gpus-per-task", type=_non_negative_int,
+                   help="GPUs each task holds, for GPU-hours in `finephrase status` (default: 1 vllm, 0 otherwise)")
     g.add_argument("--max-concurrency", type=_positive_int,
                    help="requests in flight per task (default: 4 embedded, 512 vllm, 64 endpoint)")
     g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (600)")
     g.add_argument("--max-retries", type=_non_negative_int, default=3, help="retries of a failed request (3)")
-    g.add_argument("--progress-interval", type=float, default=30.0,
-                   help="seconds between progress lines when not on a terminal (30)")
+    g.add_argument("--progress-interval", type=float,
+                   default=float(os.environ.get("FINEPHRASE_PROGRESS_INTERVAL", 30)),
+                   help="seconds between progress lines when not on a terminal (30, or $FINEPHRASE_PROGRESS_INTERVAL)")
     g.add_argument("--overwrite", action="store_true",
                    help="delete an existing run in OUTPUT and start over (default: resume it)")
     g.add_argument("--prompts-dir", help="folder of prompt templates (default: the repository's prompts/)")
@@ -133,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "unless the document was filtered. Exit 0 if so, 1 with a report otherwise.")
     v.add_argument("output", metavar="DIR")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.set_defaults(func=cmd_rephrase)
+    p.set_defaults(func=cmd_prompts)
+    v.set_defaults(func=cmd_verify)
+
+    # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
+    from finephrase import plan, report, status
+
+    for module in (status, plan, report):
+        module.add_parser(sub)
     return parser
 
 
@@ -187,6 +207,17 @@ def cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
+def _task_count(args) -> int:
+    if args.tasks or args.rank is None:
+        return args.tasks or 1
+    manifest = Path(args.output) / "manifest.json"
+    if manifest.exists():  # resubmitting some tasks of an array keeps the run's sharding
+        return orjson.loads(manifest.read_bytes())["config"]["tasks"]
+    if os.environ.get("SLURM_ARRAY_TASK_MAX"):
+        return int(os.environ["SLURM_ARRAY_TASK_MAX"]) + 1
+    raise UsageError("--rank needs --tasks (the total number of tasks of the run)")
+
+
 def cmd_rephrase(args) -> int:
     from finephrase.prompts import load_prompts
     from finephrase.run import RunConfig, execute
@@ -195,14 +226,20 @@ def cmd_rephrase(args) -> int:
         args.backend, inputs=args.inputs, output=args.output, prompts=load_prompts(args.prompt, args.prompts_dir),
         model=args.model, endpoint_url=args.endpoint_url, context_length=args.context_length,
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        seed=args.seed, text_column=args.text_column, id_column=args.id_column, limit=args.limit, tasks=args.tasks,
+        seed=args.seed, text_column=args.text_column, id_column=args.id_column, limit=args.limit,
+        tasks=_task_count(args), rank=args.rank,
         workers=args.workers, chunk_size=args.chunk_size, max_concurrency=args.max_concurrency,
         request_timeout=args.request_timeout, max_retries=args.max_retries, where=args.where,
         languages=args.language, min_chars=args.min_chars, max_chars=args.max_chars, sample_rate=args.sample_rate,
         token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
         vllm_args=args.vllm_arg, gpu_memory_utilization=args.gpu_memory_utilization,
+        gpus_per_task=args.gpus_per_task,
     )
     manifest = execute(cfg, overwrite=args.overwrite)
+    if cfg.rank is not None:  # one task of a larger run: its own outcome
+        from finephrase.ledger import Ledger
+
+        return 0 if Ledger(cfg.output, cfg.rank).read().finished else 1
     return 0 if manifest["status"] == "finished" else 1
 
 
@@ -214,14 +251,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def on_term(signum, frame):
-        raise KeyboardInterrupt
+        if DRAIN.is_set():  # second signal: stop now
+            raise KeyboardInterrupt
+        DRAIN.set()
+        print(f"\n{signal.Signals(signum).name}: draining (finishing requests in flight, committing complete "
+              f"chunks); signal again to stop at once", file=sys.stderr)
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_term)
     from finephrase.executor import setup_console_logging
 
     setup_console_logging()
     try:
-        return {"rephrase": cmd_rephrase, "prompts": cmd_prompts, "verify": cmd_verify}[args.command](args)
+        return args.func(args)
+    except Drained as e:
+        print(f"drained: {e}; rerun the same command (or requeue) to resume", file=sys.stderr)
+        return DRAINED_EXIT_CODE
     except FinephraseError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -86,7 +86,6 @@ class ChatClient:
     async def __aenter__(self):
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         self._client = httpx.AsyncClient(
-            base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(self.timeout, connect=10.0),
             limits=httpx.Limits(max_connections=self.max_connections,
@@ -106,7 +105,7 @@ class ChatClient:
             if attempt:
                 await self._sleep_backoff(attempt - 1)
             try:
-                r = await self._client.post(path, json=payload)
+                r = await self._client.post(f"{self.base_url}{path}", json=payload)
             except httpx.TimeoutException as e:
                 last_reason, last_detail = "timeout", f"no answer within {self.timeout:.0f}s ({type(e).__name__})"
                 continue

@@ -81,6 +81,10 @@ class Progress:
             self.rejects[reject] += 1
         self.maybe_print()
 
+    def note(self, message: str):
+        self.stream.write(("\n" if self.tty else "") + f"[finephrase] {self.label}{message}\n")
+        self.stream.flush()
+
     def committed(self, docs: int):
         self.committed_docs += docs
         self.maybe_print()

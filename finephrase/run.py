@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import os
 import platform
@@ -25,9 +27,10 @@ from finephrase.pipeline.filters.select import Select, TokenBudget, language_is,
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
 from finephrase.prompts import PromptTemplate
-from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
+from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, VllmServer, packaged_gguf_path
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 
 # Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
 # a GPU server wants the paper's 8,192 context / 2,048 output tokens, big chunks and a full queue.
@@ -72,6 +75,8 @@ class RunConfig:
     vllm_args: list[str] = field(default_factory=list)
     gpu_memory_utilization: float = 0.9
     filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
+    gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
+    rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
 
     @classmethod
     def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,
@@ -99,6 +104,12 @@ class RunConfig:
             raise UsageError("the endpoint backend needs an endpoint URL (--endpoint-url URL)")
         cfg = cls(backend=backend, **kw)
         cfg.workers = min(cfg.workers, cfg.tasks)
+        if cfg.rank is not None:
+            if not 0 <= cfg.rank < cfg.tasks:
+                raise UsageError(f"--rank {cfg.rank} is outside 0..{cfg.tasks - 1} (--tasks {cfg.tasks})")
+            cfg.workers = 1
+        if cfg.gpus_per_task is None:
+            cfg.gpus_per_task = 1 if backend == "vllm" else 0
         cfg.selection()  # validate conditions before anything starts
         return cfg
 
@@ -165,31 +176,52 @@ def _describe_difference(old: dict, new: dict) -> str:
     return "; ".join(parts)
 
 
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Serialize manifest updates between the tasks of one run (SLURM array tasks start together)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _contents(out: Path) -> list[Path]:
+    return [p for p in out.iterdir() if p.name != LOCK] if out.is_dir() else []
+
+
 def prepare_output(cfg: RunConfig, input_files, overwrite: bool = False) -> dict:
     """Create the output folder, or check that an existing one belongs to this very run (then it resumes)."""
     out = Path(cfg.output)
+    is_run = (out / MANIFEST).exists() or (out / LEDGER_DIR).exists()
+    if _contents(out) and not is_run:
+        raise UsageError(f"output folder {out} exists, is not empty and is not a finephrase run: "
+                         f"choose another --output")
+    if overwrite and cfg.rank is not None:
+        raise UsageError("--overwrite cannot be combined with --rank (each task would delete the others' work): "
+                         "delete the folder first")
+    with output_lock(out):
+        return _create_or_join(cfg, out, input_files, overwrite)
+
+
+def _create_or_join(cfg: RunConfig, out: Path, input_files, overwrite: bool) -> dict:
     manifest_path = out / MANIFEST
     fp = cfg.fingerprint(input_files)
-    if out.exists() and any(out.iterdir()):
-        if not manifest_path.exists():
-            if overwrite and (out / LEDGER_DIR).exists():
-                shutil.rmtree(out)
-            else:
-                raise UsageError(f"output folder {out} exists, is not empty and is not a finephrase run: "
-                                 f"choose another --output")
-        elif overwrite:
-            shutil.rmtree(out)
-        else:
-            old = orjson.loads(manifest_path.read_bytes())
-            if old.get("config") != fp:
-                raise UsageError(
-                    f"{out} holds a run with other settings ({_describe_difference(old.get('config', {}), fp)}): "
-                    f"use a new --output, or --overwrite to delete it and start over")
-            old["sessions"] = old.get("sessions", []) + [_session(cfg)]
-            old["status"] = "running"
-            write_manifest(out, old)
-            return old
-    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for p in _contents(out):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    if manifest_path.exists():
+        old = orjson.loads(manifest_path.read_bytes())
+        if old.get("config") != fp:
+            raise UsageError(
+                f"{out} holds a run with other settings ({_describe_difference(old.get('config', {}), fp)}): "
+                f"use a new --output, or --overwrite to delete it and start over")
+        old["sessions"] = old.get("sessions", []) + [_session(cfg)]
+        old["status"] = "running"
+        write_manifest(out, old)
+        return old
     manifest = {
         "finephrase_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -208,16 +240,20 @@ def _session(cfg: RunConfig) -> dict:
     return {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
             "workers": cfg.workers, "chunk_size": cfg.chunk_size, "max_concurrency": cfg.max_concurrency,
             "endpoint_url": cfg.endpoint_url if cfg.backend == "endpoint" else None,
+            "gpus_per_task": cfg.gpus_per_task, "rank": cfg.rank,
             "software": software_versions()}
 
 
-def finalize_manifest(out: Path, manifest: dict, tasks: int) -> dict:
-    """Counts from the ledgers, and `finished` only when every task has finished."""
-    counts = collect_counts(out)
-    manifest["counts"] = counts
-    manifest["status"] = "finished" if counts["tasks_finished"] == tasks else "incomplete"
-    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    write_manifest(out, manifest)
+def finalize_manifest(out: Path, tasks: int) -> dict:
+    """Counts from the ledgers, and `finished` only when every task has finished (other tasks of the run may be
+    updating the manifest too: it is re-read under the lock)."""
+    with output_lock(out):
+        manifest = orjson.loads((out / MANIFEST).read_bytes())
+        counts = collect_counts(out)
+        manifest["counts"] = counts
+        manifest["status"] = "finished" if counts["tasks_finished"] == tasks else "incomplete"
+        manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_manifest(out, manifest)
     return manifest
 
 
@@ -267,6 +303,23 @@ def build_pipeline(cfg: RunConfig, server) -> list:
                  tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None)
     )
     return steps
+
+
+def slurm_task(output: str | Path | None = None) -> dict:
+    """`rank` and `tasks` for a pipeline definition run as one SLURM array task (slurm/rephrase.sh), else {}.
+
+    tasks: the existing run's count when `output` holds one (so resubmitting a few tasks of an array keeps the
+    sharding), else the array's size (SLURM_ARRAY_TASK_MAX + 1). FINEPHRASE_RANK / FINEPHRASE_TASKS override.
+    """
+    rank = os.environ.get("FINEPHRASE_RANK", os.environ.get("SLURM_ARRAY_TASK_ID"))
+    if rank is None:
+        return {}
+    tasks = os.environ.get("FINEPHRASE_TASKS")
+    if tasks is None and output is not None and (Path(output) / MANIFEST).exists():
+        tasks = orjson.loads((Path(output) / MANIFEST).read_bytes())["config"]["tasks"]
+    if tasks is None:
+        tasks = int(os.environ.get("SLURM_ARRAY_TASK_MAX", rank)) + 1
+    return {"rank": int(rank), "tasks": int(tasks)}
 
 
 def start_server(cfg: RunConfig, log_path: Path | None):
@@ -329,18 +382,24 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
         manifest = prepare_output(cfg, input_files, overwrite=overwrite)
         if server is None:
             print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)
-            server = start_server(cfg, out / "logs" / "server.log")
-            print(f"model server ready at {server.base_url} (log: {out / 'logs' / 'server.log'})", file=sys.stderr)
+            log = out / "logs" / ("server.log" if cfg.rank is None else f"server_{cfg.rank:05d}.log")
+            server = start_server(cfg, log)
+            print(f"model server ready at {server.base_url} (log: {log})", file=sys.stderr)
         preflight(server.base_url, server.model, _api_key(cfg))
         print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in cfg.prompts)} -> "
               f"{out} ({cfg.tasks} task(s), {cfg.max_concurrency} requests in flight per task)", file=sys.stderr)
-        executor = LocalExecutor(build_pipeline(cfg, Endpoint(server.base_url, server.model)), tasks=cfg.tasks,
-                                 workers=cfg.workers, logging_dir=str(out / "logs"))
+        ranks = dict(local_tasks=1, local_rank_offset=cfg.rank) if cfg.rank is not None else {}
+        # one process: the task gets the server itself and can restart it if it dies; several worker processes
+        # share it through its address
+        handle = server if cfg.workers == 1 and isinstance(server, ManagedServer) else Endpoint(server.base_url,
+                                                                                                  server.model)
+        executor = LocalExecutor(build_pipeline(cfg, handle), tasks=cfg.tasks,
+                                 workers=cfg.workers, logging_dir=str(out / "logs"), **ranks)
         executor.run()
     finally:
         if server is not None:
             server.stop()
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
-            finalize_manifest(out, manifest, cfg.tasks)
+            manifest = finalize_manifest(out, cfg.tasks)
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in cfg.prompts]), file=sys.stderr)
     return manifest

@@ -124,6 +124,9 @@ class ManagedServer(Endpoint):
     def served_model_name(self) -> str:
         return self.model
 
+    def __deepcopy__(self, memo):  # a running process is a resource, not a value: copies share it
+        return self
+
     def command(self) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -23,6 +23,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
+from finephrase.drain import DRAIN, Drained
 from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnavailable, request_seed
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.gate import QualityGate
@@ -89,7 +90,8 @@ class Rephrase(PipelineStep):
                  context_length: int = 8192, chunk_size: int = 1000, max_concurrency: int = 64,
                  request_timeout: float = 600.0, max_retries: int = 3, gate: QualityGate | None = None,
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
-                 api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None):
+                 api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
+                 max_server_restarts: int = 3):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -112,6 +114,7 @@ class Rephrase(PipelineStep):
         self.progress_tty = progress_tty
         self.api_key_env = api_key_env  # the key itself is read at run time: it never lands in executor.json
         self.tokenizer_gguf = tokenizer_gguf  # count tokens in-process with this GGUF's vocabulary (embedded)
+        self.max_server_restarts = max_server_restarts  # a managed server that dies is restarted this often
         per_chunk = chunk_size * len(prompts)
         self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
 
@@ -137,6 +140,8 @@ class Rephrase(PipelineStep):
         finally:
             if started:
                 self.server.stop()
+        if summary.pop("drained", False):
+            raise Drained(f"task {rank} drained: {summary.get('docs', 0)} more documents committed")
         ledger.mark_finished(summary)
         if False:  # a sink: nothing goes downstream
             yield
@@ -208,12 +213,44 @@ class Rephrase(PipelineStep):
             if chunk.complete:
                 changed.set()
 
+        restarts = {"count": 0, "generation": 0}
+        restart_lock = asyncio.Lock()
+
+        async def recover(seen_generation: int) -> bool:
+            """Restart a managed server that died (once for all the requests that saw it die)."""
+            if not (isinstance(self.server, ManagedServer) and self.server.proc is not None):
+                return False
+            async with restart_lock:
+                if restarts["generation"] != seen_generation:
+                    return True  # another request restarted it already
+                if self.server.alive() or restarts["count"] >= self.max_server_restarts:
+                    return False
+                restarts["count"] += 1
+                logger.warning(f"task {rank}: model server died; restart {restarts['count']}/"
+                               f"{self.max_server_restarts}")
+                progress.note(f"model server died: restart {restarts['count']}/{self.max_server_restarts}")
+                await asyncio.to_thread(self.server.stop)
+                await asyncio.to_thread(self.server.start)
+                client.base_url = self.server.base_url
+                restarts["generation"] += 1
+                return True
+
         async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk):
             try:
-                kind, row = await self._process(doc, prompt, client, budgets[prompt.name])
+                while True:
+                    generation = restarts["generation"]
+                    try:
+                        kind, row = await self._process(doc, prompt, client, budgets[prompt.name])
+                        break
+                    except ServerUnavailable:
+                        if not await recover(generation):
+                            raise
                 (chunk.rows if kind == "row" else chunk.rejects)[prompt.name].append(row)
                 progress.finished_unit(row.get("output_tokens") or 0, row.get("reject_reason"))
             except ServerUnavailable as e:
+                if isinstance(self.server, ManagedServer) and restarts["count"]:
+                    e = ServerUnavailable(f"{e}; the model server died {restarts['count'] + 1} times, restarts "
+                                          f"exhausted (see {self.server.log_path or 'its log'})")
                 fatal.append(e)
                 changed.set()
             except Exception as e:  # our own bug: stop rather than lose the document
@@ -244,7 +281,7 @@ class Rephrase(PipelineStep):
 
         thread = threading.Thread(target=produce, name=f"finephrase-reader-{rank}", daemon=True)
         thread.start()
-        done_reading = False
+        done_reading = drained = False
         expect_read = (state.position or {}).get("read", 0) + 1 if state.entries else None
         commit_task = asyncio.create_task(committer())
         chunk = _Chunk(state.next_chunk)
@@ -260,6 +297,12 @@ class Rephrase(PipelineStep):
                 items = await asyncio.to_thread(_take, q, 256, stop)
                 for item in items:
                     if fatal or commit_task.done():
+                        break
+                    if DRAIN.is_set() and item is not _END:  # stop taking documents; commit what is in hand
+                        drained = done_reading = True
+                        if chunk.docs:
+                            close(chunk)
+                        changed.set()
                         break
                     if item is _END:
                         done_reading = True
@@ -304,7 +347,7 @@ class Rephrase(PipelineStep):
             if not fatal:
                 changed.set()
                 await commit_task
-                outcome = "finished" if not commit_task.exception() else "failed"
+                outcome = "drained" if drained else "finished"
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome = "interrupted"
             raise
@@ -322,7 +365,7 @@ class Rephrase(PipelineStep):
             if isinstance(e, FinephraseError):
                 raise e
             raise RuntimeError(f"task {rank} stopped: {type(e).__name__}: {e}") from e
-        return dict(totals)
+        return {**totals, "drained": drained}
 
     @staticmethod
     def _check_resumed(doc: Document, expect_read: int):

@@ -1,0 +1,73 @@
+"""Chaos: SIGKILL the run (worker) and the model server at seeded random moments, at least 10 faults, rerun
+until it finishes. With the real SmolLM2-135M through llama.cpp. The result must account for exactly the same
+(document, prompt) pairs as a clean run, with no duplicates, and `verify` must pass."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+
+from conftest import REPO, run_cli, small_rows, write_parquet
+
+PROMPTS = ("faq", "summarize")
+
+
+def _pairs(out):
+    pairs = []
+    for p in PROMPTS:
+        for d in (out / p, out / "rejects" / p):
+            if d.exists():
+                pairs += [(x["source_id"], p) for x in pq.read_table(d, columns=["source_id"]).to_pylist()]
+    return pairs
+
+
+def _server_pid(pid):
+    found = subprocess.run(["pgrep", "-f", f"-P{pid}", "llama_cpp.server"], capture_output=True, text=True)
+    return int(found.stdout.split()[0]) if found.stdout.split() else None
+
+
+def test_chaos_exactly_once(tmp_path):
+    rng = random.Random(20261124)
+    rows = small_rows(30, chars=160)
+    src = write_parquet(tmp_path / "docs.parquet", rows, row_group_size=7)
+    flags = ["--prompt", ",".join(PROMPTS), "--chunk-size", "3", "--max-tokens", "32", "--context-length", "1024",
+             "--seed", "1"]
+
+    clean = tmp_path / "clean"
+    assert run_cli("rephrase", src, "--output", clean, *flags).returncode == 0
+
+    out = tmp_path / "chaos"
+    faults = {"worker": 0, "server": 0}
+    attempts = 0
+    while True:
+        attempts += 1
+        assert attempts < 40, faults
+        proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", "rephrase", str(src), "--output", str(out),
+                                 *flags], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        if sum(faults.values()) < 12:
+            time.sleep(rng.uniform(1.0, 4.0))
+            if proc.poll() is None:
+                kind = rng.choice(["worker", "server"])
+                server = _server_pid(proc.pid)
+                if kind == "server" and server:
+                    os.kill(server, signal.SIGKILL)
+                    faults["server"] += 1
+                else:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    faults["worker"] += 1
+        _, err = proc.communicate(timeout=600)
+        assert "Traceback" not in err, err
+        if proc.returncode == 0:
+            break
+    assert sum(faults.values()) >= 10 and faults["worker"] and faults["server"], faults
+
+    got = _pairs(out)
+    assert len(got) == len(set(got)), "duplicated rows"
+    assert sorted(got) == sorted(_pairs(clean)) == sorted((r["id"], p) for r in rows for p in PROMPTS)
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout

@@ -1,0 +1,137 @@
+"""On a real SLURM cluster (slurm-wlm on localhost: `slurm/local-cluster.sh up`, which .ci/run does), with the
+real embedded model in every array task. Skipped when no cluster answers."""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, run_cli, small_rows, write_parquet
+
+pytestmark = pytest.mark.slurm
+
+
+def _cluster_up() -> bool:
+    if not shutil.which("sbatch") or not os.environ.get("SLURM_CONF"):
+        return False
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return r.returncode == 0 and any(s in r.stdout for s in ("idle", "mixed", "allocated"))
+
+
+if not _cluster_up():
+    pytest.skip("no SLURM cluster (run `slurm/local-cluster.sh up` and export SLURM_CONF)", allow_module_level=True)
+
+FLAGS = ["--max-tokens", "48", "--context-length", "1024", "--chunk-size", "2", "--seed", "0"]
+SBATCH = ["sbatch", "--parsable", "--gpus-per-node=0", "--cpus-per-task=1", "--time=15"]
+
+
+def _inputs(tmp_path, files=2, per_file=3, chars=160):
+    rows = small_rows(files * per_file, chars=chars)
+    for i in range(files):
+        write_parquet(tmp_path / "in" / f"part-{i}.parquet", rows[i * per_file:(i + 1) * per_file])
+    return tmp_path / "in", rows
+
+
+def _submit(tmp_path, out, inputs, array="0-1", extra=()):
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    r = subprocess.run([*SBATCH, f"--array={array}", f"--output={logs}/%A_%a.out", *extra, "slurm/rephrase.sh",
+                        "rephrase", str(inputs), "--prompt", "faq", "--output", str(out), *FLAGS],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def _queued(job) -> bool:
+    r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%i %T"], capture_output=True, text=True)
+    return bool(r.stdout.strip())
+
+
+def _wait_gone(job, timeout=300):
+    deadline = time.monotonic() + timeout
+    while _queued(job):
+        assert time.monotonic() < deadline, subprocess.run(["squeue"], capture_output=True, text=True).stdout
+        time.sleep(0.5)
+
+
+def _ledger_lines(out, rank=0):
+    p = Path(out) / ".ledger" / f"rank_{rank:05d}.jsonl"
+    return p.read_bytes().count(b"\n") if p.exists() else 0
+
+
+def _wait_first_commit(out, job, timeout=300):
+    deadline = time.monotonic() + timeout
+    while _ledger_lines(out) < 1:
+        assert time.monotonic() < deadline and _queued(job), "no chunk committed"
+        time.sleep(0.1)
+
+
+def _ids(out):
+    return sorted(x["source_id"] for d in ("faq", "rejects/faq") if (out / d).exists()
+                  for x in pq.read_table(out / d).to_pylist())
+
+
+def test_array_job_exactly_once(tmp_path):
+    inputs, rows = _inputs(tmp_path)
+    out = tmp_path / "out"
+    job = _submit(tmp_path, out, inputs)
+    _wait_gone(job)
+    logs = sorted((tmp_path / "logs").iterdir())
+    assert len(logs) == 2, logs
+    for log in logs:
+        text = log.read_text()
+        assert "exit 0" in text, text[-2000:]
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["status"] == "finished" and manifest["config"]["tasks"] == 2
+    assert {s["rank"] for s in manifest["sessions"]} == {0, 1}
+    assert _ids(out) == sorted(r["id"] for r in rows)
+    # resubmitting the finished run does nothing and changes nothing
+    files = sorted(p.name for p in (out / "faq").iterdir())
+    _wait_gone(_submit(tmp_path, out, inputs))
+    assert sorted(p.name for p in (out / "faq").iterdir()) == files
+    assert run_cli("verify", out).returncode == 0
+
+
+def test_requeue_mid_run(tmp_path):
+    inputs, rows = _inputs(tmp_path, files=1, per_file=12)
+    out = tmp_path / "out"
+    job = _submit(tmp_path, out, inputs, array="0")
+    _wait_first_commit(out, job)
+    task = f"{job}_0"
+    subprocess.run(["scontrol", "requeue", task], check=True)
+    # a requeued job is held back ~2 minutes by default: start it as soon as it is pending again
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "-h", "-j", task, "-o", "%T"], capture_output=True, text=True).stdout
+        if "PENDING" in state:
+            subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
+            break
+        time.sleep(0.2)
+    _wait_gone(job)
+    log = next((tmp_path / "logs").iterdir()).read_text()
+    assert "attempt 0" in log and "attempt 1" in log, log[-3000:]  # the earlier attempt's log is kept
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    assert _ids(out) == sorted(r["id"] for r in rows)
+
+
+def test_scancel_then_resubmit(tmp_path):
+    inputs, rows = _inputs(tmp_path, files=1, per_file=12)
+    out = tmp_path / "out"
+    job = _submit(tmp_path, out, inputs, array="0")
+    _wait_first_commit(out, job)
+    subprocess.run(["scancel", job], check=True)
+    _wait_gone(job)
+    assert run_cli("verify", out).returncode == 1  # not finished
+    job2 = _submit(tmp_path, out, inputs, array="0")
+    _wait_gone(job2)
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    assert _ids(out) == sorted(r["id"] for r in rows)
