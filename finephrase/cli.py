@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
-        where = f" (task logs: {args.output}/logs/logs/)" if getattr(args, "output", None) else ""
+        where = f" (task logs: {args.output}/logs/logs/)" if args.command == "rephrase" else ""
         print(f"error: {type(e).__name__}: {e}{where}", file=sys.stderr)
         return 1
 

@@ -273,6 +273,7 @@ def collect_counts(output_dir: str | Path) -> dict:
             c["documents"] += e["docs"]
             c["input_tokens"] += e.get("input_tokens", 0)
             c["output_tokens"] += e.get("output_tokens", 0)
+            c["generated_tokens"] += e.get("generated_tokens", e.get("output_tokens", 0))
             rows.update(e.get("rows", {}))
             rejects.update(e.get("rejects", {}))
             filtered.update(e.get("filtered", {}))
@@ -353,7 +354,8 @@ def preflight(base_url: str, model: str, api_key: str | None):
 
 def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
     lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
-             f"{counts.get('output_tokens', 0)} tokens generated"]
+             f"{counts.get('generated_tokens', 0)} tokens generated ({counts.get('output_tokens', 0)} in published "
+             f"rows)"]
     for p in prompts:
         rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
         rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"

@@ -279,8 +279,14 @@ class Rephrase(PipelineStep):
                 if done_reading and not open_chunks:
                     return
 
+        async def ticker():  # progress lines and snapshots keep coming while requests are long
+            while True:
+                await asyncio.sleep(1.0)
+                progress.maybe_print()
+
         thread = threading.Thread(target=produce, name=f"finephrase-reader-{rank}", daemon=True)
         thread.start()
+        tick_task = asyncio.create_task(ticker())
         done_reading = drained = False
         expect_read = (state.position or {}).get("read", 0) + 1 if state.entries else None
         commit_task = asyncio.create_task(committer())
@@ -353,6 +359,7 @@ class Rephrase(PipelineStep):
             raise
         finally:
             stop.set()
+            tick_task.cancel()
             for t in tasks:
                 t.cancel()
             if not commit_task.done():
@@ -433,5 +440,8 @@ class Rephrase(PipelineStep):
             "selected_tokens": c.selected_tokens,
             "input_tokens": sum(r.get("input_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
             "output_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
+            # everything the model generated, rejected generations included (what the GPU spent)
+            "generated_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts
+                                    for r in (*c.rows[p.name], *c.rejects[p.name])),
         }
         ledger.commit(c.index, tables, entry)
