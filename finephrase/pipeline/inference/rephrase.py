@@ -59,10 +59,11 @@ class _Chunk:
     rejects: dict = field(default_factory=lambda: defaultdict(list))
     filtered: list = field(default_factory=list)
     selected_tokens: int = 0
+    failed: bool = False  # a (document, prompt) of it ended without a row or reject: never commit it
 
     @property
     def complete(self) -> bool:
-        return self.closed and self.pending == 0
+        return self.closed and self.pending == 0 and not self.failed
 
 
 def _take(q: queue.Queue, n: int, stop: threading.Event) -> list:
@@ -248,12 +249,17 @@ class Rephrase(PipelineStep):
                 (chunk.rows if kind == "row" else chunk.rejects)[prompt.name].append(row)
                 progress.finished_unit(row.get("output_tokens") or 0, row.get("reject_reason"))
             except ServerUnavailable as e:
+                chunk.failed = True
                 if isinstance(self.server, ManagedServer) and restarts["count"]:
                     e = ServerUnavailable(f"{e}; the model server died {restarts['count'] + 1} times, restarts "
                                           f"exhausted (see {self.server.log_path or 'its log'})")
                 fatal.append(e)
                 changed.set()
+            except asyncio.CancelledError:
+                chunk.failed = True
+                raise
             except Exception as e:  # our own bug: stop rather than lose the document
+                chunk.failed = True
                 fatal.append(e)
                 changed.set()
             finally:
@@ -264,9 +270,7 @@ class Rephrase(PipelineStep):
             while True:
                 await changed.wait()
                 changed.clear()
-                if fatal:
-                    return
-                while open_chunks:
+                while open_chunks:  # complete chunks are committed, also when the task is about to stop
                     c = open_chunks[min(open_chunks)]
                     if not c.complete:
                         break
@@ -276,7 +280,7 @@ class Rephrase(PipelineStep):
                     del open_chunks[c.index]
                     progress.committed(c.docs)
                     changed.set()
-                if done_reading and not open_chunks:
+                if fatal or (done_reading and not open_chunks):
                     return
 
         async def ticker():  # progress lines and snapshots keep coming while requests are long
@@ -350,9 +354,9 @@ class Rephrase(PipelineStep):
                     break
             if tasks:
                 await asyncio.gather(*tasks)
+            changed.set()
+            await commit_task
             if not fatal:
-                changed.set()
-                await commit_task
                 outcome = "drained" if drained else "finished"
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome = "interrupted"
