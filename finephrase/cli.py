@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed: each request gets a seed derived from (seed, id, prompt)")
     g = r.add_argument_group("execution")
     g.add_argument("--tasks", type=_positive_int,
-                   help="shards of the input (by file); default 1, or with --rank: the existing run's count, else "
+                   help="shards of the input (by file; by parquet row group when files are few); default 1, or with --rank: the existing run's count, else "
                    "the SLURM array's size")
     g.add_argument("--rank", type=_non_negative_int,
                    help="run only this task (0-based) of --tasks, e.g. $SLURM_ARRAY_TASK_ID (slurm/rephrase.sh "
@@ -149,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import plan, report, status
+    from finephrase import models, plan, report, status, sweep
 
-    for module in (status, plan, report):
+    for module in (status, plan, report, models, sweep):
         module.add_parser(sub)
     return parser
 

@@ -70,7 +70,8 @@ def request_seed(seed: int | None, source_id: str, prompt: str) -> int | None:
 
 class ChatClient:
     def __init__(self, base_url: str, model: str, timeout: float = 600.0, max_retries: int = 3,
-                 backoff: float = 1.0, max_connections: int = 64, api_key: str | None = None):
+                 backoff: float = 1.0, max_connections: int = 64, api_key: str | None = None,
+                 chat_template_kwargs: dict | None = None):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
@@ -80,6 +81,7 @@ class ChatClient:
         self.backoff = backoff
         self.max_connections = max_connections
         self.api_key = api_key
+        self.chat_template_kwargs = chat_template_kwargs  # sent with every chat request when set (vLLM reads it)
         self._client: httpx.AsyncClient | None = None
         self.tokenize_style: str | None = None  # "vllm" | "llamacpp" | "none", found by detect_tokenizer()
 
@@ -137,6 +139,8 @@ class ChatClient:
                 payload[k] = v
         if seed is not None:
             payload["seed"] = seed
+        if self.chat_template_kwargs:
+            payload["chat_template_kwargs"] = self.chat_template_kwargs
         data = await self._post("/v1/chat/completions", payload)
         try:
             choice = data["choices"][0]

@@ -23,6 +23,7 @@ from finephrase.client import ChatClient, RequestRejected, Sampling
 from finephrase.errors import UsageError
 from finephrase.executor import LocalExecutor
 from finephrase.ledger import LEDGER_DIR, all_ledgers
+from finephrase.models import apply_preset
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
@@ -77,6 +78,7 @@ class RunConfig:
     filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
     gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
     rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
+    chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
 
     @classmethod
     def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,
@@ -94,6 +96,7 @@ class RunConfig:
             if not Path(kw["model"]).is_file():
                 raise UsageError(f"GGUF file {kw['model']} does not exist")
             kw["gguf"], kw["model"] = str(kw["model"]), Path(kw["model"]).stem
+        kw = apply_preset(backend, kw)  # a short model name (finephrase.models): Hub id, context, flags
         for k in ("model", "context_length", "chunk_size", "max_concurrency"):
             kw.setdefault(k, d[k])
         kw["sampling"] = Sampling(
@@ -140,6 +143,8 @@ class RunConfig:
             "model": self.model,
             "context_length": self.context_length,
             "sampling": self.sampling.to_dict(),
+            # only when set: the fingerprints of runs without it (older manifests included) stay as they were
+            **({"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}),
             "tasks": self.tasks,
         }
 
@@ -301,7 +306,8 @@ def build_pipeline(cfg: RunConfig, server) -> list:
                  request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
                  progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
                  api_key_env=cfg.api_key_env,
-                 tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None)
+                 tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
+                 chat_template_kwargs=cfg.chat_template_kwargs)
     )
     return steps
 
@@ -339,11 +345,12 @@ def _api_key(cfg: RunConfig) -> str | None:
     return os.environ.get(cfg.api_key_env) or None if cfg.api_key_env else None
 
 
-def preflight(base_url: str, model: str, api_key: str | None):
+def preflight(base_url: str, model: str, api_key: str | None, chat_template_kwargs: dict | None = None):
     """One tiny request, so a wrong model name or a broken server stops the run before any work."""
 
     async def probe():
-        async with ChatClient(base_url, model, timeout=120, max_retries=1, api_key=api_key) as c:
+        async with ChatClient(base_url, model, timeout=120, max_retries=1, api_key=api_key,
+                              chat_template_kwargs=chat_template_kwargs) as c:
             await c.chat([{"role": "user", "content": "Say OK."}], Sampling(max_tokens=1))
 
     try:
@@ -387,7 +394,7 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
             log = out / "logs" / ("server.log" if cfg.rank is None else f"server_{cfg.rank:05d}.log")
             server = start_server(cfg, log)
             print(f"model server ready at {server.base_url} (log: {log})", file=sys.stderr)
-        preflight(server.base_url, server.model, _api_key(cfg))
+        preflight(server.base_url, server.model, _api_key(cfg), cfg.chat_template_kwargs)
         print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in cfg.prompts)} -> "
               f"{out} ({cfg.tasks} task(s), {cfg.max_concurrency} requests in flight per task)", file=sys.stderr)
         ranks = dict(local_tasks=1, local_rank_offset=cfg.rank) if cfg.rank is not None else {}

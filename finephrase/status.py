@@ -152,7 +152,7 @@ def input_totals(manifest: dict) -> tuple[dict[int, int] | None, str | None]:
     limit = cfg.get("limit", -1)
     out = {}
     for rank in range(tasks):
-        n = sum(counts[f.url] for f in reader.shard(rank, tasks))
+        n = sum(s.rows if s.rows is not None else counts[s.url] for s in reader.shard(rank, tasks))
         out[rank] = min(n, limit) if limit is not None and limit >= 0 else n
     return out, None
 

@@ -24,6 +24,7 @@ class FakeServer:
         self.die_after = die_after
         self.requests = 0
         self.seen_retry: set[str] = set()
+        self.bodies: list[dict] = []  # every POST body received, in order (for tests that inspect requests)
         self.lock = threading.Lock()
         server = self
 
@@ -50,6 +51,8 @@ class FakeServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 req = json.loads(self.rfile.read(length) or b"{}")
+                with server.lock:
+                    server.bodies.append(req)
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": "not found"})
                     return

@@ -89,3 +89,35 @@ def test_reader_that_does_not_resume_is_refused(tmp_path):
         assert ids == [f"d{i}" for i in range(6)]
     finally:
         fake.stop()
+
+
+def test_second_process_on_the_same_task_is_refused(tmp_path):
+    """A manual resubmit while the old job still runs: the second process stops at once, the first finishes."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    fake = FakeServer(slow_seconds=1.0).start()
+    try:
+        src = _docs(tmp_path, [f"SLOW document {i}" for i in range(6)])
+        out = tmp_path / "out"
+        args = ["rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
+                fake.url, "--max-concurrency", "1", "--chunk-size", "2"]
+        first = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (out / ".ledger" / "rank_00000.lock").exists():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = run_cli(*args)
+        assert second.returncode == 2, second.stderr
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: task 0 is already running (pid ") and "Traceback" not in second.stderr
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert run_cli("verify", out).returncode == 0
+        assert run_cli(*args).returncode == 0  # the lock went with the first process
+    finally:
+        fake.stop()

@@ -295,3 +295,27 @@ def test_positional_ids_unique_across_same_named_inputs(tmp_path):
     ids = [d.id for d in _docs(reader)]
     assert len(ids) == 2
     assert len(set(ids)) == 2
+
+
+def test_few_large_files_are_sharded_by_row_group(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": f"r{i}", "text": f"document {i}"} for i in range(12)]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=2)  # 6 row groups
+    reader = ResumableReader(str(path))
+    shards = [reader.shard(rank, 3) for rank in range(3)]
+    assert [s[0].row_groups for s in shards] == [(0, 3), (1, 4), (2, 5)]
+    assert [s[0].rows for s in shards] == [4, 4, 4]
+    seen = []
+    for rank in range(3):
+        docs = list(reader.iter_documents(rank, 3))
+        assert len(docs) == 4  # balanced
+        seen += [d.id for d in docs]
+        # resume in the middle of a task's second row group
+        rest = list(reader.iter_documents(rank, 3, start=docs[2].metadata["_fp_pos"]))
+        assert [d.id for d in rest] == [d.id for d in docs[3:]]
+    assert sorted(seen) == sorted(r["id"] for r in rows)  # every row exactly once over the tasks
+    # one task: the whole file, as before
+    assert [s.row_groups for s in reader.shard(0, 1)] == [None]

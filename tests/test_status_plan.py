@@ -141,7 +141,8 @@ def test_status_two_tasks(fake_run):
     assert [x["state"] for x in got["per_task"]] == ["finished", "finished"]
     assert t["docs_done"] == want["docs"] == len(rows) == t["docs_total"]
     assert t["docs_total_kind"] == "exact"
-    assert [x["docs_total"] for x in got["per_task"]] == [18, 12]  # the files of each task's shard
+    # 2 files for 2 tasks: sharded by row group, a.parquet's 5+5+5+3 and b.parquet's 12 dealt out in turn
+    assert [x["docs_total"] for x in got["per_task"]] == [5 + 5 + 12, 5 + 3]
     assert t["rows"] == want["rows"] and t["rejects"] == want["rejects"]
     assert t["rejects"] == {"faq/context_overflow": 2, "math/context_overflow": 2}
     assert t["filtered"] == want["filtered"] == {"where:n>=2": 2}
@@ -181,8 +182,8 @@ def test_status_interrupted_and_stale(fake_run, tmp_path):
     assert got["state"] == "interrupted"
     assert [x["state"] for x in got["per_task"]] == ["finished", "interrupted"]
     last = orjson.loads(lines[-2])
-    assert got["per_task"][1]["docs_done"] == 12 - last["docs"]
-    assert got["per_task"][1]["docs_total"] == 12 and got["per_task"][1]["docs_total_kind"] == "exact"
+    assert got["per_task"][1]["docs_done"] == 8 - last["docs"]  # task 1 holds 8 rows (row groups 1 and 3 of a)
+    assert got["per_task"][1]["docs_total"] == 8 and got["per_task"][1]["docs_total_kind"] == "exact"
     assert got["total"]["docs_done"] < got["total"]["docs_total"] == 30
     assert got["total"]["eta_s"] > 0  # remaining documents at the lifetime rate
     human = run_cli("status", out)

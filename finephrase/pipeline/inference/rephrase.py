@@ -27,7 +27,7 @@ from finephrase.drain import DRAIN, Drained
 from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnavailable, request_seed
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.gate import QualityGate
-from finephrase.ledger import Ledger
+from finephrase.ledger import Ledger, TaskLock
 from finephrase.parsing import parse_output
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.progress import Progress
@@ -92,7 +92,7 @@ class Rephrase(PipelineStep):
                  request_timeout: float = 600.0, max_retries: int = 3, gate: QualityGate | None = None,
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
-                 max_server_restarts: int = 3):
+                 max_server_restarts: int = 3, chat_template_kwargs: dict | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -116,6 +116,7 @@ class Rephrase(PipelineStep):
         self.api_key_env = api_key_env  # the key itself is read at run time: it never lands in executor.json
         self.tokenizer_gguf = tokenizer_gguf  # count tokens in-process with this GGUF's vocabulary (embedded)
         self.max_server_restarts = max_server_restarts  # a managed server that dies is restarted this often
+        self.chat_template_kwargs = chat_template_kwargs  # sent with every request (e.g. Qwen3: thinking off)
         per_chunk = chunk_size * len(prompts)
         self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
 
@@ -127,6 +128,10 @@ class Rephrase(PipelineStep):
     # -- entry point --------------------------------------------------------------------------------------------
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with TaskLock(self.output_dir, rank):
+            yield from self._run_locked(data, rank, world_size)
+
+    def _run_locked(self, data: DocumentsPipeline, rank: int, world_size: int) -> DocumentsPipeline:
         ledger = Ledger(self.output_dir, rank)
         state = ledger.recover(self.data_dirs())
         if state.finished:
@@ -152,7 +157,8 @@ class Rephrase(PipelineStep):
     async def _run_async(self, data, rank, world_size, ledger: Ledger, state) -> dict:
         client = ChatClient(self.server.base_url, self.server.model, timeout=self.request_timeout,
                             max_retries=self.max_retries, max_connections=self.max_concurrency + 4,
-                            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None)
+                            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+                            chat_template_kwargs=self.chat_template_kwargs)
         gguf = self.tokenizer_gguf
         if gguf is None and isinstance(self.server, LlamaCppServer):
             gguf = str(self.server.gguf or packaged_gguf_path())

@@ -81,6 +81,39 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
     return sorted(unique, key=lambda f: (f.relpath, f.url))
 
 
+@dataclass(frozen=True)
+class Shard:
+    """What one task reads of one input file: all of it, or some of its parquet row groups."""
+
+    file: InputFile
+    row_groups: tuple[int, ...] | None = None  # None: the whole file
+    rows: int | None = None  # rows in those row groups (None: the whole file, not counted)
+    size: int = 0  # bytes, about (for progress)
+
+    @property
+    def kind(self) -> str:
+        return self.file.kind
+
+    @property
+    def relpath(self) -> str:
+        return self.file.relpath
+
+    @property
+    def url(self) -> str:
+        return self.file.url
+
+
+def _row_group_sizes(f: InputFile) -> list[int]:
+    fs, path = url_to_fs(f.url)
+    with fs.open(path, "rb") as fh:
+        md = pq.ParquetFile(fh).metadata
+        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+
+
+# With fewer files than this many per task, parquet files are split by row group so that tasks stay balanced.
+FILES_PER_TASK_FOR_FILE_SHARDING = 4
+
+
 class ResumableReader(PipelineStep):
     name = "📖 Resumable reader"
     type = "📖 - READER"
@@ -102,8 +135,30 @@ class ResumableReader(PipelineStep):
             self._files = resolve_inputs(self.inputs)
         return self._files
 
-    def shard(self, rank: int, world_size: int) -> list[InputFile]:
-        return self.files[rank::world_size]
+    def shard(self, rank: int, world_size: int) -> list[Shard]:
+        """This task's part of the input. Many files: whole files, `files[rank::world_size]` as datatrove does.
+        Few files for the task count: parquet row groups are dealt out round-robin (neighbours of one file that
+        land on the same task are merged), so a handful of large files still keeps every task busy."""
+        files = self.files
+        if world_size == 1 or len(files) >= FILES_PER_TASK_FOR_FILE_SHARDING * world_size or \
+                not any(f.kind == "parquet" for f in files):
+            return [Shard(f, size=f.size) for f in files[rank::world_size]]
+        units = []
+        for f in files:
+            if f.kind == "parquet":
+                sizes = _row_group_sizes(f)
+                total = max(sum(sizes), 1)
+                units += [(f, rg, n, f.size * n / total) for rg, n in enumerate(sizes)]
+            else:
+                units.append((f, None, None, f.size))
+        shards: list[Shard] = []
+        for f, rg, n, size in units[rank::world_size]:
+            last = shards[-1] if shards else None
+            if rg is not None and last and last.file == f and last.row_groups is not None:
+                shards[-1] = Shard(f, last.row_groups + (rg,), last.rows + n, last.size + int(size))
+            else:
+                shards.append(Shard(f, None if rg is None else (rg,), n, int(size)))
+        return shards
 
     # -- one record -> one Document ------------------------------------------------------------------------------
 
@@ -136,7 +191,8 @@ class ResumableReader(PipelineStep):
 
     # -- formats ------------------------------------------------------------------------------------------------
 
-    def _read_parquet(self, f: InputFile, start_row: int, columns: list[str] | None):
+    def _read_parquet(self, f: InputFile, start_row: int, columns: list[str] | None,
+                      row_groups: tuple[int, ...] | None = None):
         fs, path = url_to_fs(f.url)
         with fs.open(path, "rb") as fh:
             pf = pq.ParquetFile(fh)
@@ -148,24 +204,28 @@ class ResumableReader(PipelineStep):
                 )
             if columns is not None:
                 columns = [c for c in columns if c in names]
-            total = pf.metadata.num_rows
-            first_rg, rg_start = 0, 0
+            starts, at = [], 0  # first absolute row of each row group
             for i in range(pf.metadata.num_row_groups):
-                n = pf.metadata.row_group(i).num_rows
-                if rg_start + n > start_row:
-                    break
-                rg_start += n
-                first_rg = i + 1
-            row = rg_start
-            groups = list(range(first_rg, pf.metadata.num_row_groups))
-            if not groups:
-                return
-            for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=groups, columns=columns):
-                records = batch.to_pylist()
-                skip = max(0, start_row - row)
-                for i, rec in enumerate(records[skip:], start=row + skip):
-                    yield rec, i + 1, None, (i + 1) / max(total, 1)
-                row += len(records)
+                starts.append(at)
+                at += pf.metadata.row_group(i).num_rows
+            mine = list(row_groups) if row_groups is not None else list(range(pf.metadata.num_row_groups))
+            total = max(sum(pf.metadata.row_group(i).num_rows for i in mine), 1)
+            done = 0
+            for rg in mine:
+                n = pf.metadata.row_group(rg).num_rows
+                if starts[rg] + n <= start_row:  # already read before a restart: not even opened
+                    done += n
+                    continue
+                row = starts[rg]
+                for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=[rg], columns=columns):
+                    records = batch.to_pylist()
+                    skip = max(0, start_row - row)
+                    done += skip
+                    for i, rec in enumerate(records[skip:], start=row + skip):
+                        done += 1
+                        # position: the absolute row after this one (row numbers are the file's, from 1)
+                        yield rec, i + 1, None, done / total
+                    row += len(records)
 
     def _read_jsonl(self, f: InputFile, start_offset: int):
         fs, path = url_to_fs(f.url)
@@ -198,12 +258,13 @@ class ResumableReader(PipelineStep):
                 if fh is not raw:
                     fh.close()
 
-    def iter_records(self, f: InputFile, start: int = 0, columns: list[str] | None = None) -> Iterator:
-        """(record, position after it, reject reason or None, fraction of file consumed) for one file."""
-        if f.kind == "parquet":
-            yield from self._read_parquet(f, start, columns)
+    def iter_records(self, f: InputFile | Shard, start: int = 0, columns: list[str] | None = None) -> Iterator:
+        """(record, position after it, reject reason or None, fraction consumed) for one file or shard."""
+        shard = f if isinstance(f, Shard) else Shard(f, size=f.size)
+        if shard.kind == "parquet":
+            yield from self._read_parquet(shard.file, start, columns, shard.row_groups)
         else:
-            yield from self._read_jsonl(f, start)
+            yield from self._read_jsonl(shard.file, start)
 
     def iter_documents(self, rank: int = 0, world_size: int = 1, start: dict | None = None,
                        columns: list[str] | None = None) -> Iterator[Document]:

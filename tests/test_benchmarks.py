@@ -1,0 +1,108 @@
+"""The benchmark scripts (benchmarks/) still run: each in --quick mode, once.
+
+These assert only that a script completes, prints its table and writes valid JSON with the expected keys, never
+a speed: speeds depend on the machine and on what else runs on it (docs/benchmarks.md has the real numbers).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "benchmarks"
+
+
+def run_bench(name: str, tmp_path, *extra, timeout=120) -> tuple[str, dict]:
+    out = tmp_path / f"{name}.json"
+    r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", "--repeats", "1", "--json", str(out),
+                        "--workdir", str(tmp_path / "work"), *extra],
+                       capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    assert r.returncode == 0, f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert "machine: " in r.stdout
+    assert "\n---" in r.stdout or "  ---" in r.stdout, f"no table in the output of {name}:\n{r.stdout}"
+    data = json.loads(out.read_text())
+    for key in ("benchmark", "command", "quick", "repeats", "measured_at", "machine"):
+        assert key in data, key
+    assert data["benchmark"] == name and data["quick"] is True and data["repeats"] == 1
+    for key in ("cpu_model", "cores", "ram_gib", "python", "versions"):
+        assert key in data["machine"], key
+    for dist in ("finephrase", "datatrove", "httpx", "llama_cpp_python"):
+        assert dist in data["machine"]["versions"], dist
+    return r.stdout, data
+
+
+def test_zero_server(tmp_path):
+    out, data = run_bench("zero_server", tmp_path, "--bench")
+    assert "ceiling:" in out
+    assert data["ceiling_requests_per_s"] > 0
+    assert data["results"] and data["results"][0]["errors"] == 0
+
+
+def test_zero_server_answers_like_an_openai_server():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import ZeroServer
+    finally:
+        sys.path.remove(str(BENCH))
+    import httpx
+
+    with ZeroServer() as server:
+        r = httpx.post(f"{server.url}/v1/chat/completions",
+                       json={"model": "zero", "messages": [{"role": "user", "content": "x" * 20000}]})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["choices"][0]["finish_reason"] == "stop" and body["choices"][0]["message"]["content"]
+        assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
+        assert httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "zero"
+        assert httpx.post(f"{server.url}/tokenize", json={}).status_code == 404
+
+
+def test_overhead(tmp_path):
+    out, data = run_bench("overhead", tmp_path)
+    assert "finephrase / datatrove" in out or "datatrove not run" in out
+    fp = data["formats"]["parquet"]["finephrase"]
+    assert fp["docs_per_s"] > 0 and min(fp["documents_out"]) == data["documents"]
+    if data["datatrove"] == "run":
+        dt = data["formats"]["parquet"]["datatrove"]
+        assert dt["docs_per_s"] > 0 and min(dt["documents_out"]) == data["documents"]
+        assert "ratio_finephrase_over_datatrove" in data["targets"]["verdicts"]["parquet"]
+    for k in ("httpx_ceiling", "raw_ceiling"):
+        assert data[k]["docs_per_s"] > 0
+    assert "meets_2000_docs_per_s" in data["targets"]["verdicts"]["parquet"]
+
+
+def test_saturation(tmp_path):
+    out, data = run_bench("saturation", tmp_path, "--skip-vllm")  # vLLM takes minutes to start
+    assert "pipeline ÷ direct" in out
+    llama = data["engines"]["llama.cpp"]
+    assert "failed" not in llama, llama.get("failed")
+    if "skipped" not in llama:
+        assert llama["direct_tokens_per_s"] > 0 and llama["pipeline_tokens_per_s"] > 0 and llama["ratio"] > 0
+        assert llama["runs"][0]["pipeline"]["documents_out"] == data["documents"]
+    assert "vllm" in data["engines"]
+
+
+def test_resume(tmp_path):
+    out, data = run_bench("resume", tmp_path)
+    assert "resume ÷ fresh" in out
+    assert data["ratio"] > 0 and "meets_target" in data
+    run = data["runs"][0]
+    assert run["committed_at_kill"] >= 0.8 * data["documents"] and run["remaining_docs"] > 0
+    assert data["all_verified"], "the resumed run is not exactly once"
+
+
+def test_memory(tmp_path):
+    out, data = run_bench("memory", tmp_path)
+    assert "peak RSS" in out
+    assert len(data["sizes"]) == 2 and data["ratio"] > 0
+    assert all(v > 0 for v in data["peak_rss_mib"].values())
+
+
+@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory"])
+def test_help(name):
+    r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
+                       timeout=60, cwd=REPO)
+    assert r.returncode == 0 and "--quick" in r.stdout
