@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from finephrase import __version__
+from finephrase.argtypes import non_negative_int, positive_int
 from finephrase.drain import DRAIN, DRAINED_EXIT_CODE, Drained
 from finephrase.errors import FinephraseError, UsageError
 
@@ -31,21 +32,6 @@ examples:
 BACKENDS = ("embedded", "endpoint", "vllm")  # defaults per backend: finephrase.run.BACKEND_DEFAULTS
 
 
-def _int_at_least(minimum: int):
-    def parse(v: str) -> int:
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {v}")
-        return n
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,34 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--endpoint-url", help="base URL of an OpenAI-compatible server, e.g. http://host:8000")
     g.add_argument("--api-key-env", default="FINEPHRASE_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key, if it needs one (never logged)")
-    g.add_argument("--context-length", type=_positive_int,
+    g.add_argument("--context-length", type=positive_int,
                    help="model context in tokens (default: 2048 embedded, 8192 otherwise)")
     g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for `vllm serve` (repeatable), e.g. --vllm-arg=--max-num-seqs=2048")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory (0.9)")
     g = r.add_argument_group("sampling (unset: the embedded default, or the model's generation config)")
-    g.add_argument("--max-tokens", type=_positive_int, help="max output tokens (default: 512 embedded, 2048 otherwise)")
+    g.add_argument("--max-tokens", type=positive_int, help="max output tokens (default: 512 embedded, 2048 otherwise)")
     g.add_argument("--temperature", type=float)
     g.add_argument("--top-p", type=float)
     g.add_argument("--top-k", type=int)
     g.add_argument("--seed", type=int, help="seed: each request gets a seed derived from (seed, id, prompt)")
     g = r.add_argument_group("execution")
-    g.add_argument("--tasks", type=_positive_int,
+    g.add_argument("--tasks", type=positive_int,
                    help="shards of the input (by file; by parquet row group when files are few); default 1, or with --rank: the existing run's count, else "
                    "the SLURM array's size")
-    g.add_argument("--rank", type=_non_negative_int,
+    g.add_argument("--rank", type=non_negative_int,
                    help="run only this task (0-based) of --tasks, e.g. $SLURM_ARRAY_TASK_ID (slurm/rephrase.sh "
                    "passes it); other tasks may run at the same time on other nodes")
-    g.add_argument("--workers", type=_positive_int, default=1, help="tasks run at once on this machine; default 1")
-    g.add_argument("--chunk-size", type=_positive_int,
+    g.add_argument("--workers", type=positive_int, default=1, help="tasks run at once on this machine; default 1")
+    g.add_argument("--chunk-size", type=positive_int,
                    help="documents per committed chunk (default: 20 embedded, 1000 otherwise); a crash loses at "
                    "most the open chunks")
-    g.add_argument("--gpus-per-task", type=_non_negative_int,
+    g.add_argument("--gpus-per-task", type=non_negative_int,
                    help="GPUs each task holds, for GPU-hours in `finephrase status` (default: 1 vllm, 0 otherwise)")
-    g.add_argument("--max-concurrency", type=_positive_int,
+    g.add_argument("--max-concurrency", type=positive_int,
                    help="requests in flight per task (default: 4 embedded, 512 vllm, 64 endpoint)")
     g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (600)")
-    g.add_argument("--max-retries", type=_non_negative_int, default=3, help="retries of a failed request (3)")
+    g.add_argument("--max-retries", type=non_negative_int, default=3, help="retries of a failed request (3)")
     g.add_argument("--progress-interval", type=float,
                    default=float(os.environ.get("FINEPHRASE_PROGRESS_INTERVAL", 30)),
                    help="seconds between progress lines when not on a terminal (30, or $FINEPHRASE_PROGRESS_INTERVAL)")

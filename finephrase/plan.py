@@ -18,6 +18,7 @@ import re
 
 import orjson
 
+from finephrase.argtypes import int_at_least, non_negative_float, positive_float
 from finephrase.errors import UsageError
 
 # FineWeb-Edu sample-350BT: ~350B tokens in the 339M documents the FinePhrase paper rephrased (~1,030 each).
@@ -61,41 +62,8 @@ def parse_count(v: str) -> float:
     return x
 
 
-def _positive_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v}") from None
-    if not x > 0 or x == math.inf:
-        raise argparse.ArgumentTypeError(f"must be > 0: {v}")
-    return x
-
-
-def _non_negative_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v}") from None
-    if not x >= 0 or x == math.inf:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
-    return x
-
-
-def _int_at_least(minimum: int):
-    def parse(v: str) -> int:
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {v}")
-        return n
-
-    return parse
-
-
 def _gpu_list(v: str) -> list[int]:
-    parse = _int_at_least(1)
+    parse = int_at_least(1)
     return [parse(x.strip()) for x in v.split(",") if x.strip()]
 
 
@@ -201,29 +169,29 @@ def add_parser(sub):
                    help="documents to rephrase (339M, 3.39e8 and 339000000 all work)")
     g.add_argument("--source-tokens", type=parse_count, metavar="N",
                    help="or: source tokens to rephrase; documents = N / --tokens-per-document")
-    g.add_argument("--tokens-per-document", type=_positive_float, default=DEFAULT_TOKENS_PER_DOCUMENT, metavar="T",
+    g.add_argument("--tokens-per-document", type=positive_float, default=DEFAULT_TOKENS_PER_DOCUMENT, metavar="T",
                    help="with --source-tokens: average document length; the default is FineWeb-Edu's "
                    "(sample-350BT: ~350B tokens in 339M documents): %(default)s")
-    g.add_argument("--prompts", type=_int_at_least(1), metavar="K", help="number of prompts per document (default 1)")
+    g.add_argument("--prompts", type=int_at_least(1), metavar="K", help="number of prompts per document (default 1)")
     g.add_argument("--prompt", metavar="NAMES", help="or: the prompts, comma separated (faq,math,table,tutorial): "
                    "their number is used")
-    g.add_argument("--output-tokens-per-row", type=_positive_float, default=DEFAULT_OUTPUT_TOKENS_PER_ROW,
+    g.add_argument("--output-tokens-per-row", type=positive_float, default=DEFAULT_OUTPUT_TOKENS_PER_ROW,
                    metavar="T", help="average generated tokens per row; the default is the FinePhrase paper's "
                    "average (486B tokens / 1.35B samples): %(default)s")
     g = p.add_argument_group("how fast (one of; default --preset " + DEFAULT_PRESET + ")")
-    g.add_argument("--throughput", type=_positive_float, metavar="TOK_PER_S_PER_GPU",
+    g.add_argument("--throughput", type=positive_float, metavar="TOK_PER_S_PER_GPU",
                    help="sustained output tokens per second per GPU")
     g.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
                    help="a published throughput figure (see --list-presets)")
     g.add_argument("--from-run", metavar="DIR", help="the measured lifetime output tok/s per GPU of a run "
                    "(as `finephrase status DIR` computes it)")
-    g.add_argument("--gpus-per-task", type=_int_at_least(0), metavar="N",
+    g.add_argument("--gpus-per-task", type=int_at_least(0), metavar="N",
                    help="with --from-run: GPUs each task of that run held (default: its manifest's)")
     g = p.add_argument_group("on what")
     g.add_argument("--gpus", action="append", type=_gpu_list, metavar="G",
                    help="GPUs working in parallel, for the wall time (repeatable, or a list: --gpus 8,64,100; "
                    "default 1)")
-    g.add_argument("--price-per-gpu-hour", type=_non_negative_float, metavar="USD", help="for a cost estimate")
+    g.add_argument("--price-per-gpu-hour", type=non_negative_float, metavar="USD", help="for a cost estimate")
     p.add_argument("--list-presets", action="store_true", help="list the throughput presets and their sources")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import orjson
 
+from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
 from finephrase.errors import UsageError
 
 MANIFEST = "manifest.json"
@@ -538,39 +539,6 @@ def render(rep: dict) -> str:
 # -- command --------------------------------------------------------------------------------------------------
 
 
-def _non_negative_float(v: str) -> float:
-    import argparse
-
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v}") from None
-    if not x >= 0 or x == math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0: {v}")
-    return x
-
-
-def _positive_float(v: str) -> float:
-    import argparse
-
-    x = _non_negative_float(v)
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {v}")
-    return x
-
-
-def _non_negative_int(v: str) -> int:
-    import argparse
-
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0: {v}")
-    return n
-
-
 def add_parser(sub):
     p = sub.add_parser(
         "status", help="where a run stands: documents done, rows, rejects, tokens/s, ETA, GPU-hours, cost",
@@ -578,14 +546,14 @@ def add_parser(sub):
         "progress snapshots: documents done / total, rows and rejects, tokens, output tokens/s, ETA, state, "
         "GPU-hours and cost. Works while the run goes on (locally or on SLURM: it only reads DIR) and after it.")
     p.add_argument("run_dir", metavar="DIR", help="the run's output folder")
-    p.add_argument("--watch", nargs="?", type=_positive_float, const=10.0, default=None, metavar="SECONDS",
+    p.add_argument("--watch", nargs="?", type=positive_float, const=10.0, default=None, metavar="SECONDS",
                    help="redraw every SECONDS (default 10) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print one JSON object (with --watch: one per refresh)")
-    p.add_argument("--price-per-gpu-hour", type=_non_negative_float, metavar="USD",
+    p.add_argument("--price-per-gpu-hour", type=non_negative_float, metavar="USD",
                    help="price of one GPU-hour, for a cost estimate")
-    p.add_argument("--gpus-per-task", type=_non_negative_int, metavar="N",
+    p.add_argument("--gpus-per-task", type=non_negative_int, metavar="N",
                    help="GPUs each task holds (default: the manifest's, 1 for vllm and 0 otherwise)")
-    p.add_argument("--recent-minutes", type=_positive_float, default=DEFAULT_RECENT_MINUTES, metavar="N",
+    p.add_argument("--recent-minutes", type=positive_float, default=DEFAULT_RECENT_MINUTES, metavar="N",
                    help="window of the recent output tokens/s (default 10)")
     p.add_argument("--no-exact-total", action="store_true",
                    help="do not read the inputs' parquet footers for exact totals (one request per file for "

@@ -1,0 +1,47 @@
+"""argparse value types shared by the commands: one clear message for a bad number."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def int_at_least(minimum: int):
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {v}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {v}")
+        return n
+
+    return parse
+
+
+def _finite_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {v}") from None
+    if math.isnan(x) or x == math.inf:
+        raise argparse.ArgumentTypeError(f"not a finite number: {v}")
+    return x
+
+
+def positive_float(v: str) -> float:
+    x = _finite_float(v)
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {v}")
+    return x
+
+
+def non_negative_float(v: str) -> float:
+    x = _finite_float(v)
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
+    return x
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
