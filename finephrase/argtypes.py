@@ -45,3 +45,16 @@ def non_negative_float(v: str) -> float:
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def json_object(text: str) -> dict:
+    """A JSON object given on the command line, e.g. '{"enable_thinking": false}'."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({{...}}), got {text!r}")
+    return value

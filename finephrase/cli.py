@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from finephrase import __version__
-from finephrase.argtypes import non_negative_int, positive_int
+from finephrase.argtypes import json_object, non_negative_int, positive_int
 from finephrase.drain import DRAIN, DRAINED_EXIT_CODE, Drained
 from finephrase.errors import FinephraseError, UsageError
 
@@ -78,15 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=BACKENDS, default="embedded",
                    help="embedded: llama.cpp on the packaged SmolLM2-135M-Instruct (CPU, default); vllm: start "
                    "`vllm serve MODEL`; endpoint: any OpenAI-compatible server (--endpoint-url)")
-    g.add_argument("--model", help="model: a GGUF path (embedded), a Hub id or folder (vllm), or the served name "
-                   "(endpoint; default: the first the server lists)")
+    g.add_argument("--model", help="model: a GGUF path (embedded); a preset short name such as smollm2-1.7b, "
+                   "gemma3-1b, qwen3-1.7b (vllm/endpoint: its Hub id, context and serving flags; list them with "
+                   "`finephrase models`), a Hub id or a folder (vllm), or the served name (endpoint; default: the "
+                   "first the server lists)")
     g.add_argument("--endpoint-url", help="base URL of an OpenAI-compatible server, e.g. http://host:8000")
     g.add_argument("--api-key-env", default="FINEPHRASE_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key, if it needs one (never logged)")
     g.add_argument("--context-length", type=positive_int,
                    help="model context in tokens (default: 2048 embedded, 8192 otherwise)")
     g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for `vllm serve` (repeatable), e.g. --vllm-arg=--max-num-seqs=2048")
+                   help="extra argument for `vllm serve` (repeatable), e.g. --vllm-arg=--max-num-seqs=2048; "
+                   "--vllm-arg=--trust-remote-code only if you trust the model repository's code")
+    g.add_argument("--chat-template-kwargs", type=json_object, metavar="JSON",
+                   help='sent with every request as chat_template_kwargs (vLLM), e.g. \'{"enable_thinking": false}\' '
+                   "for a Qwen3 id that is not a preset; merged over a preset's own")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory (0.9)")
     g = r.add_argument_group("sampling (unset: the embedded default, or the model's generation config)")
     g.add_argument("--max-tokens", type=positive_int, help="max output tokens (default: 512 embedded, 2048 otherwise)")
@@ -219,7 +225,7 @@ def cmd_rephrase(args) -> int:
         languages=args.language, min_chars=args.min_chars, max_chars=args.max_chars, sample_rate=args.sample_rate,
         token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
         vllm_args=args.vllm_arg, gpu_memory_utilization=args.gpu_memory_utilization,
-        gpus_per_task=args.gpus_per_task,
+        gpus_per_task=args.gpus_per_task, chat_template_kwargs=args.chat_template_kwargs,
     )
     manifest = execute(cfg, overwrite=args.overwrite)
     if cfg.rank is not None:  # one task of a larger run: its own outcome

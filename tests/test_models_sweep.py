@@ -147,6 +147,26 @@ def test_qwen3_sends_chat_template_kwargs_to_an_endpoint(tmp_path):
         fake.stop()
 
 
+def test_chat_template_kwargs_flag_for_a_hub_id(tmp_path):
+    """--chat-template-kwargs: for a model id that is not a preset; a bad value is one argparse line."""
+    src = write_parquet(tmp_path / "in" / "docs.parquet", small_rows(2, chars=120))
+    fake = FakeServer().start()
+    try:
+        out = tmp_path / "q4"
+        r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+                    "--endpoint-url", fake.url, "--model", "Qwen/Qwen3-4B",
+                    "--chat-template-kwargs", '{"enable_thinking": false}')
+        assert r.returncode == 0, r.stderr
+        bodies = _chat_bodies(fake)
+        assert len(bodies) == 1 + 2 and all(b["chat_template_kwargs"] == {"enable_thinking": False} for b in bodies)
+        assert orjson.loads((out / "manifest.json").read_bytes())["config"]["chat_template_kwargs"] == {
+            "enable_thinking": False}
+    finally:
+        fake.stop()
+    r = run_cli("rephrase", src, "--prompt", "faq", "--output", tmp_path / "bad", "--chat-template-kwargs", "[1]")
+    assert r.returncode == 2 and "expected a JSON object" in r.stderr and "Traceback" not in r.stderr
+
+
 def _stand_in_vllm(tmp_path) -> tuple[Path, Path, Path]:
     """A `vllm` on PATH that records its arguments and serves the stand-in server on the port it is given,
     recording the request bodies too."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -106,6 +107,44 @@ class Endpoint:
         self.stop()
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether process group `pgid` has a live member (zombies, which nothing may reap here, do not count)."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state, _ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _end_group(pgid: int, grace: float) -> None:
+    """SIGTERM what is left of process group `pgid`, SIGKILL it after `grace` seconds."""
+    if not _group_alive(pgid):
+        return
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        time.sleep(0.2)
+
+
 class ManagedServer(Endpoint):
     """Base for servers we launch: subclasses build the command line."""
 
@@ -163,15 +202,21 @@ class ManagedServer(Endpoint):
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, grace: float = 10.0):
+        """Stop the server and what is left of its process group. Engines run children (vLLM: EngineCore,
+        Worker) in the server's group; when the server itself dies (killed, OOM) they live on, holding the memory
+        (GPU memory too) a restarted server needs, so the whole group is ended: SIGTERM, SIGKILL after `grace`."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # started in a new session: its pid is the group's id
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _end_group(proc.pid, grace)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
-import signal
 import sys
-import time
 from importlib import metadata
 
 from finephrase.serving.base import ManagedServer
@@ -21,44 +18,6 @@ def _cli_broken() -> bool:
         return False
     except metadata.PackageNotFoundError:
         return importlib.util.find_spec("vllm") is not None
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether process group `pgid` has a live member (zombies, which nothing may reap here, do not count)."""
-    if not os.path.isdir("/proc"):
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state, _ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
-
-
-def _end_group(pgid: int, grace: float) -> None:
-    """SIGTERM what is left of process group `pgid`, SIGKILL it after `grace` seconds."""
-    if not _group_alive(pgid):
-        return
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while _group_alive(pgid):
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
-        time.sleep(0.2)
 
 
 class VllmServer(ManagedServer):
@@ -79,17 +38,6 @@ class VllmServer(ManagedServer):
         self.trust_remote_code = trust_remote_code
         self.extra_args = list(extra_args or [])
         super().__init__(model=served_model_name or model, log_path=log_path, port=port, env=env)
-
-    def stop(self, grace: float = 10.0):
-        """Stop the server and its engine processes. vLLM runs the engine in child processes (EngineCore, Worker)
-        in the server's process group; when the API server itself dies (killed, OOM) they live on, holding the
-        memory (GPU memory too) that a restarted server needs: what is left of the group is ended as well."""
-        proc = self.proc  # started in a new session: its pid is the group's id
-        if proc is not None and proc.poll() is not None:
-            _end_group(proc.pid, grace)  # before self.proc is cleared: a restart under way stays visible
-        super().stop(grace)
-        if proc is not None:
-            _end_group(proc.pid, grace)
 
     def command(self) -> list[str]:
         import json

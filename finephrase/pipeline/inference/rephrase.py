@@ -225,11 +225,15 @@ class Rephrase(PipelineStep):
 
         async def recover(seen_generation: int) -> bool:
             """Restart a managed server that died (once for all the requests that saw it die)."""
-            if not (isinstance(self.server, ManagedServer) and self.server.proc is not None):
+            if not isinstance(self.server, ManagedServer):
                 return False
+            # everything is decided under the lock: while one request restarts the server, `proc` is briefly None,
+            # and a request that fails in that window must wait for the restart, not give up
             async with restart_lock:
                 if restarts["generation"] != seen_generation:
                     return True  # another request restarted it already
+                if self.server.proc is None:  # not a server this task started (nothing to restart)
+                    return False
                 if self.server.alive() or restarts["count"] >= self.max_server_restarts:
                     return False
                 restarts["count"] += 1
