@@ -2,6 +2,7 @@
 real embedded model in every array task. Skipped when no cluster answers."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -103,6 +104,7 @@ def test_requeue_mid_run(tmp_path):
     inputs, rows = _inputs(tmp_path, files=1, per_file=12)
     out = tmp_path / "out"
     job = _submit(tmp_path, out, inputs, array="0")
+    stage = _stage(tmp_path, job, "verify", out)  # chained: must wait for the requeued task's second attempt
     _wait_first_commit(out, job)
     task = f"{job}_0"
     subprocess.run(["scontrol", "requeue", task], check=True)
@@ -115,11 +117,43 @@ def test_requeue_mid_run(tmp_path):
             break
         time.sleep(0.2)
     _wait_gone(job)
-    log = next((tmp_path / "logs").iterdir()).read_text()
+    log = (tmp_path / "logs" / f"{job}_0.out").read_text()
     assert "attempt 0" in log and "attempt 1" in log, log[-3000:]  # the earlier attempt's log is kept
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
     assert _ids(out) == sorted(r["id"] for r in rows)
+    # the afterok stage ran once, after the task's last attempt ended, and found the run complete
+    _wait_gone(stage)
+    stage_log = (tmp_path / "logs" / f"{stage}_stage.out").read_text()
+    assert stage_log.count("stage job") == 1 and "stage exit 0" in stage_log, stage_log
+    assert "OK: every (document, prompt) has exactly one row or reject" in stage_log, stage_log
+    task_end = re.findall(r"task 0 exit 0 at (\S+Z)", log)[-1]
+    stage_start = re.search(r"stage job \d+ on \S+ at (\S+Z):", stage_log).group(1)
+    assert stage_start >= task_end, (stage_log, log[-500:])
+
+
+def _stage(tmp_path, after_job, *args):
+    """sbatch slurm/stage.sh ARGS as a job that depends on `after_job` (afterok)."""
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    r = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=15", f"--dependency=afterok:{after_job}",
+                        f"--output={logs}/%j_stage.out", "slurm/stage.sh", *map(str, args)],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def test_stage_cancelled_when_a_task_fails(tmp_path):
+    """afterok on an array with a failed task: the stage is cancelled (--kill-on-invalid-dep), not left
+    waiting in the queue forever, and never runs."""
+    out = tmp_path / "out"
+    job = _submit(tmp_path, out, tmp_path / "missing.parquet", array="0-1")
+    stage = _stage(tmp_path, job, "verify", out)
+    _wait_gone(job)
+    _wait_gone(stage, timeout=60)
+    assert not (tmp_path / "logs" / f"{stage}_stage.out").exists()
+    state = subprocess.run(["scontrol", "show", "job", stage], capture_output=True, text=True).stdout
+    assert "JobState=CANCELLED" in state or "Invalid job id" in state or not state, state
 
 
 def test_scancel_then_resubmit(tmp_path):
