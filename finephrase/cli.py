@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_term)
-    from finephrase.executor import setup_console_logging
+    from finephrase.console import setup_console_logging
 
     setup_console_logging()
     try:

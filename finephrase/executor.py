@@ -7,27 +7,15 @@ holds everything at DEBUG level, tracebacks included.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import datatrove.executor.base as dt_base
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.utils.logging import logger
 
-
-def _console_format(record) -> str:
-    return "{time:HH:mm:ss} | <level>{level: <7}</level> | {message}\n"
+from finephrase.console import setup_console_logging  # noqa: F401  (re-exported)
 
 
 def _file_format(record) -> str:
     return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}\n{exception}"
-
-
-def setup_console_logging(level: str | None = None):
-    """Console logging for the CLI process: WARNING and up (FINEPHRASE_LOG_LEVEL=INFO for more), one line each."""
-    logger.remove()
-    level = level or os.environ.get("FINEPHRASE_LOG_LEVEL", "WARNING")
-    logger.add(sys.stderr, level=level, format=_console_format, colorize=False)
 
 
 def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
