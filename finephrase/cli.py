@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import models, plan, report, status, sweep
+    from finephrase import dedup, models, plan, report, status, sweep
 
-    for module in (status, plan, report, models, sweep):
+    for module in (status, plan, report, models, sweep, dedup):
         module.add_parser(sub)
     return parser
 
