@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import dedup, models, plan, report, status, sweep
+    from finephrase import dedup, mix, models, plan, report, status, sweep
 
-    for module in (status, plan, report, models, sweep, dedup):
+    for module in (status, plan, report, models, sweep, dedup, mix):
         module.add_parser(sub)
     return parser
 
@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)
+        if args.command == "rephrase":
+            print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: rerun `finephrase {args.command} ...` to start again or resume", file=sys.stderr)
         return 130
     except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
         where = f" (task logs: {args.output}/logs/logs/)" if args.command == "rephrase" else ""
