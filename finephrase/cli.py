@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import dedup, mix, models, plan, report, status, sweep
+    from finephrase import card, dedup, mix, models, plan, publish, report, status, sweep
 
-    for module in (status, plan, report, models, sweep, dedup, mix):
+    for module in (status, plan, report, models, sweep, dedup, mix, card, publish):
         module.add_parser(sub)
     return parser
 

@@ -1,0 +1,262 @@
+"""`finephrase card DIR`: the Hub-ready dataset card of a real run (SmolLM2-135M on llama.cpp, no mocks).
+
+The real `datasets` library loads every config the card declares; the card's YAML parses; its numbers equal the
+data's (counted here independently from the parquet files, and the manifest's counts).
+"""
+
+import re
+import shutil
+from collections import Counter
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import run_cli, small_rows, write_parquet
+from finephrase import card
+
+PROMPTS = ["faq", "table"]
+TOKEN = "hf_FakeTokenForCardTests0123456789"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished run: 6 short documents, one filtered (int_score 4), faq + table, chunks of 2; 128 output tokens
+    make the 135M model hit the limit now and then, so there are `length` rejects too."""
+    root = tmp_path_factory.mktemp("card")
+    src = write_parquet(root / "in" / "docs.parquet", small_rows(6))
+    out = root / "run"
+    r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "128",
+                "--chunk-size", "2", "--seed", "1", "--where", "int_score <= 3", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text[4:text.index("\n---\n", 4)])
+
+
+def table_rows(text: str, section: str) -> list[list[str]]:
+    """The cells of the markdown table rows under `## section` (header and separator left out)."""
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in body.splitlines() if line.startswith("| ")]
+    return [[c.strip().strip("`*").replace(",", "") for c in r] for r in rows[1:]]
+
+
+def data_counts(run) -> dict:
+    """Counted here from the parquet files, without finephrase."""
+    out = {"filtered": pq.read_table(run / "filtered").num_rows if (run / "filtered").is_dir() else 0}
+    for p in PROMPTS:
+        rows = pq.read_table(run / p) if (run / p).is_dir() else None
+        rej = pq.read_table(run / "rejects" / p) if (run / "rejects" / p).is_dir() else None
+        out[p] = {
+            "rows": rows.num_rows if rows is not None else 0,
+            "rejects": rej.num_rows if rej is not None else 0,
+            "reasons": dict(Counter(rej["reject_reason"].to_pylist())) if rej is not None else {},
+            "input_tokens": pc.sum(rows["input_tokens"]).as_py() if rows is not None else 0,
+            "output_tokens": pc.sum(rows["output_tokens"]).as_py() if rows is not None else 0,
+            "rejected_output": (pc.sum(rej["output_tokens"]).as_py() or 0) if rej is not None else 0,
+        }
+    return out
+
+
+def test_card_yaml_parses_and_numbers_equal_the_data(run, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(run, d)
+    m = orjson.loads((d / "manifest.json").read_bytes())
+    m["sessions"][0]["command"] += " --note hf_SecretInTheCommand0123456789"
+    (d / "manifest.json").write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
+
+    r = run_cli("card", d, env={"HF_TOKEN": TOKEN, "FINEPHRASE_API_KEY": "sk-endpoint-secret-42"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(d / "README.md")
+    text = (d / "README.md").read_text()
+    for secret in (TOKEN, "hf_SecretInTheCommand0123456789", "sk-endpoint-secret-42"):
+        assert secret not in text and secret not in r.stdout + r.stderr
+    assert "--note hf_***" in text
+
+    meta = front_matter(text)
+    want = data_counts(d)
+    names = [c["config_name"] for c in meta["configs"]]
+    with_rows = [p for p in PROMPTS if want[p]["rows"]]
+    assert names[: 1 + len(with_rows)] == ["all", *with_rows]
+    assert meta["configs"][0]["default"] is True
+    assert meta["configs"][0]["data_files"] == [{"split": "train", "path": [f"{p}/*.parquet" for p in with_rows]}]
+    assert ("rejects" in names) == any(want[p]["rejects"] for p in PROMPTS)
+    assert ("filtered" in names) == bool(want["filtered"]) and want["filtered"] == 1
+    assert meta["license"] == "other" and meta["language"] == ["en"] and meta["size_categories"] == ["n<1K"]
+    assert meta["task_categories"] == ["text-generation"] and set(PROMPTS) <= set(meta["tags"])
+
+    # counts: rows, rejects, filtered, documents per prompt; the data's and the manifest's
+    counts = {row[0]: row[1:] for row in table_rows(text, "Counts") if row[0] in PROMPTS and len(row) == 5}
+    documents = m["counts"]["documents"]
+    for p in PROMPTS:
+        w = want[p]
+        assert counts[p] == [str(w["rows"]), str(w["rejects"]), str(want["filtered"]), str(documents)]
+        assert w["rows"] + w["rejects"] + want["filtered"] == documents == 6
+        assert m["counts"]["rows"].get(p, 0) == w["rows"]
+    reasons = {(row[0], row[1]): int(row[2]) for row in table_rows(text, "Counts") if len(row) == 3
+               and row[0] in PROMPTS}
+    assert reasons == {(p, k): v for p in PROMPTS for k, v in want[p]["reasons"].items()}
+    assert {f"{p}/{k}": v for (p, k), v in reasons.items()} == m["counts"]["rejects"]
+    assert f"documents read: {documents}" in text
+    assert "filtered by source selection: 1 (where:int_score<=3 1)" in text
+
+    # tokens
+    tokens = {row[0]: [int(x) for x in row[1:]] for row in table_rows(text, "Tokens")}
+    for p in PROMPTS:
+        w = want[p]
+        assert tokens[p] == [w["input_tokens"], w["output_tokens"], w["output_tokens"] + w["rejected_output"]]
+    assert tokens["total"] == [m["counts"]["input_tokens"], m["counts"]["output_tokens"],
+                               m["counts"]["generated_tokens"]]
+
+    # provenance: model, backend and engine version, sampling, every prompt's text and hash, compute
+    assert "model: `SmolLM2-135M-Instruct`, revision: not recorded" in text
+    assert f"llama-cpp-python {m['software']['llama_cpp_python']}" in text
+    assert "max_tokens 128" in text and "seed 1" in text and "temperature 0.2" in text
+    for p in m["prompts"]:
+        assert f"hash `{p['hash']}`" in text and p["template"].strip() in text
+    assert "GPU-hours: none (the embedded backend runs on the CPU)" in text
+    assert re.search(r"task time: \d+(m\d\ds)?s? \(sum over tasks\)", text)
+
+
+def test_every_config_loads_with_datasets(run, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    d = tmp_path / "run"
+    shutil.copytree(run, d)
+    assert run_cli("card", d).returncode == 0
+    meta = front_matter((d / "README.md").read_text())
+    want = data_counts(d)
+    expected = {"all": sum(want[p]["rows"] for p in PROMPTS), "rejects": sum(want[p]["rejects"] for p in PROMPTS),
+                "filtered": want["filtered"], **{p: want[p]["rows"] for p in PROMPTS}}
+    cache = str(tmp_path / "hf-cache")
+    for c in meta["configs"]:
+        ds = datasets.load_dataset(str(d), c["config_name"], split="train", cache_dir=cache)
+        assert ds.num_rows == expected[c["config_name"]], c["config_name"]
+    assert datasets.load_dataset(str(d), split="train", cache_dir=cache).num_rows == expected["all"]  # default
+    streamed = datasets.load_dataset(str(d), "all", split="train", streaming=True)
+    assert sorted(x["prompt"] for x in streamed) == sorted(p for p in PROMPTS for _ in range(want[p]["rows"]))
+
+
+def test_dedup_output(run, tmp_path):
+    """A dedup output as `finephrase dedup` writes it: kept rows in <prompt>/RRRRR.parquet, removed ones in
+    removed/<prompt>/{exact,near}_RRRRR.parquet, a `dedup` block in the manifest, no rejects/ or filtered/ (they stay
+    in the source run), no ledger."""
+    datasets = pytest.importorskip("datasets")
+    d = tmp_path / "dedup"
+    d.mkdir()
+    m = orjson.loads((run / "manifest.json").read_bytes())
+    p = next(p for p in PROMPTS if (run / p).is_dir())
+    kept, rows_in = {}, {}
+    for q in PROMPTS:
+        t = pq.read_table(run / q) if (run / q).is_dir() else None
+        rows_in[q] = t.num_rows if t is not None else 0
+        if t is None:
+            continue
+        (d / q).mkdir()
+        keep = t.slice(1) if q == p else t
+        pq.write_table(keep, d / q / "00000.parquet")
+        kept[q] = keep.num_rows
+    (d / "removed" / p).mkdir(parents=True)
+    removed = pq.read_table(run / p).slice(0, 1)
+    removed = removed.append_column("dedup_reason", pa.array(["exact"])).append_column(
+        "duplicate_of", pa.array([removed["id"][0].as_py()]))
+    pq.write_table(removed, d / "removed" / p / "exact_00000.parquet")
+    m["counts"]["rows"] = kept
+    m["dedup"] = {"source": str(run), "scope": "prompt", "params": {"n_grams": 5}, "input": rows_in, "kept": kept,
+                  "removed": {q: {"exact": int(q == p), "near": 0} for q in PROMPTS}}
+    (d / "manifest.json").write_bytes(orjson.dumps(m))
+
+    r = run_cli("card", d)
+    assert r.returncode == 0, r.stderr
+    text = (d / "README.md").read_text()
+    meta = front_matter(text)
+    names = [c["config_name"] for c in meta["configs"]]
+    assert "removed" in names and "rejects" not in names and "filtered" not in names  # not in this folder
+    assert {"config_name": "removed", "data_files": [{"split": "train", "path": [f"removed/{p}/*.parquet"]}]} \
+        in meta["configs"]
+    dedup_rows = {row[0]: row[1:] for row in table_rows(text, "Dedup")}
+    assert dedup_rows[p] == [str(rows_in[p]), str(kept[p]), "1", "0"]
+    want = data_counts(run)  # rejects and filtered: the source run's
+    counts = {row[0]: row[1:] for row in table_rows(text, "Counts") if row[0] in PROMPTS and len(row) == 6}
+    assert counts[p] == [str(kept[p]), str(want[p]["rejects"]), str(want["filtered"]), "1",
+                         str(m["counts"]["documents"])]
+    assert "counted from the files of the source run" in text
+    assert "GPU-hours: none" in text  # from the source run's snapshots
+    cache = str(tmp_path / "hf-cache")
+    assert datasets.load_dataset(str(d), "removed", split="train", cache_dir=cache).num_rows == 1
+    assert datasets.load_dataset(str(d), p, split="train", cache_dir=cache).num_rows == kept[p]
+    assert datasets.load_dataset(str(d), "all", split="train", cache_dir=cache).num_rows == sum(kept.values())
+
+    m["dedup"]["source"] = str(tmp_path / "gone")  # the source run deleted: the manifest's counts
+    (d / "manifest.json").write_bytes(orjson.dumps(m))
+    r = run_cli("card", d, "--stdout")
+    assert r.returncode == 0 and "from the manifest's counts" in r.stdout
+    counts = {row[0]: row[1:] for row in table_rows(r.stdout, "Counts") if row[0] in PROMPTS and len(row) == 6}
+    assert counts[p][1] == str(want[p]["rejects"])
+
+    m["dedup"]["kept"][p] += 1  # counts that do not match the files: refused
+    (d / "manifest.json").write_bytes(orjson.dumps(m))
+    r = run_cli("card", d)
+    assert r.returncode == 2 and "dedup manifest says" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_unfinished_runs_are_refused_with_one_line(run, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(run, d)
+    victim = next((d / PROMPTS[0]).glob("*.parquet"))
+    victim.unlink()
+    r = run_cli("card", d)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "does not pass `finephrase verify`" in r.stderr and "missing" in r.stderr
+    assert not (d / "README.md").exists()
+
+    shutil.copy(run / PROMPTS[0] / victim.name, victim)
+    m = orjson.loads((d / "manifest.json").read_bytes())
+    m["status"] = "running"
+    (d / "manifest.json").write_bytes(orjson.dumps(m))
+    r = run_cli("card", d, "--no-verify")
+    assert r.returncode == 2 and "not a finished run (manifest status: running)" in r.stderr
+    assert run_cli("card", tmp_path).returncode == 2  # not a run at all
+
+
+def test_options_stdout_and_a_hand_written_readme(run, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(run, d)
+    r = run_cli("card", d, "--stdout", "--license", "apache-2.0", "--model-revision", "abc123", "--repo",
+                "my-org/my-data", "--source-dataset", "HuggingFaceFW/fineweb-edu", "--source-revision", "v1.4.0",
+                "--no-rejects")
+    assert r.returncode == 0 and not (d / "README.md").exists()
+    meta = front_matter(r.stdout)
+    assert meta["license"] == "apache-2.0" and meta["source_datasets"] == ["HuggingFaceFW/fineweb-edu"]
+    assert not {"rejects", "filtered"} & {c["config_name"] for c in meta["configs"]}
+    assert 'load_dataset("my-org/my-data", "all"' in r.stdout and "revision: abc123" in r.stdout
+    assert "fineweb-edu) (given with --source-dataset), revision: v1.4.0" in r.stdout
+
+    (d / "README.md").write_text("# my own card\n")
+    r = run_cli("card", d)
+    assert r.returncode == 2 and "was not written by `finephrase card`" in r.stderr
+    assert run_cli("card", d, "--force").returncode == 0 and card.is_ours(d / "README.md")
+    assert run_cli("card", d).returncode == 0  # ours now: refreshed freely
+
+
+def test_source_license_and_revision_from_the_manifest():
+    def manifest(inputs):
+        return {"config": {"inputs": inputs, "prompts": {"faq": "x"}}}
+
+    s = card.sources(manifest(["hf://datasets/HuggingFaceFW/fineweb-edu@v1.2.0/sample/10BT"]))
+    assert (s[0]["hub_id"], s[0]["revision"]) == ("HuggingFaceFW/fineweb-edu", "v1.2.0")
+    assert card.license_of(s, None) == {"license": "odc-by"}
+    s = card.sources(manifest(["hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/000_00000.parquet"]))
+    assert s[0]["revision"] is None
+    s = card.sources(manifest(["data/sample/python-docs.parquet"]))
+    assert card.license_of(s, None) == card.SAMPLE_LICENSE
+    s = card.sources(manifest(["/data/mine.parquet"]))
+    assert card.license_of(s, None) == {"license": "other"} and card.license_of(s, "mit") == {"license": "mit"}
+    assert card.scrub("a hf_abcdefgh1234 b secretvalue c", ["secretvalue"]) == "a hf_*** b *** c"
+    with pytest.raises(Exception, match="clashes"):
+        card.prompt_names(manifest(["x"]) | {"config": {"prompts": {"all": "y"}}})

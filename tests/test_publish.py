@@ -1,0 +1,207 @@
+"""`finephrase publish`: a resumable upload through the real huggingface_hub client.
+
+There is no Hub here, so the client talks (HF_ENDPOINT) to tests/hubstandin.py, a STAND-IN for the Hub, NOT the
+Hub: it answers the endpoints huggingface_hub 2.4.0 uses to create a dataset repo and upload a folder, injects
+429 and 5xx answers, and is SIGKILLed once mid-upload. What is tested is our command and the client's behaviour
+under those faults. The stand-in answers "regular" to preupload, so the client never uses Xet (the stand-in does
+not speak it); see its docstring.
+
+The run folder comes from a real `finephrase rephrase` against tests/fakeserver.py (a stand-in model server):
+80 documents x 4 prompts, one chunk per document, so 300+ data files (more than one commit's worth), plus
+rejects (documents marked FLAKY: the fake server answers 500) and filtered documents (int_score 0).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import REPO, run_cli, small_rows, write_parquet
+from fakeserver import FakeServer
+from hubstandin import read_events, read_tree
+
+TOKEN = "hf_FakeTokenForTests0123456789abcdef"
+SESSION_SECRET = "hf_SecretInACommandLine0123456789"
+REPO_ID = "test-org/finephrase-test"
+PROMPTS = ["faq", "math", "table", "tutorial"]
+STANDIN = Path(__file__).with_name("hubstandin.py")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("publish")
+    rows = small_rows(80)
+    for r in rows[:3]:
+        r["text"] = "FLAKY " + r["text"]
+    src = write_parquet(root / "in" / "docs.parquet", rows)
+    out = root / "run"
+    fake = FakeServer().start()
+    try:
+        r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--backend", "endpoint",
+                    "--endpoint-url", fake.url, "--chunk-size", "1", "--max-retries", "0", "--where",
+                    "int_score >= 1", timeout=300)
+    finally:
+        fake.stop()
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert list((out / "rejects").rglob("*.parquet")) and list((out / "filtered").glob("*.parquet"))
+    # a token-shaped string in a recorded command line: it must not reach the Hub
+    m = orjson.loads((out / "manifest.json").read_bytes())
+    m["sessions"][0]["command"] += f" --note {SESSION_SECRET}"
+    (out / "manifest.json").write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
+    return out
+
+
+def hub_env(tmp_path, endpoint: str, token: str | None = TOKEN) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "HUGGING_FACE")) and k != "HUGGINGFACE_HUB_CACHE"}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
+               PYTHONPATH=str(REPO))
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
+def cli(*args, env: dict, timeout=180) -> subprocess.CompletedProcess:
+    """The CLI with exactly `env` (conftest's run_cli adds os.environ, which may hold a real token)."""
+    return subprocess.run([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_standin(state: Path, port: int = 0, **opts) -> tuple[subprocess.Popen, int]:
+    args = [sys.executable, str(STANDIN), "--state", str(state), "--token", TOKEN, "--port", str(port)]
+    for k, v in opts.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("ready "), line
+    return proc, int(line.split()[1])
+
+
+def expected_upload(run: Path) -> dict[str, bytes]:
+    """What the repo must hold: every committed data file, the card, the manifest with secrets scrubbed."""
+    files = [p for pattern in ("*/*.parquet", "rejects/*/*.parquet") for p in run.glob(pattern)]
+    files = [p for p in files if p.parent.name in PROMPTS or p.parent.name == "filtered"]
+    want = {p.relative_to(run).as_posix(): p.read_bytes() for p in files}
+    want["README.md"] = (run / "README.md").read_bytes()
+    want["manifest.json"] = (run / "manifest.json").read_bytes().replace(SESSION_SECRET.encode(), b"hf_***")
+    return want
+
+
+def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    state = tmp_path / "hub-state"
+    # first life of the stand-in: scheduled and random 429 / 5xx, and every commit after the first one hangs
+    hub, port = start_standin(state, seed=7, fault_rate=0.1, faults="create:429,preupload:429,commit:503,commit:500",
+                              hang_after_commits=1)
+    env = hub_env(tmp_path, f"http://127.0.0.1:{port}")
+    cmd = [sys.executable, "-m", "finephrase.cli", "publish", str(run), "--repo", REPO_ID]
+    log1 = tmp_path / "first.err"
+    with open(log1, "w") as err:
+        first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        deadline = time.time() + 60
+        while not any(e["event"] == "hang" for e in read_events(state)):
+            assert time.time() < deadline and first.poll() is None, log1.read_text()[-3000:]
+            time.sleep(0.2)
+        assert sum(e["event"] == "commit" for e in read_events(state)) == 1
+        hub.send_signal(signal.SIGKILL)  # the Hub dies mid-upload
+        hub.wait()
+        # the client notices and retries with backoff (for minutes, splitting the commit); a user or a job's time
+        # limit stops it meanwhile
+        while "thrown while requesting" not in log1.read_text():
+            assert time.time() < deadline + 30 and first.poll() is None, log1.read_text()[-3000:]
+            time.sleep(0.2)
+        first.send_signal(signal.SIGTERM)
+        out1, _ = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if hub.poll() is None:
+            hub.kill()
+    err1 = log1.read_text()
+    assert first.returncode == 130, err1[-3000:]
+    assert err1.strip().splitlines()[-1].startswith("publish interrupted: what is committed stays"), err1[-3000:]
+    partial = read_tree(state, REPO_ID)
+    assert 0 < len(partial) < len(expected_upload(run)) - 2 and "README.md" not in partial
+
+    # second life, same port and state: the rerun continues where the first stopped
+    hub, port2 = start_standin(state, port=port, seed=8, fault_rate=0.1, faults="commit:429")
+    try:
+        second = cli(*cmd[3:], "--retries", "0", env=env)
+    finally:
+        hub.kill()
+        hub.wait()
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"datasets/{REPO_ID}" in second.stdout
+
+    want = expected_upload(run)
+    got = read_tree(state, REPO_ID)
+    assert sorted(got) == sorted(want)
+    assert all(got[p] == want[p] for p in want), [p for p in want if got[p] != want[p]]
+    assert len([p for p in want if p.endswith(".parquet")]) > 300
+
+    events = read_events(state)
+    commits = [e for e in events if e["event"] == "commit"]
+    faults = [e for e in events if e["event"] == "fault"]
+    assert any(f["code"] == 429 for f in faults) and any(f["code"] >= 500 for f in faults), faults
+    assert 3 <= len(commits) <= 6, commits  # data in a few large commits, then the card + manifest
+    assert sum(c["files"] for c in commits) == len(want)  # nothing committed twice: the rerun skipped them
+    assert commits[-1]["summary"].startswith("Dataset card") and commits[-1]["files"] == 2
+    assert not [e for e in events if e["event"] in ("unhandled", "unauthorized", "error")]
+
+    # the token: sent to the Hub (no 401 above) and nowhere else
+    for text in (out1, err1, second.stdout, second.stderr, (run / "README.md").read_text()):
+        assert TOKEN not in text and SESSION_SECRET not in text
+    assert all(TOKEN.encode() not in b and SESSION_SECRET.encode() not in b for b in got.values())
+
+
+def test_dry_run_lists_and_uploads_nothing_without_a_token(run_dir, tmp_path):
+    env = hub_env(tmp_path, "http://127.0.0.1:9", token=None)  # nothing listens there
+    before = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
+    r = cli("publish", run_dir, "--repo", REPO_ID, "--dry-run", env=env)
+    assert r.returncode == 0, r.stderr
+    files = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.parquet")]
+    for f in files:
+        assert f"  {f}\n" in r.stdout
+    assert f"total: {len(files) + 2:,} files" in r.stdout
+    assert f"datasets/{REPO_ID}" in r.stdout and "nothing is uploaded" in r.stdout
+    assert "left out: .ledger/" in r.stdout and "logs/" in r.stdout
+    assert "token: none found" in r.stdout
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before  # no card written
+
+    r = cli("publish", run_dir, "--repo", REPO_ID, "--dry-run", "--no-rejects", env=env)
+    assert r.returncode == 0 and "rejects/" not in r.stdout.split("left out:")[0] \
+        and "filtered/" not in r.stdout.split("left out:")[0]
+
+
+def test_without_a_token_one_line_saying_how_to_log_in(run_dir, tmp_path):
+    r = cli("publish", run_dir, "--repo", REPO_ID, "--no-verify", env=hub_env(tmp_path, "http://127.0.0.1:9", None))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "hf auth login" in r.stderr and "HF_TOKEN" in r.stderr
+
+
+def test_bad_repo_name_is_refused(run_dir, tmp_path):
+    r = cli("publish", run_dir, "--repo", "no-namespace", "--dry-run", env=hub_env(tmp_path, "http://127.0.0.1:9"))
+    assert r.returncode == 2 and "ORG/NAME" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_hub_errors_are_one_line_without_the_token(run_dir, tmp_path):
+    hub, port = start_standin(tmp_path / "hub-state")
+    wrong = "hf_WrongTokenNotAccepted0123456789"
+    try:
+        r = cli("publish", run_dir, "--repo", REPO_ID, "--no-verify",
+                env=hub_env(tmp_path, f"http://127.0.0.1:{port}", token=wrong))
+    finally:
+        hub.kill()
+        hub.wait()
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: publish to {REPO_ID} stopped: the Hub answered HTTP 401") and "write access" in last
+    assert wrong not in r.stderr + r.stdout
