@@ -383,6 +383,19 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _model_revision_text(manifest: dict, given: str | None) -> str:
+    """--model-revision if given, else what the run's sessions recorded (several if it changed between them)."""
+    if given:
+        return f"{given} (given with --model-revision)"
+    seen = [s.get("model_revision") for s in manifest.get("sessions") or [] if s.get("model_revision")]
+    revs = list(dict.fromkeys(seen))
+    if not revs:
+        return "not recorded"
+    if len(revs) == 1:
+        return f"`{revs[0]}` (recorded by the run)"
+    return "changed between sessions of the run: " + ", ".join(f"`{r}`" for r in revs)
+
+
 def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, repo: str | None = None,
            include_extras: bool = True, license: str | None = None, pretty_name: str | None = None,
            source_dataset: str | None = None, source_revision: str | None = None,
@@ -510,7 +523,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     add("")
     hub_model = re.fullmatch(r"[\w.-]+/[\w.-]+", model) is not None and not model.endswith(".gguf")
     add("- model: " + (f"[`{model}`](https://huggingface.co/{model})" if hub_model else f"`{model}`")
-        + f", revision: {model_revision + ' (given with --model-revision)' if model_revision else 'not recorded'}")
+        + f", revision: {_model_revision_text(manifest, model_revision)}")
     add(f"- backend: `{cfg.get('backend')}`; engine: {engine(manifest)}")
     add(f"- context length: {_n(cfg['context_length']) if cfg.get('context_length') else 'not recorded'} tokens")
     sp = cfg.get("sampling") or {}
@@ -725,7 +738,8 @@ def add_card_options(p):
                    help="the Hub dataset the inputs came from, when they are local copies of it")
     g.add_argument("--source-revision", metavar="REV", help="the source dataset's revision (commit), if not in the "
                    "hf:// input path (hf://datasets/ORG/NAME@REV/...)")
-    g.add_argument("--model-revision", metavar="REV", help="the model's revision (commit); not recorded by runs")
+    g.add_argument("--model-revision", metavar="REV", help="the model's revision (commit), if the run did not record one (runs record the GGUF's sha256, "
+                   "vLLM's --revision or the cached snapshot's commit)")
     g.add_argument("--no-rejects", action="store_true",
                    help="leave rejects/, filtered/ and removed/ out (their configs; publish: their files)")
     g.add_argument("--no-verify", action="store_true",

