@@ -63,7 +63,8 @@ EOF
 }
 
 start_munge() {
-  if [ -f "$DIR/munged.pid" ] && kill -0 "$(cat "$DIR/munged.pid")" 2>/dev/null; then return; fi
+  # munged runs as user munge and cannot write its pid file into $DIR (root's): find it by its command line
+  if pgrep -f -- "--pid-file=$DIR/munged.pid" >/dev/null; then return; fi
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge: /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
   if [ ! -s /etc/munge/munge.key ]; then mungekey -c -f >/dev/null 2>&1 || /usr/sbin/mungekey -c -f; fi
@@ -103,7 +104,7 @@ down() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
-  if [ -f "$DIR/munged.pid" ]; then kill "$(cat "$DIR/munged.pid")" 2>/dev/null || true; fi
+  pkill -f -- "--pid-file=$DIR/munged.pid" 2>/dev/null || true
   rm -rf "$DIR"
 }
 
