@@ -148,6 +148,23 @@ def request_bodies(rows: list[dict]) -> list[bytes]:
             for r in rows]
 
 
+async def _timed(send, rows: list[dict], concurrency: int) -> dict:
+    """Time `send(row)` (True for a good answer) over every row, `concurrency` at a time, after one untimed
+    round of `concurrency` requests that opens the connections."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(r):
+        async with sem:
+            return await send(r)
+
+    await asyncio.gather(*(one(r) for r in rows[:concurrency]))  # warm: the connections are open
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    ok = await asyncio.gather(*(one(r) for r in rows))
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "cpu_s": time.process_time() - cpu0, "documents_out": sum(ok)}
+
+
 async def httpx_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     """The same requests through httpx.AsyncClient (json=..., response.json()), no pipeline around them."""
     import httpx
@@ -155,28 +172,16 @@ async def httpx_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     from finephrase.prompts import load_prompts
 
     prompt = load_prompts("faq")[0]
-    sem = asyncio.Semaphore(concurrency)
-    errors = 0
-
     async with httpx.AsyncClient(base_url=url, timeout=600,
                                  limits=httpx.Limits(max_connections=concurrency + 4,
                                                      max_keepalive_connections=concurrency + 4)) as client:
-        async def one(r):
-            nonlocal errors
-            async with sem:
-                resp = await client.post("/v1/chat/completions", json={
-                    "model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
-                data = resp.json()
-                if resp.status_code != 200 or not data["choices"][0]["message"]["content"]:
-                    errors += 1
+        async def send(r) -> bool:
+            resp = await client.post("/v1/chat/completions", json={
+                "model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
+            data = resp.json()
+            return resp.status_code == 200 and bool(data["choices"][0]["message"]["content"])
 
-        await asyncio.gather(*(one(r) for r in rows[:concurrency]))  # warm: the connections are open
-        errors = 0
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
-        await asyncio.gather(*(one(r) for r in rows))
-        wall = time.perf_counter() - t0
-    return {"wall_s": wall, "cpu_s": time.process_time() - cpu0, "documents_out": len(rows) - errors}
+        return await _timed(send, rows, concurrency)
 
 
 async def aiohttp_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
@@ -187,27 +192,16 @@ async def aiohttp_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     from finephrase.prompts import load_prompts
 
     prompt = load_prompts("faq")[0]
-    sem = asyncio.Semaphore(concurrency)
-    errors = 0
     async with aiohttp.ClientSession(
             headers={"Content-Type": "application/json"},
             connector=aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0)) as session:
-        async def one(r):
-            nonlocal errors
-            async with sem:
-                body = orjson.dumps({"model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
-                async with session.post(f"{url}/v1/chat/completions", data=body) as resp:
-                    data = orjson.loads(await resp.read())
-                if resp.status != 200 or not data["choices"][0]["message"]["content"]:
-                    errors += 1
+        async def send(r) -> bool:
+            body = orjson.dumps({"model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
+            async with session.post(f"{url}/v1/chat/completions", data=body) as resp:
+                data = orjson.loads(await resp.read())
+            return resp.status == 200 and bool(data["choices"][0]["message"]["content"])
 
-        await asyncio.gather(*(one(r) for r in rows[:concurrency]))  # warm: the connections are open
-        errors = 0
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
-        await asyncio.gather(*(one(r) for r in rows))
-        wall = time.perf_counter() - t0
-    return {"wall_s": wall, "cpu_s": time.process_time() - cpu0, "documents_out": len(rows) - errors}
+        return await _timed(send, rows, concurrency)
 
 
 async def raw_ceiling(url: str, bodies: list[bytes], concurrency: int) -> dict:

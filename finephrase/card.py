@@ -81,16 +81,12 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
 
 
 def load_manifest(root: Path) -> dict:
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder (expected a finished finephrase run)")
-    path = root / MANIFEST
-    if not path.is_file():
-        raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
-    try:
-        m = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as e:
-        raise UsageError(f"{path} cannot be read: {e}") from None
-    if not isinstance(m, dict) or not isinstance(m.get("config"), dict) or not m["config"].get("prompts"):
+    """The run's manifest (status.load_manifest: one-line errors for a missing or unreadable one), which must
+    list the run's prompts."""
+    from finephrase import status
+
+    m = status.load_manifest(root)
+    if not m["config"].get("prompts"):
         raise UsageError(f"{root} is not a finephrase run ({MANIFEST} has no config with prompts)")
     return m
 
@@ -375,7 +371,7 @@ def _dur(s: float) -> str:
     return f"{s}s"
 
 
-def _bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

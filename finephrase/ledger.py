@@ -31,7 +31,8 @@ def chunk_filename(rank: int, chunk: int) -> str:
     return f"{rank:05d}_{chunk:06d}.parquet"
 
 
-def _fsync_dir(path: Path):
+def fsync_dir(path: Path):
+    """Make a rename inside `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -132,7 +133,7 @@ class Ledger:
         for tmp, final in staged:
             os.replace(tmp, final)
         for d in dirs:
-            _fsync_dir(d)
+            fsync_dir(d)
         entry = {"chunk": chunk, **entry, "files": sorted(f"{rel}/{name}" for rel in tables),
                  "committed_at": time.time()}
         self._append(entry)

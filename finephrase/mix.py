@@ -499,14 +499,6 @@ def _write_atomic(path: Path, data: bytes):
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- the whole mix --------------------------------------------------------------------------------------------
 
 
@@ -695,12 +687,14 @@ def build_mix(cfg: MixConfig, quiet: bool = False, command: list[str] | None = N
                         "mb_per_s": round(counted_chars / 1e6 / max(count_s, 1e-9), 3), "workers": workers}
 
     # swap in: mix.json goes last, so OUT is complete exactly when mix.json exists
+    from finephrase.ledger import fsync_dir
+
     (out / MIX_FILE).unlink(missing_ok=True)
     old = tmp / "old-train"
     if (out / TRAIN_DIR).exists():
         os.replace(out / TRAIN_DIR, old)
     os.replace(train_tmp, out / TRAIN_DIR)
-    _fsync_dir(out)
+    fsync_dir(out)
     _write_atomic(out / MIX_FILE, orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:

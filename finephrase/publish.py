@@ -67,14 +67,6 @@ def data_files(root: Path, prompts: list[str], include_extras: bool = True) -> t
     return up, left
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def _folder(path: str) -> str:
     parts = path.split("/")
     return "/".join(parts[:2]) if parts[0] in ("rejects", "removed") and len(parts) > 2 else (
@@ -173,9 +165,9 @@ def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, l
     for path, size in up:
         groups[_folder(path)][0] += 1
         groups[_folder(path)][1] += size
-    print("by folder: " + "; ".join(f"{k}/ {n:,} files {_size(b)}" for k, (n, b) in groups.items()))
+    print("by folder: " + "; ".join(f"{k}/ {n:,} files {card.human_bytes(b)}" for k, (n, b) in groups.items()))
     total = sum(s for _, s in up) + card_bytes + manifest_bytes
-    print(f"total: {len(up) + 2:,} files, {_size(total)} ({total:,} bytes)")
+    print(f"total: {len(up) + 2:,} files, {card.human_bytes(total)} ({total:,} bytes)")
     if left:
         lg = defaultdict(int)
         for p in left:
@@ -260,8 +252,8 @@ def _publish(args) -> int:
             p.call("creating the branch", lambda: api.create_branch(repo, branch=revision, repo_type="dataset",
                                                                     exist_ok=True),
                    retries=max(args.retries, 5), base_wait=1)
-        print(f"publish: uploading {len(up):,} data files ({_size(size)}) from {root} to {url} ...", file=sys.stderr,
-              flush=True)
+        print(f"publish: uploading {len(up):,} data files ({card.human_bytes(size)}) from {root} to {url} ...",
+              file=sys.stderr, flush=True)
 
         def upload_data():
             kw = dict(repo_id=repo, folder_path=root, repo_type="dataset", revision=revision,
@@ -290,7 +282,7 @@ def _publish(args) -> int:
             hint = "check that the token (HF_TOKEN or `hf auth login`) has write access to the namespace"
         raise FinephraseError(f"publish to {repo} stopped: {_one_line(e, secrets)}; {hint}") from None
     commit = getattr(info, "oid", None)
-    print(f"published {len(up) + 2:,} files ({_size(size + len(card_data) + len(manifest_data))}) to {url}"
+    print(f"published {len(up) + 2:,} files ({card.human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
           + (f" (commit {commit[:12]})" if commit else ""))
     print(f'load: datasets.load_dataset("{repo}", "all")  # or a prompt: '
           + ", ".join(f'"{q}"' for q in prompts))
