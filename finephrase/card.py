@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from finephrase import __version__
+from finephrase import __version__, datafiles
 from finephrase.errors import FinephraseError, UsageError
 
 MANIFEST = "manifest.json"
@@ -101,11 +101,10 @@ def prompt_names(manifest: dict) -> list[str]:
 
 
 def _files(d: Path) -> list[Path]:
-    """The parquet files of a folder: a run's RRRRR_CCCCCC.parquet, a dedup output's RRRRR.parquet and
-    removed/<prompt>/{exact,near}_RRRRR.parquet; never a file being written (hidden: `.NAME.tmp`)."""
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix == ".parquet" and not p.name.startswith("."))
+    """The parquet files of a folder that hold rows: a run's RRRRR_CCCCCC.parquet, a dedup output's RRRRR.parquet
+    and removed/<prompt>/{exact,near}_RRRRR.parquet. Never a file being written (hidden: `.NAME.tmp`), nor an empty
+    file of an older run (`datasets` refuses those; publish leaves them out too)."""
+    return datafiles.split_empty(datafiles.parquet_files(d))[0]
 
 
 def _num_rows(paths) -> int:
@@ -226,7 +225,8 @@ def collect_stats(root: Path, manifest: dict) -> dict:
     if extras is None:
         filtered.update((manifest.get("counts") or {}).get("filtered") or {})
     here = extras == root
-    return {"prompts": per, "filtered": dict(sorted(filtered.items())), "filtered_files": len(ffiles) if here else 0,
+    return {"root": str(root), "prompts": per, "filtered": dict(sorted(filtered.items())),
+            "filtered_files": len(ffiles) if here else 0,
             "filtered_bytes": sum(f.stat().st_size for f in ffiles) if here else 0,
             "languages": dict(languages.most_common()), "extras_from": extras_from,
             "extras_root": str(extras) if extras else None}
@@ -330,25 +330,37 @@ def size_category(n: int) -> str:
 def configs(stats: dict, include_extras: bool = True) -> list[dict]:
     """The `configs:` of the YAML: `all` (default) and one per prompt with rows; rejects / filtered / removed when
     they exist and are included. A glob that matches nothing would make its config fail to load, so a prompt
-    without rows gets no config."""
+    without rows gets no config; a folder that holds empty files (an older run's) lists its other files instead
+    of a glob."""
+    root = Path(stats["root"])
+
+    def paths(rels: list[str]) -> list[str]:
+        out = []
+        for rel in rels:
+            spec = datafiles.config_paths(root, rel)
+            out += [spec] if isinstance(spec, str) else spec
+        return out
+
+    def config(name: str, rels: list[str], one_folder: bool = False, **extra) -> dict:
+        spec = paths(rels)
+        path = spec[0] if one_folder and len(spec) == 1 else spec  # a prompt's own config: the plain glob
+        return {"config_name": name, **extra, "data_files": [{"split": "train", "path": path}]}
+
     with_rows = [p for p, s in stats["prompts"].items() if s["files"]]
     out = []
     if with_rows:
-        out.append({"config_name": "all", "default": True,
-                    "data_files": [{"split": "train", "path": [f"{p}/*.parquet" for p in with_rows]}]})
+        out.append(config("all", with_rows, default=True))
     for p in with_rows:
-        out.append({"config_name": p, "data_files": [{"split": "train", "path": f"{p}/*.parquet"}]})
+        out.append(config(p, [p], one_folder=True))
     if include_extras:
         rej = [p for p, s in stats["prompts"].items() if s["reject_files"]]
         if rej:
-            out.append({"config_name": "rejects",
-                        "data_files": [{"split": "train", "path": [f"rejects/{p}/*.parquet" for p in rej]}]})
+            out.append(config("rejects", [f"rejects/{p}" for p in rej]))
         if stats["filtered_files"]:
-            out.append({"config_name": "filtered", "data_files": [{"split": "train", "path": "filtered/*.parquet"}]})
+            out.append(config("filtered", ["filtered"], one_folder=True))
         rem = [p for p, s in stats["prompts"].items() if s["removed_files"]]
         if rem:
-            out.append({"config_name": "removed",
-                        "data_files": [{"split": "train", "path": [f"removed/{p}/*.parquet" for p in rem]}]})
+            out.append(config("removed", [f"removed/{p}" for p in rem]))
     return out
 
 

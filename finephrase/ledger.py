@@ -116,7 +116,9 @@ class Ledger:
     # -- committing ---------------------------------------------------------------------------------------------
 
     def commit(self, chunk: int, tables: dict[str, pa.Table], entry: dict):
-        """Atomically publish `tables` ({relative dir: table}) as chunk `chunk`, then record `entry`."""
+        """Atomically publish `tables` ({relative dir: table}) as chunk `chunk`, then record `entry`. A table
+        with no rows gets no file (`datasets` refuses empty parquet files): the entry's counts still say 0."""
+        tables = {rel: t for rel, t in tables.items() if t.num_rows}
         name = chunk_filename(self.rank, chunk)
         dirs = set()
         staged = []

@@ -24,6 +24,7 @@ message from the Hub is scrubbed of it before it is shown.
 from __future__ import annotations
 
 import argparse
+import glob
 import re
 import signal
 import sys
@@ -54,17 +55,23 @@ def ignore_patterns() -> list[str]:
     return IGNORE + [p for p in DEFAULT_IGNORE_PATTERNS if p not in IGNORE]
 
 
-def data_files(root: Path, prompts: list[str], include_extras: bool = True) -> tuple[list[tuple[str, int]], list[str]]:
-    """(uploaded [(path, size)], left out [path]): the same selection the upload makes (same patterns, same
-    matcher)."""
+def data_files(root: Path, prompts: list[str], include_extras: bool = True
+               ) -> tuple[list[tuple[str, int]], list[str], list[str]]:
+    """(uploaded [(path, size)], left out [path], empty [path]): the same selection the upload makes (same
+    patterns, same matcher). Parquet files with no rows (an older run's) are never uploaded: `datasets` refuses
+    them and would fail their whole config."""
     from huggingface_hub.utils import filter_repo_objects
+
+    from finephrase import datafiles
 
     every = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     chosen = set(filter_repo_objects(every, allow_patterns=data_patterns(prompts, include_extras),
                                      ignore_patterns=ignore_patterns()))
+    empty = [p for p in every if p in chosen and p.endswith(".parquet") and datafiles.num_rows(root / p) == 0]
+    chosen -= set(empty)
     up = [(p, (root / p).stat().st_size) for p in every if p in chosen]
-    left = [p for p in every if p not in chosen and p not in (card.CARD, card.MANIFEST)]
-    return up, left
+    left = [p for p in every if p not in chosen and p not in empty and p not in (card.CARD, card.MANIFEST)]
+    return up, left, empty
 
 
 def _folder(path: str) -> str:
@@ -150,7 +157,7 @@ class Publisher:
                 time.sleep(wait)
 
 
-def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, left, card_bytes: int,
+def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, left, empty, card_bytes: int,
             card_note: str, manifest_bytes: int) -> int:
     from huggingface_hub import get_token
 
@@ -173,6 +180,9 @@ def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, l
         for p in left:
             lg[p.split("/")[0] + ("/" if "/" in p else "")] += 1
         print("left out: " + ", ".join(f"{k} ({n:,} files)" for k, n in sorted(lg.items())))
+    if empty:
+        more = f" (+{len(empty) - 20:,} more)" if len(empty) > 20 else ""
+        print(f"left out, empty (0 rows; `datasets` refuses such files): {', '.join(empty[:20])}{more}")
     print("token: " + ("found" if get_token() else "none found: run `hf auth login` or set HF_TOKEN before "
                        "publishing"))
     return 0
@@ -223,12 +233,12 @@ def _publish(args) -> int:
         refresh = True
     card_data = card_text.encode()
     manifest_data = card.scrub((root / card.MANIFEST).read_text(encoding="utf-8"), secrets).encode()
-    up, left = data_files(root, prompts, include)
+    up, left, empty = data_files(root, prompts, include)
     endpoint = constants.ENDPOINT.rstrip("/")
     url = f"{endpoint}/datasets/{repo}" + (f"/tree/{revision}" if revision != "main" else "")
 
     if args.dry_run:
-        return dry_run(root, repo, url, revision, args.private, up, left, len(card_data), card_note,
+        return dry_run(root, repo, url, revision, args.private, up, left, empty, len(card_data), card_note,
                        len(manifest_data))
 
     if refresh:
@@ -257,7 +267,8 @@ def _publish(args) -> int:
 
         def upload_data():
             kw = dict(repo_id=repo, folder_path=root, repo_type="dataset", revision=revision,
-                      allow_patterns=data_patterns(prompts, include), ignore_patterns=ignore_patterns())
+                      allow_patterns=data_patterns(prompts, include),
+                      ignore_patterns=ignore_patterns() + [glob.escape(p) for p in empty])
             if hasattr(api, "upload_large_folder"):  # older huggingface_hub (2.4 has none)
                 return api.upload_large_folder(private=args.private or None, **kw)
             return api.upload_folder(commit_message=f"Upload finephrase data ({', '.join(prompts)})", **kw)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import run_cli, small_rows, write_parquet
+from consumer import assert_no_empty_parquet, load_every_config
 from finephrase import card
 
 PROMPTS = ["faq", "table"]
@@ -32,6 +33,7 @@ def run(tmp_path_factory):
     r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "128",
                 "--chunk-size", "2", "--seed", "1", "--where", "int_score <= 3", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert_no_empty_parquet(out)
     return out
 
 
@@ -167,7 +169,9 @@ def test_dedup_output(run, tmp_path):
             continue
         (d / q).mkdir()
         keep = t.slice(1) if q == p else t
-        pq.write_table(keep, d / q / "00000.parquet")
+        if keep.num_rows:
+            pq.write_table(keep, d / q / "00000.parquet")
+        pq.write_table(t.slice(0, 0), d / q / "00001.parquet")  # an empty file, as older versions wrote them
         kept[q] = keep.num_rows
     (d / "removed" / p).mkdir(parents=True)
     removed = pq.read_table(run / p).slice(0, 1)
@@ -187,6 +191,10 @@ def test_dedup_output(run, tmp_path):
     assert "removed" in names and "rejects" not in names and "filtered" not in names  # not in this folder
     assert {"config_name": "removed", "data_files": [{"split": "train", "path": [f"removed/{p}/*.parquet"]}]} \
         in meta["configs"]
+    for c in meta["configs"]:  # the empty files are left out (`datasets` refuses them), the others listed
+        paths = c["data_files"][0]["path"]
+        for x in [paths] if isinstance(paths, str) else paths:
+            assert not x.endswith("/00001.parquet") and (x.startswith("removed/") or not x.endswith("*.parquet")), c
     dedup_rows = {row[0]: row[1:] for row in table_rows(text, "Dedup")}
     assert dedup_rows[p] == [str(rows_in[p]), str(kept[p]), "1", "0"]
     want = data_counts(run)  # rejects and filtered: the source run's
@@ -197,8 +205,15 @@ def test_dedup_output(run, tmp_path):
     assert "GPU-hours: none" in text  # from the source run's snapshots
     cache = str(tmp_path / "hf-cache")
     assert datasets.load_dataset(str(d), "removed", split="train", cache_dir=cache).num_rows == 1
-    assert datasets.load_dataset(str(d), p, split="train", cache_dir=cache).num_rows == kept[p]
+    if kept[p]:  # a prompt with no rows left has no config
+        assert datasets.load_dataset(str(d), p, split="train", cache_dir=cache).num_rows == kept[p]
     assert datasets.load_dataset(str(d), "all", split="train", cache_dir=cache).num_rows == sum(kept.values())
+    assert load_every_config(d, tmp_path / "hf-cache-2") == {"all": sum(kept.values()), "removed": 1,
+                                                            **{q: n for q, n in kept.items() if n}}
+    r = run_cli("publish", d, "--repo", "my-org/x", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.split("left out, empty")[0]
+    assert "00001.parquet" not in listed and f"{p}/00001.parquet" in r.stdout.split("left out, empty")[1]
 
     m["dedup"]["source"] = str(tmp_path / "gone")  # the source run deleted: the manifest's counts
     (d / "manifest.json").write_bytes(orjson.dumps(m))

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli, write_parquet
+from consumer import assert_no_empty_parquet, load_every_config
 from finephrase.ledger import Ledger
 from finephrase.pipeline.dedup import REMOVED_SCHEMA
 from finephrase.pipeline.readers.resumable import ResumableReader
@@ -70,18 +71,23 @@ def exact_variant(t: str, how: int) -> str:
     return [t.upper(), "  " + t.replace(" ", "   ") + "\n", t.replace("\n", " \n\t")][how % 3]
 
 
-def build_run(root: Path) -> dict:
+def build_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_first_chunk: bool = False) -> dict:
     """A finished two-prompt run in root/run with planted duplicates. Returns what was planted:
-    {"exact": {id: original id}, "near": {id: original id}, "cross": (faq id, table id)}."""
+    {"exact": {id: original id}, "near": {id: original id}, "cross": (faq id, table id)}. With copy_first_chunk,
+    the only duplicates are faq's second chunk: exact copies of its first."""
     rng = random.Random(1234)
     run = root / "run"
-    source_ids = [f"<urn:uuid:{i:08d}-0000-0000-0000-000000000000>" for i in range(DOCS)]
+    source_ids = [f"<urn:uuid:{i:08d}-0000-0000-0000-000000000000>" for i in range(docs)]
     src = write_parquet(root / "in" / "docs.parquet",
                         [{"id": s, "text": f"source document {i}", "url": f"https://example.org/{i}"}
                          for i, s in enumerate(source_ids)])
-    texts = {p: [text(rng) for _ in range(DOCS)] for p in PROMPTS}
+    texts = {p: [text(rng) for _ in range(docs)] for p in PROMPTS}
     planted = {"exact": {}, "near": {}}
-    for p in PROMPTS:  # the copies come after their originals (chunk 1), so the originals are the rows kept
+    if copy_first_chunk:
+        for i in range(chunk_size, 2 * chunk_size):
+            texts["faq"][i] = exact_variant(texts["faq"][i - chunk_size], i)
+            planted["exact"][f"{source_ids[i]}/faq"] = f"{source_ids[i - chunk_size]}/faq"
+    for p in PROMPTS if not copy_first_chunk else ():  # the copies come after their originals (chunk 1), so the originals are the rows kept
         t = texts[p]
         for j, (copy, orig) in enumerate([(60, 3), (61, 10), (62, 10), (75, 55), (90, 20)]):  # 10: two copies
             t[copy] = exact_variant(t[orig], j)
@@ -89,8 +95,9 @@ def build_run(root: Path) -> dict:
         for copy, orig in [(65, 30), (70, 40), (80, 51), (95, 5)]:
             t[copy] = change_words(rng, t[orig], n=2 + copy % 2)
             planted["near"][f"{source_ids[copy]}/{p}"] = f"{source_ids[orig]}/{p}"
-    texts["table"][85] = texts["faq"][15]  # same text under two prompts: a duplicate only with --scope run
-    planted["cross"] = (f"{source_ids[15]}/faq", f"{source_ids[85]}/table")
+    if not copy_first_chunk:
+        texts["table"][85] = texts["faq"][15]  # same text under two prompts: a duplicate only with --scope run
+        planted["cross"] = (f"{source_ids[15]}/faq", f"{source_ids[85]}/table")
 
     def row(i: int, p: str) -> dict:
         return {"id": f"{source_ids[i]}/{p}", "source_id": source_ids[i], "prompt": p, "prompt_hash": PROMPTS[p],
@@ -102,15 +109,15 @@ def build_run(root: Path) -> dict:
                 "metadata": orjson.dumps({"source": "fixture", "n": i}).decode() if i % 3 == 0 else None}
 
     ledger = Ledger(run, 0)
-    for chunk, start in enumerate(range(0, DOCS, CHUNK)):
-        ids = range(start, start + CHUNK)
+    for chunk, start in enumerate(range(0, docs, chunk_size)):
+        ids = range(start, start + chunk_size)
         tables = {p: pa.Table.from_pylist([row(i, p) for i in ids], schema=OUTPUT_SCHEMA) for p in PROMPTS}
         ledger.commit(chunk, tables, {
-            "docs": CHUNK, "rows": {p: CHUNK for p in PROMPTS}, "rejects": {}, "filtered": {},
+            "docs": chunk_size, "rows": {p: chunk_size for p in PROMPTS}, "rejects": {}, "filtered": {},
             "input_tokens": sum(sum(t["input_tokens"].to_pylist()) for t in tables.values()),
             "output_tokens": sum(sum(t["output_tokens"].to_pylist()) for t in tables.values()),
-            "pos": {"file_index": 0, "offset": start + CHUNK, "read": start + CHUNK}})
-    ledger.mark_finished({"docs": DOCS})
+            "pos": {"file_index": 0, "offset": start + chunk_size, "read": start + chunk_size}})
+    ledger.mark_finished({"docs": docs})
     reader = ResumableReader([str(src)], text_column="text", id_column="id", limit=-1)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest = {
@@ -204,6 +211,10 @@ def test_planted_duplicates_go_the_rest_stays(fixture_run, tmp_path):
                                cache_dir=str(tmp_path / "hf"))
     assert ds.num_rows == m["kept"]["faq"] and ds.features["id"].dtype == "string"
     assert not list(out.glob(".dedup/prompt/*/exact_kept"))  # the intermediate copy is gone
+    assert_no_empty_parquet(out)
+    assert run_cli("card", out).returncode == 0
+    assert load_every_config(out, tmp_path / "hf") == {"all": len(kept), "faq": m["kept"]["faq"],
+                                                       "table": m["kept"]["table"], "removed": len(removed)}
 
     # the same command again: done, nothing rewritten
     before = {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")}
@@ -211,6 +222,24 @@ def test_planted_duplicates_go_the_rest_stays(fixture_run, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "already deduplicated" in r.stdout
     assert {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")} == before
+
+
+def test_a_task_whose_rows_all_go_writes_no_file(tmp_path):
+    """faq's second chunk is an exact copy of its first; with two dedup tasks, one task keeps no faq row at all: it
+    writes no file (an empty one would break `datasets`), the counts still add up and every config loads."""
+    from finephrase.dedup import DedupPlan
+
+    planted = build_run(tmp_path, docs=20, chunk_size=10, copy_first_chunk=True)
+    run, out = tmp_path / "run", tmp_path / "dedup"
+    DedupPlan(run, out, tasks=2).run_local(workers=1, echo=lambda line: None)
+    kept, removed = check_output(run, out)
+    pairs = [{copy, orig} for copy, orig in planted["exact"].items()]  # which one of a pair stays may vary
+    assert all(len(pair & set(removed)) == 1 for pair in pairs) and len(removed) == len(pairs)
+    assert all(x["dedup_reason"] == "exact" for x in removed.values())
+    assert assert_no_empty_parquet(out) == len(list(out.glob("*/*.parquet"))) + len(list(out.glob("removed/*/*")))
+    assert len(list((out / "faq").glob("*.parquet"))) == 1 and len(list((out / "table").glob("*.parquet"))) == 2
+    assert run_cli("card", out).returncode == 0
+    assert load_every_config(out, tmp_path / "hf") == {"all": 30, "faq": 10, "table": 20, "removed": 10}
 
 
 def test_scope_run_also_across_prompts(fixture_run, tmp_path):

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli, small_rows, write_parquet
+from consumer import assert_no_empty_parquet, load_every_config
 
 FAST = ["--max-tokens", "96", "--context-length", "1024", "--seed", "0"]
 
@@ -71,6 +72,13 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     assert ds.num_rows == len(_read(out / "faq"))
     assert {"id", "source_id", "prompt", "prompt_hash", "text", "model", "finish_reason", "input_tokens",
             "output_tokens", "input_truncated", "url", "dump"} <= set(ds.column_names)
+    # what a consumer sees: no empty file anywhere (a chunk whose rows were all rejected writes none), and
+    # every config of the run's card loads with the installed `datasets`
+    assert_no_empty_parquet(out)
+    assert run_cli("card", out).returncode == 0
+    counts = manifest["counts"]
+    loaded = load_every_config(out, tmp_path / "hf")
+    assert loaded["all"] == len(all_rows) and loaded.get("rejects", 0) == sum(counts["rejects"].values())
 
 
 def test_long_document_truncated_with_model_tokenizer(llama_endpoint, tmp_path):

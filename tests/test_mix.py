@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
+from consumer import assert_no_empty_parquet
 from finephrase.mix import MixConfig, build_mix
 from finephrase.schema import OUTPUT_SCHEMA
 
@@ -187,6 +188,8 @@ def test_cli_70_30_table_and_datasets_load(data, tmp_path):
                                cache_dir=str(tmp_path / "hf-cache"))["train"]
     assert ds.num_rows == len(rows) and set(ds.column_names) == {"text", "source", "id", "tokens"}
     assert ds[0]["text"] == rows[0]["text"]
+    assert_no_empty_parquet(out)  # and the folder loads as a dataset by itself (its train/ split)
+    assert datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf-2"))["train"].num_rows == len(rows)
 
 
 def test_small_source_scales_synthetic_down_or_repeats(tmp_path):

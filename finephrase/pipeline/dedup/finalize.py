@@ -25,18 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
+from finephrase.datafiles import parquet_files
 from finephrase.errors import FinephraseError
 from finephrase.pipeline.dedup.common import REASONS, REMOVED_SCHEMA
 
 WORK_DIR = ".dedup"
 MANIFEST = "manifest.json"
 BULKY = ("exact_sigs", "exact_kept", "minhash_sigs")  # deleted at the end: as large as the data, or larger
-
-
-def parquet_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
 def count_rows(folder: Path) -> int:
@@ -105,6 +100,8 @@ def finalize(run: Path, out: Path, prompts: list[str], units: list[tuple[str, li
                     continue
                 prompt = src.parent.name
                 t = pq.read_table(src)
+                if not t.num_rows:  # never publish an empty file (`datasets` refuses them)
+                    continue
                 keys = t.column("dup_key").to_pylist()
                 t = t.drop_columns(["dup_key"]).append_column(
                     "duplicate_of", pa.array([index.get(k) if k is not None else None for k in keys], pa.string()))
