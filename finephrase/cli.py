@@ -122,13 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between progress lines when not on a terminal (30, or $FINEPHRASE_PROGRESS_INTERVAL)")
     g.add_argument("--overwrite", action="store_true",
                    help="delete an existing run in OUTPUT and start over (default: resume it)")
-    g.add_argument("--prompts-dir", help="folder of prompt templates (default: the repository's prompts/)")
+    g.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its templates "
+                   "of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
 
     p = sub.add_parser("prompts", help="list the prompt library, or show one prompt",
                        description="List the prompt templates (name, family, version, hash), or show one.")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("name", nargs="?", help="prompt to show")
-    p.add_argument("--prompts-dir", help="folder of prompt templates (default: the repository's prompts/)")
+    p.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its templates "
+                   "of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
 
     v = sub.add_parser("verify", help="check that a run holds exactly one row or reject per (document, prompt)",
                        description="Re-read the run's inputs (ids only) and check OUTPUT against them: every "
@@ -141,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import card, dedup, mix, models, plan, publish, report, status, sweep
+    from finephrase import card, dedup, mix, models, plan, project, publish, report, status, sweep
 
-    for module in (status, plan, report, models, sweep, dedup, mix, card, publish):
+    for module in (status, plan, report, models, sweep, dedup, mix, card, publish, project):
         module.add_parser(sub)
     return parser
 
@@ -169,7 +171,8 @@ def cmd_prompts(args) -> int:
         return 0
     library = available_prompts(args.prompts_dir)
     if not library:
-        raise UsageError("no prompt templates found: pass --prompts-dir or set FINEPHRASE_PROMPTS_DIR")
+        raise UsageError("no prompt templates found (this installation has no built-in library): pass --prompts-dir "
+                         "or set FINEPHRASE_PROMPTS_DIR")
     rows = [load_template_file(path) for path in library.values()]
     w = max(len(t.name) for t in rows)
     fw = max(len(t.family) for t in rows)

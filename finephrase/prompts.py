@@ -22,10 +22,22 @@ OPTIONAL_KEYS = ("description", "system", "extract_tag")
 
 
 def default_prompts_dir() -> Path:
-    """`$FINEPHRASE_PROMPTS_DIR`, else the repository's `prompts/` folder."""
+    """The built-in library: the repository's `prompts/` in a checkout, the copy inside an installed wheel."""
+    from finephrase.bundled import project_path
+
+    return project_path("prompts")
+
+
+def library_dirs(prompts_dir: str | Path | None = None) -> list[Path]:
+    """The folders the library is made of, later ones winning by template name: the built-in library, then
+    `$FINEPHRASE_PROMPTS_DIR`, then `prompts_dir` (`--prompts-dir`). Each adds templates or overrides one of the
+    same name."""
+    dirs = [default_prompts_dir()]
     if env := os.environ.get("FINEPHRASE_PROMPTS_DIR"):
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "prompts"
+        dirs.append(Path(env).expanduser())
+    if prompts_dir:
+        dirs.append(Path(prompts_dir).expanduser())
+    return dirs
 
 
 @dataclass(frozen=True)
@@ -118,10 +130,15 @@ def load_template_file(path: str | Path) -> PromptTemplate:
 
 
 def available_prompts(prompts_dir: str | Path | None = None) -> dict[str, Path]:
-    d = Path(prompts_dir) if prompts_dir else default_prompts_dir()
-    if not d.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(d.glob("*.toml"))}
+    """{name: file} of the library (see `library_dirs`). A folder given explicitly must exist."""
+    library: dict[str, Path] = {}
+    for n, d in enumerate(library_dirs(prompts_dir)):
+        if not d.is_dir():
+            if n == 0:
+                continue  # an installation without its library: the message below says what to do
+            raise UsageError(f"prompts folder {d} does not exist (from --prompts-dir or FINEPHRASE_PROMPTS_DIR)")
+        library.update({p.stem: p for p in sorted(d.glob("*.toml"))})
+    return dict(sorted(library.items()))
 
 
 def load_prompt(name_or_path: str, prompts_dir: str | Path | None = None) -> PromptTemplate:

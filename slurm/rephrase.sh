@@ -12,6 +12,8 @@
 # Site settings without editing this file: sbatch's own flags or environment (-p/SBATCH_PARTITION,
 # -A/SBATCH_ACCOUNT, --qos/SBATCH_QOS, --time, --gpus-per-node ...), and
 #   FINEPHRASE_VENV   the virtual environment to activate (default: .venv of the submit directory)
+#   FINEPHRASE_PROMPTS_DIR  templates that add to / override the built-in library (default: prompts/ of the
+#                     submit directory, when it has one)
 #   FINEPHRASE_TMP    per-task scratch for caches (default: $TMPDIR or /tmp)
 #   HF_HOME           Hugging Face cache (models, datasets)
 #
@@ -31,6 +33,10 @@
 set -uo pipefail
 
 cd "${SLURM_SUBMIT_DIR:-.}"
+# a project folder's own templates (`finephrase init`) add to / override the built-in library
+if [ -z "${FINEPHRASE_PROMPTS_DIR:-}" ] && [ -d prompts ]; then
+  export FINEPHRASE_PROMPTS_DIR=$PWD/prompts
+fi
 VENV=${FINEPHRASE_VENV:-.venv}
 if [ -f "$VENV/bin/activate" ]; then
   # shellcheck disable=SC1091

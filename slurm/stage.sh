@@ -26,6 +26,10 @@
 set -uo pipefail
 
 cd "${SLURM_SUBMIT_DIR:-.}"
+# a project folder's own templates (`finephrase init`) add to / override the built-in library
+if [ -z "${FINEPHRASE_PROMPTS_DIR:-}" ] && [ -d prompts ]; then
+  export FINEPHRASE_PROMPTS_DIR=$PWD/prompts
+fi
 VENV=${FINEPHRASE_VENV:-.venv}
 if [ -f "$VENV/bin/activate" ]; then
   # shellcheck disable=SC1091

@@ -252,3 +252,21 @@ def test_non_string_extract_tag_refused_with_usage_error(tmp_path):
     p = _write(tmp_path, "tagint", 'name = "tagint"\nfamily = "x"\nversion = 1\ntemplate = "{{document}}"\nextract_tag = 5\n')
     with pytest.raises(UsageError):
         load_template_file(p)
+
+
+def test_library_layers_env_then_prompts_dir_each_add_or_override(tmp_path, monkeypatch):
+    env_dir, cli_dir = tmp_path / "env", tmp_path / "cli"
+    env_dir.mkdir()
+    cli_dir.mkdir()
+    _write(env_dir, "faq", _toml("faq", "ENV FAQ: {{document}}"))
+    _write(env_dir, "quiz", _toml("quiz", "ENV quiz: {{document}}"))
+    _write(cli_dir, "quiz", _toml("quiz", "CLI quiz: {{document}}"))
+    monkeypatch.setenv("FINEPHRASE_PROMPTS_DIR", str(env_dir))
+    library = available_prompts(cli_dir)
+    assert library["math"].parent.resolve() == (REPO / "prompts").resolve()  # built-in ones stay
+    assert library["faq"] == env_dir / "faq.toml" and library["quiz"] == cli_dir / "quiz.toml"
+    assert load_prompt("quiz", cli_dir).template.startswith("CLI quiz")
+    assert load_prompt("faq").template.startswith("ENV FAQ")
+    monkeypatch.setenv("FINEPHRASE_PROMPTS_DIR", str(tmp_path / "nope"))
+    with pytest.raises(UsageError, match="does not exist"):
+        available_prompts()
