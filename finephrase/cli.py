@@ -17,8 +17,10 @@ from finephrase.errors import FinephraseError, UsageError
 
 EXAMPLES = """\
 examples:
-  # rephrase the bundled sample into FAQs with the embedded CPU model (SmolLM2-135M-Instruct, llama.cpp)
-  finephrase rephrase data/sample/python-docs.parquet --prompt faq --output output/sample --limit 20
+  # rephrase the bundled sample into FAQs with the embedded CPU model (SmolLM2-135M-Instruct, llama.cpp),
+  # constrained to the FAQ template's grammar
+  finephrase rephrase data/sample/python-docs.parquet --prompt faq --output output/sample --limit 20 \
+      --constrain-format
 
   # four production formats from a FineWeb-Edu shard on the Hub, high-quality pool only, on a running vLLM
   finephrase rephrase hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/000_00000.parquet \\
@@ -30,8 +32,6 @@ examples:
 """
 
 BACKENDS = ("embedded", "endpoint", "vllm")  # defaults per backend: finephrase.run.BACKEND_DEFAULTS
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rephrase",
         help="rephrase documents with one or more prompts (the main job)",
         description="Read INPUT documents, send one request per (document, prompt) to a served model, gate the "
-        "generations, and commit them chunk by chunk to OUTPUT/<prompt>/*.parquet (rejects to "
+        "generations (each template's own shape check, non-answers, copies, off-topic, language: docs/quality.md), "
+        "and commit them chunk by chunk to OUTPUT/<prompt>/*.parquet (rejects, with their reason, to "
         "OUTPUT/rejects/<prompt>/). Rerunning the same command resumes an interrupted run.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='sent with every request as chat_template_kwargs (vLLM), e.g. \'{"enable_thinking": false}\' '
                    "for a Qwen3 id that is not a preset; merged over a preset's own")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory (0.9)")
+    g.add_argument("--constrain-format", action="store_true",
+                   help="constrained generation: send each template's [check] grammar (GBNF) with its requests, "
+                   "so the engine writes only that shape (llama.cpp grammar; vLLM structured outputs). Templates "
+                   "without a grammar are sent as they are. See docs/quality.md")
     g = r.add_argument_group("sampling (unset: the embedded default, or the model's generation config)")
     g.add_argument("--max-tokens", type=positive_int, help="max output tokens (default: 512 embedded, 2048 otherwise)")
     g.add_argument("--temperature", type=float)
@@ -143,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     # commands that live in their own module: each module's add_parser(sub) adds it and sets `func`
-    from finephrase import card, dedup, mix, models, plan, project, publish, report, status, sweep
+    from finephrase import card, dedup, mix, models, plan, project, publish, recheck, report, status, sweep
 
-    for module in (status, plan, report, models, sweep, dedup, mix, card, publish, project):
+    for module in (status, plan, report, models, sweep, recheck, dedup, mix, card, publish, project):
         module.add_parser(sub)
     return parser
 
@@ -229,6 +234,7 @@ def cmd_rephrase(args) -> int:
         token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
         vllm_args=args.vllm_arg, gpu_memory_utilization=args.gpu_memory_utilization,
         gpus_per_task=args.gpus_per_task, chat_template_kwargs=args.chat_template_kwargs,
+        constrain_format=args.constrain_format,
     )
     manifest = execute(cfg, overwrite=args.overwrite)
     if cfg.rank is not None:  # one task of a larger run: its own outcome

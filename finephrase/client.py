@@ -156,8 +156,10 @@ class ChatClient:
                                     f"({last_detail})")
         raise RequestRejected(last_reason, last_detail)
 
-    async def chat(self, messages: list[dict], sampling: Sampling, seed: int | None = None) -> ChatResult:
-        payload = {"model": self.model, "messages": messages, "max_tokens": sampling.max_tokens}
+    async def chat(self, messages: list[dict], sampling: Sampling, seed: int | None = None,
+                   extra: dict | None = None) -> ChatResult:
+        """One chat completion. `extra`: more request fields (a grammar: finephrase/constrain.py)."""
+        payload = {"model": self.model, "messages": messages, "max_tokens": sampling.max_tokens, **(extra or {})}
         for k in ("temperature", "top_p", "top_k"):
             if (v := getattr(sampling, k)) is not None:
                 payload[k] = v

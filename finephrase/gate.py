@@ -1,4 +1,6 @@
-"""The quality gate: which generations are published and which become rejects (with a reason)."""
+"""The quality gate: which generations are published and which become rejects (with a reason). Generic checks
+here; the non-answer checks in nonanswer.py; the template's own shape check (its `[check]` table) in
+formats.py."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ class QualityGate:
     - `empty`: nothing left after parsing;
     - `too_short`: fewer than `min_words` words;
     - `repetition`: degenerate output: a large share of duplicate lines, or of the text covered by one repeated
-      n-gram (the looping typical of small models).
+      n-gram (the looping typical of small models);
+    - `non_answer:<kind>`, `copy`, `off_topic`, `language` (nonanswer.py), for every template;
+    - `format:<what failed>`: the template's `[check]` (formats.py). `formats=False` turns the last two off.
     """
 
     min_words: int = 3
@@ -26,8 +30,21 @@ class QualityGate:
     ngram: int = 8
     max_top_ngram_frac: float = 0.35
     reject_length: bool = True
+    formats: bool = True
 
-    def check(self, text: str, finish_reason: str | None) -> str | None:
+    def check(self, text: str, finish_reason: str | None, prompt=None, source: str | None = None) -> str | None:
+        """None (publish) or the reject reason. `prompt`: the PromptTemplate (its [check] and instructions);
+        `source`: the document text the model was given (for the copy and topic checks)."""
+        reason = self._generic(text, finish_reason)
+        if reason or not self.formats or prompt is None:
+            return reason
+        from finephrase.formats import check_format
+        from finephrase.nonanswer import check_non_answer
+
+        spec = prompt.check
+        return (check_non_answer(text, source, prompt.overhead_text(), spec) or check_format(text, spec))
+
+    def _generic(self, text: str, finish_reason: str | None) -> str | None:
         if self.reject_length and finish_reason == "length":
             return "length"
         if not text.strip():

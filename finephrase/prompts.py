@@ -18,7 +18,7 @@ from finephrase.errors import UsageError
 
 PLACEHOLDER = "{{document}}"
 REQUIRED_KEYS = ("name", "family", "version", "template")
-OPTIONAL_KEYS = ("description", "system", "extract_tag")
+OPTIONAL_KEYS = ("description", "system", "extract_tag", "check")
 
 
 def default_prompts_dir() -> Path:
@@ -50,6 +50,13 @@ class PromptTemplate:
     description: str = ""
     extract_tag: str | None = None
     path: str | None = None
+    check_items: tuple = ()  # the [check] table (the shape of a good answer), as sorted (key, value) pairs
+
+    @property
+    def check(self) -> dict:
+        """The template's `[check]` table: `kind` and parameters (see finephrase/formats.py), and overrides of
+        the non-answer thresholds (finephrase/nonanswer.py). Empty: no shape check."""
+        return dict(self.check_items)
 
     @property
     def hash(self) -> str:
@@ -78,6 +85,7 @@ class PromptTemplate:
             "system": self.system,
             "template": self.template,
             "extract_tag": self.extract_tag,
+            "check": self.check or None,
         }
 
 
@@ -103,7 +111,13 @@ def parse_template(data: dict, source: str) -> PromptTemplate:
         version = int(data["version"])
     except (TypeError, ValueError):
         raise UsageError(f"prompt template {source}: version must be an integer") from None
+    check = {}
+    if data.get("check") is not None:
+        from finephrase.formats import validate_spec
+
+        check = validate_spec(data["check"], source)
     return PromptTemplate(
+        check_items=tuple(sorted(check.items())),
         name=str(data["name"]),
         family=str(data["family"]),
         version=version,

@@ -21,6 +21,7 @@ import orjson
 
 from finephrase import __version__
 from finephrase.client import ChatClient, RequestRejected, Sampling
+from finephrase.constrain import style_for
 from finephrase.errors import UsageError
 from finephrase.executor import LocalExecutor
 from finephrase.ledger import LEDGER_DIR, all_ledgers
@@ -80,6 +81,7 @@ class RunConfig:
     gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
     rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
     chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
+    constrain_format: bool = False  # send each template's [check] grammar with its requests (constrain.py)
 
     @classmethod
     def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,
@@ -146,6 +148,7 @@ class RunConfig:
             "sampling": self.sampling.to_dict(),
             # only when set: the fingerprints of runs without it (older manifests included) stay as they were
             **({"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}),
+            **({"constrain_format": True} if self.constrain_format else {}),
             "tasks": self.tasks,
         }
 
@@ -358,7 +361,8 @@ def build_pipeline(cfg: RunConfig, server) -> list:
                  progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
                  api_key_env=cfg.api_key_env,
                  tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
-                 chat_template_kwargs=cfg.chat_template_kwargs)
+                 chat_template_kwargs=cfg.chat_template_kwargs,
+                 constrain_style=style_for(cfg.backend) if cfg.constrain_format else None)
     )
     return steps
 
@@ -417,13 +421,17 @@ def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
     for p in prompts:
         rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
         rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
-        lines.append(f"  {p:<12} rows {counts.get('rows', {}).get(p, 0):>6}   rejects {sum(rej.values()):>5} "
-                     f"({rej_s})")
+        rows = counts.get("rows", {}).get(p, 0)
+        done = rows + sum(rej.values())
+        share = f"{rows / done:4.0%}" if done else "   -"
+        lines.append(f"  {p:<12} rows {rows:>6} ({share} in format)   rejects {sum(rej.values()):>5} ({rej_s})")
     if counts.get("filtered"):
         lines.append("  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
     lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
+    shown = next((p for p in prompts if counts.get("rows", {}).get(p)), None)
+    folder = f"{out}/{shown}" if shown else f"{out}/rejects/{prompts[0]}"
     lines.append(f"look:   python -c \"import pyarrow.parquet as pq; "
-                 f"print(pq.read_table('{out}/{prompts[0]}').to_pandas()[['source_id','text']].head())\"")
+                 f"print(pq.read_table('{folder}').to_pandas()[['source_id','text']].head())\"")
     lines.append(f"check:  finephrase verify {out}")
     return "\n".join(lines)
 

@@ -52,7 +52,7 @@ SETTINGS: dict[str, type] = {
     "seed": int, "text_column": str, "id_column": str, "limit": int, "where": list, "languages": list,
     "min_chars": int, "max_chars": int, "sample_rate": float, "token_budget": int, "tasks": int, "workers": int,
     "chunk_size": int, "gpus_per_task": int, "max_concurrency": int, "request_timeout": float, "max_retries": int,
-    "progress_interval": float, "prompts_dir": str,
+    "progress_interval": float, "prompts_dir": str, "constrain_format": bool,
 }
 _FLAG = {"languages": "--language", "vllm_args": "--vllm-arg"}
 _LISTS_ADD = ("where",)  # conditions add up (common + source + grid: all must hold); other settings override
@@ -107,6 +107,9 @@ class Point:
             if key == "backend" or (for_slurm and key in ("workers", "tasks")):
                 continue
             flag = _FLAG.get(key, "--" + key.replace("_", "-"))
+            if isinstance(value, bool):  # a switch: the flag alone when on
+                args += [flag] if value else []
+                continue
             for v in value if isinstance(value, list) else [value]:
                 args.append(f"{flag}={v}")  # one argv item: values may start with '-' (--vllm-arg, --limit=-1)
         if for_slurm:
@@ -161,6 +164,9 @@ def _check_settings(settings, where: str) -> dict:
         t = SETTINGS[k]
         if t is list:
             v = [str(x) for x in _as_list(v, f"{where}.{k}")]
+        elif t is bool:
+            if not isinstance(v, bool):
+                raise UsageError(f"{where}.{k}: expected true or false, got {v!r}")
         elif isinstance(v, bool) or not (isinstance(v, t) or (t is float and isinstance(v, int))):
             raise UsageError(f"{where}.{k}: expected {t.__name__}, got {v!r}")
         out[k] = v

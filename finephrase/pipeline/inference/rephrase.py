@@ -26,6 +26,7 @@ from datatrove.utils.logging import logger
 from finephrase.drain import DRAIN, Drained
 from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnavailable, request_seed
 from finephrase.errors import FinephraseError, UsageError
+from finephrase.constrain import request_fields
 from finephrase.gate import QualityGate
 from finephrase.ledger import Ledger, TaskLock
 from finephrase.parsing import parse_output
@@ -92,7 +93,8 @@ class Rephrase(PipelineStep):
                  request_timeout: float = 600.0, max_retries: int = 3, gate: QualityGate | None = None,
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
-                 max_server_restarts: int = 3, chat_template_kwargs: dict | None = None):
+                 max_server_restarts: int = 3, chat_template_kwargs: dict | None = None,
+                 constrain_style: str | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -117,6 +119,8 @@ class Rephrase(PipelineStep):
         self.tokenizer_gguf = tokenizer_gguf  # count tokens in-process with this GGUF's vocabulary (embedded)
         self.max_server_restarts = max_server_restarts  # a managed server that dies is restarted this often
         self.chat_template_kwargs = chat_template_kwargs  # sent with every request (e.g. Qwen3: thinking off)
+        self.constrain_style = constrain_style  # None: unconstrained; "auto": from the server's tokenize endpoint
+        self.constraints: dict[str, dict] = {}
         per_chunk = chunk_size * len(prompts)
         self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
 
@@ -169,6 +173,11 @@ class Rephrase(PipelineStep):
                 self._count = client.count_tokens
             else:
                 self._count = None
+            style = self.constrain_style
+            if style == "auto":  # an endpoint: llama.cpp answers /extras/tokenize, vLLM /tokenize
+                style = "llamacpp" if await client.detect_tokenizer() == "llamacpp" else "vllm"
+            # constrained generation: each template's [check] grammar, sent the way this engine reads it
+            self.constraints = {p.name: request_fields(p.check.get("grammar"), style) for p in self.prompts}
             template_tokens = {}
             for p in self.prompts:
                 n = await self._count(p.overhead_text()) if self._count else None
@@ -410,13 +419,14 @@ class Rephrase(PipelineStep):
             fitted = await fit_to_budget(doc.text, budget, self._count)
             known["input_truncated"] = fitted.truncated
             res = await client.chat(prompt.render(fitted.text), self.sampling,
-                                    request_seed(self.sampling.seed, doc.id, prompt.name))
+                                    request_seed(self.sampling.seed, doc.id, prompt.name),
+                                    extra=self.constraints.get(prompt.name))
         except RequestRejected as e:
             return "reject", self._reject_row(doc, prompt, e.reason, e.detail or None, **known)
         parsed = parse_output(res.text, prompt.extract_tag)
         known.update(finish_reason=res.finish_reason, input_tokens=res.prompt_tokens,
                      output_tokens=res.completion_tokens)
-        reason = parsed.problem or self.gate.check(parsed.text, res.finish_reason)
+        reason = parsed.problem or self.gate.check(parsed.text, res.finish_reason, prompt=prompt, source=fitted.text)
         if reason:
             return "reject", self._reject_row(doc, prompt, reason, None, text=res.text, **known)
         return "row", {"id": f"{doc.id}/{prompt.name}", **self._base(doc, prompt), "text": parsed.text,

@@ -1,0 +1,33 @@
+"""Constrained generation (`--constrain-format`): a template's `[check]` table may carry `grammar`, a GBNF
+grammar of a good answer's shape; with the setting on, every request for that template carries it and the
+engine samples only text the grammar accepts (and stops where the grammar ends).
+
+How each engine is told:
+- llama.cpp (the embedded backend; llama-cpp-python's server and llama.cpp's llama-server): the request field
+  `grammar`;
+- vLLM (`--backend vllm`): the request field `structured_outputs: {"grammar": ...}` (vLLM's structured
+  outputs, GBNF through xgrammar);
+- `--backend endpoint`: whichever of the two the server is, told apart by its tokenize endpoint (llama.cpp's
+  `/extras/tokenize`, else vLLM's).
+
+The quality gate still checks every generation: a grammar fixes the shape, not the content.
+"""
+
+from __future__ import annotations
+
+STYLES = {"embedded": "llamacpp", "vllm": "vllm", "endpoint": "auto"}
+
+
+def request_fields(grammar: str | None, style: str | None) -> dict:
+    """The extra request fields that carry `grammar` for an engine of `style` (none without a grammar)."""
+    if not grammar or not style:
+        return {}
+    if style == "llamacpp":
+        return {"grammar": grammar}
+    if style == "vllm":
+        return {"structured_outputs": {"grammar": grammar}}
+    raise ValueError(f"unknown constraint style {style!r}")
+
+
+def style_for(backend: str) -> str:
+    return STYLES[backend]

@@ -1,0 +1,134 @@
+"""The format-aware quality gate on known texts: each template's [check], the non-answer checks, and
+`finephrase gate DIR` (a read-only re-check of a run's published rows). The labelled set with precision and
+recall per format is tests/test_gate_labelled.py."""
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli, write_parquet
+from finephrase.errors import UsageError
+from finephrase.formats import check_format, numbered_steps, qa_pairs
+from finephrase.gate import QualityGate
+from finephrase.prompts import available_prompts, load_prompt, parse_template
+
+SOURCE = ("The socket module provides access to the BSD socket interface. It is available on all modern Unix "
+          "systems, Windows and MacOS. Socket addresses are represented as tuples (host, port) for the AF_INET "
+          "address family, and a socket is created with socket.socket().")
+GOOD_FAQ = ("Question: What does the socket module provide?\nAnswer: Access to the BSD socket interface.\n\n"
+            "Question: How is an AF_INET socket address represented?\nAnswer: As a (host, port) tuple.")
+
+
+def test_every_template_declares_the_shape_of_a_good_answer():
+    for name in available_prompts():
+        spec = load_prompt(name).check
+        assert spec.get("kind") not in (None, "none"), name
+    faq = load_prompt("faq").check
+    assert faq["kind"] == "qa_pairs" and faq["min_pairs"] == 2 and faq["grammar"].startswith("root ::=")
+    assert load_prompt("table").check["qa_after"] is True
+
+
+@pytest.mark.parametrize("spec, error", [({"kind": "poem"}, "kind must be one of"),
+                                         ({"kind": "qa_pairs", "min_rows": 2}, "unknown keys"),
+                                         ("qa_pairs", "must be a table")])
+def test_a_bad_check_table_is_refused_when_the_template_loads(spec, error):
+    data = {"name": "x", "family": "f", "version": 1, "template": "{{document}}", "check": spec}
+    with pytest.raises(UsageError, match=error):
+        parse_template(data, "x.toml")
+
+
+@pytest.mark.parametrize("prompt, text, reason", [
+    ("faq", "The document is ready.", "non_answer:meta"),
+    ("faq", "I'm ready to help. What's your question?", "non_answer:meta"),
+    ("faq", "I'm sorry, but I can't help with rewriting this document as a FAQ.", "non_answer:refusal"),
+    ("faq", GOOD_FAQ.split("\n\n")[0], "format:qa_pairs<2"),
+    ("faq", "What does the socket module provide?", "format:qa_pairs<2"),
+    ("faq", GOOD_FAQ, None),
+    ("faq", "**1. What does the socket module provide?**\nAccess to the BSD socket interface.\n\n**2. Where does it "
+            "run?**\nOn all modern Unix systems, Windows and MacOS.", None),
+    ("faq", "Q: What does the socket module provide? A: Access to the BSD socket interface.\nQ: How is an "
+            "AF_INET address written? A: As a (host, port) tuple.", None),
+    ("table", "| Item | Detail |\n| Interface | BSD sockets |\n| Address | (host, port) |", "format:no_table"),
+    ("table", "| Item | Detail |\n|---|---|\n| Interface | BSD sockets |\n\nQuestion: What interface?\nAnswer: "
+              "BSD sockets.", "format:table_rows<2"),
+    ("table", "| Item | Detail |\n|:---|---:|\n| Interface | BSD sockets |\n| Address | (host, port) tuple |",
+     "format:no_qa_after_table"),
+    ("table", "Sockets\n\n| Item | Detail |\n|:---|---:|\n| Interface | BSD sockets |\n| Address | (host, port) "
+              "tuple |\n\nQuestion: How is an address written?\nAnswer: As a (host, port) tuple.", None),
+    ("math", "A server opens sockets for clients and each socket uses a port on the host.", "format:no_numbers"),
+    ("math", "A server opens 3 sockets for each of 4 clients. How many sockets are open in all?\n"
+             "3 * 4 = 12 sockets for the clients.\n12 + 2 = 14 with the two listening sockets.", "format:no_final_answer"),
+    ("math", "A server opens 3 sockets for each of 4 clients and 2 listening sockets. How many are open?\n"
+             "3 * 4 = 12 sockets for the clients.\n12 + 2 = 14 sockets.\nFinal answer: 14", None),
+    ("tutorial", "Using sockets\n1. Import the socket module.\n2. Create a socket with socket.socket().",
+     "format:steps<3"),
+    ("tutorial", "Using sockets\nYou will open a socket.\n1. Import the socket module.\n2. Create a socket with "
+                 "socket.socket().\n3. Connect it to a (host, port) tuple on the host.", None),
+    ("faq", "Read the document below. Rewrite the document as a FAQ: a list of questions, each followed by its "
+            "answer. Question: What is it?\nAnswer: The socket module.\nQuestion: Where?\nAnswer: On Unix.",
+     "non_answer:echo"),
+    ("summarize", SOURCE, "copy"),
+    ("faq", "Question: How long should pasta boil?\nAnswer: Boil dried spaghetti for about nine minutes in salted "
+            "water.\nQuestion: Which sauce suits penne?\nAnswer: Arrabbiata, with tomatoes, garlic and chili "
+            "flakes.", "off_topic"),
+    ("summarize", "Le module socket donne accès à l'interface des sockets BSD. Il est disponible sur tous les "
+                  "systèmes Unix modernes, Windows et MacOS. Les adresses sont des tuples hôte et port.", "language"),
+])
+def test_gate_reasons(prompt, text, reason):
+    assert QualityGate().check(text, "stop", prompt=load_prompt(prompt), source=SOURCE) == reason
+
+
+def test_shape_helpers():
+    assert len(qa_pairs(GOOD_FAQ)) == 2
+    assert numbered_steps("1. a\n2. b\n3. c\nthen\n1. x") == 3
+    assert check_format("anything", {}) is None
+    assert QualityGate(formats=False).check("The document is ready.", "stop", prompt=load_prompt("faq")) is None
+
+
+def _run_with_rows(root, texts: list[str]):
+    """A run folder with published faq rows (as an older gate let them through), for `finephrase gate`."""
+    ids = [f"doc-{i}" for i in range(len(texts))]
+    src = write_parquet(root / "in" / "docs.parquet", [{"id": i, "text": SOURCE} for i in ids])
+    run = root / "run"
+    (run / "faq").mkdir(parents=True)
+    rows = [{"id": f"{i}/faq", "source_id": i, "text": t, "finish_reason": "stop"} for i, t in zip(ids, texts)]
+    pq.write_table(pa.Table.from_pylist(rows), run / "faq" / "00000_000000.parquet")
+    cfg = {"inputs": [str(src)], "text_column": "text", "id_column": "id", "limit": -1, "tasks": 1,
+           "prompts": {"faq": load_prompt("faq").hash}}
+    (run / "manifest.json").write_bytes(orjson.dumps({"config": cfg, "status": "finished"}))
+    return run
+
+
+def test_gate_command_rechecks_published_rows_without_rewriting(tmp_path):
+    run = _run_with_rows(tmp_path, [GOOD_FAQ, "The document is ready.", "The document is ready.",
+                                    GOOD_FAQ.split("\n\n")[0]])
+    before = (run / "faq" / "00000_000000.parquet").read_bytes()
+    r = run_cli("gate", run, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = orjson.loads(r.stdout)
+    assert rep["source_checks"] is True
+    assert rep["prompts"]["faq"]["rows"] == 4 and rep["prompts"]["faq"]["would_reject"] == 3
+    assert rep["prompts"]["faq"]["reasons"] == {"non_answer:meta": 2, "format:qa_pairs<2": 1}
+    assert (run / "faq" / "00000_000000.parquet").read_bytes() == before
+    r = run_cli("gate", run, "--no-source")
+    assert r.returncode == 0 and "would stay      1 (25%)" in r.stdout and "skipped: --no-source" in r.stdout
+    r = run_cli("gate", tmp_path / "nothing")
+    assert r.returncode == 2 and "not a finephrase run" in r.stderr
+
+
+def test_constrain_format_is_a_sweep_switch_and_a_request_field():
+    from finephrase.constrain import request_fields
+    from finephrase.sweep import Point, _check_settings
+
+    assert _check_settings({"constrain_format": True}, "grid")["constrain_format"] is True
+    with pytest.raises(UsageError, match="true or false"):
+        _check_settings({"constrain_format": 1}, "grid")
+    p = Point(source="s", inputs=["in.parquet"], model=None, model_label="default", prompt="faq", prompt_label="faq",
+              settings={"constrain_format": True, "limit": 5}, output="out/x")
+    args = p.rephrase_args()
+    assert "--constrain-format" in args and "--constrain-format=True" not in args and "--limit=5" in args
+    g = load_prompt("faq").check["grammar"]
+    assert request_fields(g, "llamacpp") == {"grammar": g}
+    assert request_fields(g, "vllm") == {"structured_outputs": {"grammar": g}}
+    assert request_fields(None, "vllm") == {} and request_fields(g, None) == {}
