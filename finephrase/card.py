@@ -538,6 +538,10 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     add("- sampling: " + ", ".join(f"{k} {v if v is not None else 'unset (server default)'}" for k, v in sp.items()))
     if cfg.get("chat_template_kwargs"):
         add(f"- chat template arguments: `{orjson.dumps(cfg['chat_template_kwargs']).decode()}`")
+    if cfg.get("constrain_format"):
+        with_grammar = [p["name"] for p in manifest.get("prompts", []) if (p.get("check") or {}).get("grammar")]
+        add("- constrained generation: on (each template's grammar sent with its requests"
+            + (f": {', '.join(f'`{n}`' for n in with_grammar)}" if with_grammar else "") + ")")
     sw = manifest.get("software") or {}
     if sw:
         add("- software at creation: " + ", ".join(f"{k} {v}" for k, v in sw.items()))
@@ -610,6 +614,22 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     else:
         add("No rejects.")
         add("")
+    add("## Format compliance")
+    add("")
+    add("The share of generations that passed the quality gate (the template's own shape check, non-answers, "
+        "copies, off-topic and language; finephrase's docs/quality.md), and the most frequent reasons for the "
+        "others:")
+    add("")
+    add("| prompt | in format | top reject reasons |")
+    add("|---|---:|---|")
+    for p in prompts:
+        s = per[p]
+        passed = s["rows"] + s["removed"]  # rows removed by dedup had passed the gate too
+        checked = passed + sum(s["rejects"].values())
+        top = sorted(s["rejects"].items(), key=lambda kv: -kv[1])[:3]
+        share = f"{passed / checked:.1%}" if checked else "-"
+        add(f"| `{p}` | {share} | " + (", ".join(f"`{r}` {_n(n)}" for r, n in top) or "none") + " |")
+    add("")
 
     # tokens
     add("## Tokens")

@@ -5,6 +5,7 @@ Plots (matplotlib, Agg backend, written to `--out`, default `DIR/report/`):
 - `output_length.png`: distribution of `output_tokens` per prompt (box plots, with the points of small runs);
 - `input_vs_output.png`: `input_tokens` against `output_tokens` per row, colored by prompt;
 - `rejects.png`: rejects per (prompt, reason) and filtered documents per reason (horizontal bars);
+- `compliance.png`: per prompt, the share of generations in format (published) and of each kind of reject;
 - `throughput.png`: generated tokens/s over wall-clock time, per task and in total, from the ledgers.
 
 Everything is read from committed chunks only: the files the ledger lines list (read with pyarrow, only the
@@ -32,6 +33,9 @@ PLOTS = {  # file name: (title in report.md, one-line caption)
                           "Distribution of `output_tokens` of the published rows per prompt"),
     "input_vs_output.png": ("Input vs output tokens", "One point per published row, colored by prompt"),
     "rejects.png": ("Reject reasons", "Rejects per prompt and reason, and filtered documents per reason"),
+    "compliance.png": ("Format compliance",
+                       "Per prompt: the share of generations that passed the quality gate (in format, published) "
+                       "and of each kind of reject (docs/quality.md)"),
     "throughput.png": ("Throughput over time",
                        "Generated tokens/s over wall-clock time from the ledgers: published rows per task and in "
                        "total, and (dashed, if any) the total with the rejected generations"),
@@ -506,6 +510,47 @@ def plot_rejects(plt, run: RunData, path: Path, colors):
     plt.close(fig)
 
 
+# kinds of reject reasons, in the order they are stacked after "in format"
+REASON_KINDS = (("format", "format:", "tab:orange"), ("non-answer", "non_answer:", "tab:red"),
+                ("copy / off topic / language", ("copy", "off_topic", "language"), "tab:purple"),
+                ("length / other", "", "0.6"))
+
+
+def _kind_of(reason: str) -> str:
+    for name, prefix, _ in REASON_KINDS[:-1]:
+        if reason.startswith(prefix):
+            return name
+    return REASON_KINDS[-1][0]
+
+
+def plot_compliance(plt, run: RunData, path: Path):
+    prompts = [p for p in run.prompts.values() if p.rows + sum(p.rejects.values())]
+    if not prompts:
+        _note(plt, path, "Format compliance", "no generations yet")
+        return
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0], max(3.6, 1.2 + 0.5 * len(prompts))))
+    ys = list(range(len(prompts), 0, -1))
+    shares = [p.rows / (p.rows + sum(p.rejects.values())) for p in prompts]
+    ax.barh(ys, shares, color="tab:green", height=0.6, label="in format (published)")
+    left = list(shares)
+    for name, _, color in REASON_KINDS:
+        part = [sum(n for r, n in p.rejects.items() if _kind_of(r) == name) / (p.rows + sum(p.rejects.values()))
+                for p in prompts]
+        if any(part):
+            ax.barh(ys, part, left=left, color=color, height=0.6, label=name)
+            left = [a + b for a, b in zip(left, part)]
+    for y, s in zip(ys, shares):
+        ax.text(0.01, y, f"{s:.0%}", va="center", fontsize=9, color="black")
+    ax.set_yticks(ys, [p.name for p in prompts])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the prompt's generations")
+    ax.set_title("Format compliance: in format vs rejected, by kind of reason")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def _time_unit(span: float) -> tuple[float, str]:
     if span < 180:
         return 1.0, "s"
@@ -709,5 +754,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     plot_output_length(plt, run, out / "output_length.png", colors)
     plot_input_vs_output(plt, run, out / "input_vs_output.png", colors)
     plot_rejects(plt, run, out / "rejects.png", colors)
+    plot_compliance(plt, run, out / "compliance.png")
     plot_throughput(plt, run, tm, out / "throughput.png")
     return write_markdown(run, tm, out, notes)

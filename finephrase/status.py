@@ -476,6 +476,12 @@ def render(rep: dict) -> str:
     lines.append("rows     " + (", ".join(f"{p} {n:,}" for p, n in t["rows"].items()) or "none"))
     rej = ", ".join(f"{k} {v:,}" for k, v in sorted(t["rejects"].items(), key=lambda kv: -kv[1]))
     lines.append(f"rejects  {t['rejects_total']:,}" + (f" ({rej})" if rej else ""))
+    shares = []
+    for p, n in t["rows"].items():  # passed the quality gate, of the generations it checked
+        checked = n + sum(v for k, v in t["rejects"].items() if k.startswith(f"{p}/"))
+        shares.append(f"{p} {n / checked:.0%}" if checked else f"{p} -")
+    if shares:
+        lines.append("in format " + ", ".join(shares) + "  (docs/quality.md)")
     if t["filtered_total"]:
         lines.append(f"filtered {t['filtered_total']:,} (" + ", ".join(f"{k} {v:,}" for k, v in t["filtered"].items())
                      + ")")
