@@ -101,7 +101,17 @@ def test_memory(tmp_path):
     assert all(v > 0 for v in data["peak_rss_mib"].values())
 
 
-@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory"])
+def test_compliance(tmp_path):
+    out, data = run_bench("compliance", tmp_path, timeout=600)  # the real 135M model, two arms of 3 documents
+    assert "published constrained" in out
+    for arm in ("plain", "constrained"):
+        faq = data[arm]["prompts"]["faq"]
+        assert faq["pairs"] == data["documents"] == 3 and 0 <= faq["published"] <= 3
+        assert data[arm]["generated_tokens"] > 0
+    assert data["tokens_per_s_ratio"] > 0
+
+
+@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)
