@@ -34,8 +34,20 @@ examples:
 BACKENDS = ("embedded", "endpoint", "vllm")  # defaults per backend: finephrase.run.BACKEND_DEFAULTS
 
 
+class Parser(argparse.ArgumentParser):
+    """Every finephrase parser: no abbreviations (`--prompts` is not `--prompts-dir`), and a usage error is one
+    line with a pointer to --help instead of the whole usage block."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="finephrase",
         description="Rephrase web documents into structured pretraining data (FAQ, math, table, tutorial, ...) "
         "with small instruction LLMs, exactly once.",
@@ -43,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"finephrase {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     r = sub.add_parser(
         "rephrase",
@@ -271,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except FinephraseError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `finephrase status DIR --watch | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         if args.command == "rephrase":
             print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)

@@ -22,6 +22,7 @@ import orjson
 from finephrase import __version__
 from finephrase.client import ChatClient, RequestRejected, Sampling
 from finephrase.constrain import style_for
+from finephrase.preflight import check_inputs, check_settings, finished
 from finephrase.errors import UsageError
 from finephrase.executor import LocalExecutor
 from finephrase.ledger import LEDGER_DIR, all_ledgers
@@ -117,6 +118,7 @@ class RunConfig:
         if cfg.gpus_per_task is None:
             cfg.gpus_per_task = 1 if backend == "vllm" else 0
         cfg.selection()  # validate conditions before anything starts
+        check_settings(cfg)
         return cfg
 
     def selection(self) -> list:
@@ -175,7 +177,11 @@ def _describe_difference(old: dict, new: dict) -> str:
     parts = []
     for k in diffs[:4]:
         o, n = old.get(k), new.get(k)
-        if isinstance(o, dict) and isinstance(n, dict) and k != "input_files":
+        if k == "prompts" and isinstance(o, dict) and isinstance(n, dict):
+            words = [f"{s} dropped" for s in o if s not in n] + [f"{s} added" for s in n if s not in o]
+            words += [f"{s}'s template changed" for s in o if s in n and o[s] != n[s]]
+            parts.append(f"prompts ({', '.join(words)})")
+        elif isinstance(o, dict) and isinstance(n, dict) and k != "input_files":
             sub = [s for s in sorted(set(o) | set(n)) if o.get(s) != n.get(s)]
             parts.append(f"{k} ({', '.join(f'{s}: {o.get(s)!r} -> {n.get(s)!r}' for s in sub[:3])})")
         elif k == "input_files":
@@ -436,17 +442,30 @@ def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _already_finished(cfg: RunConfig, out: Path) -> dict:
+    what = f"task {cfg.rank} of the run" if cfg.rank is not None else "the run"
+    print(f"{what} in {out} has already finished: nothing to do (no model server started). "
+          f"`finephrase verify {out}` checks it; --overwrite starts over", file=sys.stderr)
+    manifest = orjson.loads((out / MANIFEST).read_bytes())
+    if cfg.rank is None and manifest.get("status") != "finished":  # killed after its last commit
+        manifest = finalize_manifest(out, cfg.tasks)
+    return manifest
+
+
 def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
     """Run (or resume) `cfg`: check the output folder, start the server, run the pipeline with datatrove's
     local executor, stop the server (also on errors and Ctrl-C), update the manifest. Returns the counts."""
     t0 = time.monotonic()
     input_files = resolve_inputs(cfg.inputs)
+    check_inputs(cfg, input_files)  # before the output folder or a server exists
     out = Path(cfg.output)
     server = manifest = None
     try:
-        if cfg.backend == "endpoint":  # its model name is needed for the manifest
+        if cfg.backend == "endpoint":  # its model name is needed for the manifest (no model is loaded)
             server = start_server(cfg, None)
             cfg.model = server.model
+        if not overwrite and finished(cfg, input_files):
+            return _already_finished(cfg, out)
         manifest = prepare_output(cfg, input_files, overwrite=overwrite)
         if server is None:
             print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)

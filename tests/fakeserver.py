@@ -50,7 +50,8 @@ def shaped_answer(content: str) -> str:
 
 
 class FakeServer:
-    def __init__(self, slow_seconds: float = 5.0, die_after: int | None = None):
+    def __init__(self, slow_seconds: float = 5.0, die_after: int | None = None, models=("fake-model",)):
+        self.models = list(models)  # what GET /v1/models lists (a run that names another model is refused)
         self.slow_seconds = slow_seconds
         self.die_after = die_after
         self.requests = 0
@@ -75,7 +76,7 @@ class FakeServer:
 
             def do_GET(self):
                 if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self._send(404, {"error": "not found"})
 

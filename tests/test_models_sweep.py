@@ -131,7 +131,7 @@ def test_models_command(capsys):
 
 def test_qwen3_sends_chat_template_kwargs_to_an_endpoint(tmp_path):
     src = write_parquet(tmp_path / "in" / "docs.parquet", small_rows(3, chars=120))
-    fake = FakeServer().start()
+    fake = FakeServer(models=["Qwen/Qwen3-1.7B"]).start()
     try:
         out = tmp_path / "qwen"
         r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
@@ -150,7 +150,7 @@ def test_qwen3_sends_chat_template_kwargs_to_an_endpoint(tmp_path):
 def test_chat_template_kwargs_flag_for_a_hub_id(tmp_path):
     """--chat-template-kwargs: for a model id that is not a preset; a bad value is one argparse line."""
     src = write_parquet(tmp_path / "in" / "docs.parquet", small_rows(2, chars=120))
-    fake = FakeServer().start()
+    fake = FakeServer(models=["Qwen/Qwen3-4B"]).start()
     try:
         out = tmp_path / "q4"
         r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",

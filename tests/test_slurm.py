@@ -103,11 +103,22 @@ def test_array_job_exactly_once(tmp_path):
     kept = pq.read_table(dedup_out / "faq").num_rows if d["kept"]["faq"] else 0
     assert kept == d["kept"]["faq"] and d["input"]["faq"] == manifest["counts"]["rows"]["faq"]
     assert d["kept"]["faq"] + sum(d["removed"]["faq"].values()) == d["input"]["faq"]
-    # resubmitting the finished run does nothing and changes nothing
-    files = sorted(p.name for p in (out / "faq").iterdir())
-    _wait_gone(_submit(tmp_path, out, inputs))
-    assert sorted(p.name for p in (out / "faq").iterdir()) == files
+    # resubmitting the finished run does nothing and changes nothing: its tasks start no model server
+    files = _files(out)
+    again = _submit(tmp_path, out, inputs)
+    _wait_gone(again)
+    assert _files(out) == files
+    for log in sorted((tmp_path / "logs").glob(f"{again}_*.out")):
+        text = log.read_text()
+        assert "already finished" in text and "starting the embedded model server" not in text, text[-2000:]
+    assert len(list((tmp_path / "logs").glob(f"{again}_*.out"))) == 2
     assert run_cli("verify", out).returncode == 0
+
+
+def _files(out) -> list[str]:
+    """The run's data files (rows and rejects), as relative paths."""
+    return sorted(p.relative_to(out).as_posix() for d in ("faq", "rejects/faq") if (out / d).is_dir()
+                  for p in (out / d).iterdir())
 
 
 def test_requeue_mid_run(tmp_path):

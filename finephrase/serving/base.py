@@ -90,11 +90,17 @@ class Endpoint:
             ) from None
         if r.status_code != 200:
             raise ServerError(f"endpoint {self.base_url}/v1/models answered HTTP {r.status_code}")
+        try:
+            served = [m["id"] for m in r.json()["data"]]
+        except (ValueError, KeyError, IndexError, TypeError):
+            served = []
         if self.model is None:
-            try:
-                self.model = r.json()["data"][0]["id"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise ServerError(f"endpoint {self.base_url} lists no model: pass --model") from None
+            if not served:
+                raise ServerError(f"endpoint {self.base_url} lists no model: pass --model")
+            self.model = served[0]
+        elif served and self.model not in served:  # llama.cpp would answer any name: the rows would lie
+            raise ServerError(f"endpoint {self.base_url} serves {', '.join(served[:5])}, not '{self.model}': pass "
+                              f"--model {served[0]}, or leave --model out to use what it serves")
         return self
 
     def stop(self):

@@ -50,26 +50,16 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
     """Expand files, folders and globs into a sorted, de-duplicated list of readable input files."""
     files: dict[str, InputFile] = {}
     for spec in inputs:
-        fs, root = url_to_fs(spec)
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         try:
-            if any(c in root for c in _GLOB_CHARS):
-                found = [p for p in fs.glob(root) if fs.isfile(p)]
-                base = root[: min(root.find(c) for c in _GLOB_CHARS if c in root)].rsplit("/", 1)[0]
-            elif fs.isdir(root):
-                found = [p for p in fs.find(root) if p.endswith(EXTENSIONS)]
-                base = root
-            elif fs.isfile(root):
-                if not root.endswith(EXTENSIONS):
-                    raise UsageError(f"input {spec} is not parquet/jsonl/jsonl.gz (by its extension)")
-                found, base = [root], root.rsplit("/", 1)[0]
-            else:
-                raise UsageError(f"input path {spec} does not exist")
-        except (FileNotFoundError, PermissionError) as e:
-            raise UsageError(f"input path {spec} cannot be read: {e}") from None
-        found = [p for p in found if p.endswith(EXTENSIONS)]
-        if not found:
-            raise UsageError(f"input {spec} holds no parquet/jsonl/jsonl.gz files")
+            found, base, fs, protocol = _list_input(spec)
+        except UsageError:
+            raise
+        except Exception as e:  # a remote filesystem that cannot be reached
+            detail = " ".join(str(e).split())[:160]
+            if spec.startswith("hf://"):
+                raise UsageError(f"cannot reach the Hugging Face Hub for {spec} ({type(e).__name__}: {detail}): "
+                                 f"check the network or HF_ENDPOINT") from None
+            raise UsageError(f"input {spec} cannot be listed ({type(e).__name__}: {detail})") from None
         for p in sorted(found):
             rel = p[len(base):].lstrip("/") if p.startswith(base) else p
             url = _join(protocol, p)
@@ -79,6 +69,31 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
     seen = Counter(f.relpath for f in files.values())
     unique = [f if seen[f.relpath] == 1 else InputFile(f.url, f.url, f.size) for f in files.values()]
     return sorted(unique, key=lambda f: (f.relpath, f.url))
+
+
+def _list_input(spec: str) -> tuple[list[str], str, object, str]:
+    """(files, the folder their relative names start from, the filesystem, its protocol) of one input."""
+    fs, root = url_to_fs(spec)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    try:
+        if any(c in root for c in _GLOB_CHARS):
+            found = [p for p in fs.glob(root) if fs.isfile(p)]
+            base = root[: min(root.find(c) for c in _GLOB_CHARS if c in root)].rsplit("/", 1)[0]
+        elif fs.isdir(root):
+            found = [p for p in fs.find(root) if p.endswith(EXTENSIONS)]
+            base = root
+        elif fs.isfile(root):
+            if not root.endswith(EXTENSIONS):
+                raise UsageError(f"input {spec} is not parquet/jsonl/jsonl.gz (by its extension)")
+            found, base = [root], root.rsplit("/", 1)[0]
+        else:
+            raise UsageError(f"input path {spec} does not exist")
+    except (FileNotFoundError, PermissionError) as e:
+        raise UsageError(f"input path {spec} cannot be read: {e}") from None
+    found = [p for p in found if p.endswith(EXTENSIONS)]
+    if not found:
+        raise UsageError(f"input {spec} holds no parquet/jsonl/jsonl.gz files")
+    return found, base, fs, protocol
 
 
 @dataclass(frozen=True)

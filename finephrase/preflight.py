@@ -1,0 +1,152 @@
+"""Checks that run before anything is spent: before the output folder is touched and before a model server
+starts (on a GPU cluster every failed start is a model load per task). Each failure is one line naming the
+file, flag or column and what to do (a UsageError: exit 2).
+
+- settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too);
+- the inputs: `check_inputs(cfg, files)`: the first file opens and has the text column, every `--where` column
+  exists and its literal fits the column's type, and the input is not empty (parquet: from the footers);
+- `finished(cfg)`: the run (or this `--rank`'s task) in the output folder is already finished with the same
+  settings, so there is nothing to start.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+
+from finephrase.errors import UsageError
+
+
+def check_settings(cfg) -> None:
+    from finephrase.pipeline.inference.rephrase import CHAT_TEMPLATE_MARGIN
+
+    s = cfg.sampling
+    if cfg.limit == 0 or cfg.limit < -1:
+        raise UsageError(f"--limit {cfg.limit}: give at least 1 document per task (or leave it out for all)")
+    if s.temperature is not None and s.temperature < 0:
+        raise UsageError(f"--temperature {s.temperature}: must be 0 or more")
+    if s.top_p is not None and not 0 < s.top_p <= 1:
+        raise UsageError(f"--top-p {s.top_p}: must be above 0 and at most 1")
+    if s.top_k is not None and s.top_k < 0:
+        raise UsageError(f"--top-k {s.top_k}: must be 0 or more")
+    if cfg.min_chars is not None and cfg.min_chars < 0 or cfg.max_chars is not None and cfg.max_chars < 0:
+        raise UsageError("--min-chars / --max-chars must be 0 or more")
+    if cfg.min_chars is not None and cfg.max_chars is not None and cfg.min_chars > cfg.max_chars:
+        raise UsageError(f"--min-chars {cfg.min_chars} is above --max-chars {cfg.max_chars}: no document could pass")
+    if cfg.sample_rate is not None and not 0 < cfg.sample_rate <= 1:
+        raise UsageError(f"--sample-rate {cfg.sample_rate}: must be above 0 and at most 1")
+    if cfg.token_budget is not None and cfg.token_budget <= 0:
+        raise UsageError(f"--token-budget {cfg.token_budget}: must be at least 1 token")
+    if not 0 < cfg.gpu_memory_utilization <= 1:
+        raise UsageError(f"--gpu-memory-utilization {cfg.gpu_memory_utilization}: must be above 0 and at most 1")
+    if cfg.request_timeout <= 0:
+        raise UsageError(f"--request-timeout {cfg.request_timeout}: must be above 0 seconds")
+    # the template's own tokens, estimated at one per 4 characters (the rephrase step counts them exactly with the
+    # model's tokenizer and refuses a prompt that leaves no room; this catches it before anything starts)
+    template = max((len(p.overhead_text()) // 4 for p in cfg.prompts), default=0)
+    if s.max_tokens + CHAT_TEMPLATE_MARGIN + template >= cfg.context_length:
+        raise UsageError(f"--max-tokens {s.max_tokens} leaves no room for the document in a context of "
+                         f"{cfg.context_length} tokens (the template takes about {template}): lower --max-tokens "
+                         f"or raise --context-length")
+
+
+# -- inputs -----------------------------------------------------------------------------------------------------
+
+
+JSONL_RECORDS = 100  # records of a jsonl file looked at (records differ; a bad one is a reject, not an error)
+
+
+def _schema(f) -> tuple[dict[str, str], int | None]:
+    """({column: type name}, rows or None if unknown) of one input file: a parquet file's footer, or the union
+    of the keys of a jsonl file's first records ({} when none of them could be read: the reader rejects them one
+    by one)."""
+    import pyarrow.parquet as pq
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(f.url)
+    if f.kind != "parquet":
+        columns, seen = {}, 0
+        try:
+            with fs.open(path, "rb") as fh:
+                raw = gzip.GzipFile(fileobj=fh) if f.kind == "jsonl.gz" else fh
+                for line in raw:
+                    if not line.strip():
+                        continue
+                    seen += 1
+                    try:
+                        rec = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        rec = None
+                    if isinstance(rec, dict):
+                        columns.update({k: type(v).__name__ for k, v in rec.items() if k not in columns})
+                    if seen >= JSONL_RECORDS:
+                        break
+        except (OSError, EOFError):
+            pass
+        return columns, (0 if seen == 0 else None)
+    try:
+        with fs.open(path, "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            return {fld.name: str(fld.type) for fld in pf.schema_arrow}, pf.metadata.num_rows
+    except Exception as e:  # corrupt, truncated, not parquet at all
+        detail = " ".join(str(e).split())[:160] or type(e).__name__
+        raise UsageError(f"input {f.url} cannot be read as parquet ({detail}): fix or remove the file") from None
+
+
+_NUMERIC = ("int", "uint", "float", "double", "decimal", "bool")
+
+
+def _check_where(condition: str, columns: dict[str, str], first: str) -> None:
+    from finephrase.pipeline.filters.select import _COND, _literal
+
+    m = _COND.match(condition)
+    if not m:
+        return  # `where()` refuses it with its own message
+    column, raw = m.group(1), m.group(3)
+    if column not in columns:
+        raise UsageError(f"--where '{condition}': {first} has no column '{column}' (columns: "
+                         f"{', '.join(columns)}): every document would be filtered")
+    kind = columns[column].lower()
+    if kind.startswith(_NUMERIC) and isinstance(_literal(raw), str):
+        raise UsageError(f"--where '{condition}': '{raw}' is not a number, and column '{column}' is {kind}")
+
+
+def check_inputs(cfg, files) -> None:
+    """The first file opens and has the columns the run needs; the input is not empty (when that is cheap to
+    know: parquet footers, or a single jsonl file)."""
+    first = files[0]
+    columns, rows = _schema(first)
+    if columns and cfg.text_column not in columns:
+        raise UsageError(f"input {first.relpath} has no column '{cfg.text_column}' (columns: "
+                         f"{', '.join(columns)}): pass --text-column")
+    for condition in cfg.where:
+        _check_where(condition, columns, first.relpath)
+    if all(f.kind == "parquet" for f in files) and len(files) <= 1000:
+        if sum(_schema(f)[1] or 0 for f in files) == 0:
+            raise UsageError(f"the input holds no documents ({len(files)} file(s), 0 rows): check INPUT")
+    elif len(files) == 1 and rows == 0:
+        raise UsageError(f"input {first.relpath} holds no documents: check INPUT")
+
+
+# -- a finished run -----------------------------------------------------------------------------------------------
+
+
+def finished(cfg, input_files) -> bool:
+    """True when the output folder holds this very run (same settings) and every task this invocation would run
+    has finished: nothing to start, no server to load."""
+    from finephrase.ledger import Ledger
+    from finephrase.run import MANIFEST
+
+    out = Path(cfg.output)
+    if not (out / MANIFEST).is_file():
+        return False
+    try:
+        old = orjson.loads((out / MANIFEST).read_bytes())
+    except orjson.JSONDecodeError:
+        return False
+    if old.get("config") != cfg.fingerprint(input_files):
+        return False  # the run's own check (other settings) says so, with its message
+    ranks = [cfg.rank] if cfg.rank is not None else range(cfg.tasks)
+    return all(Ledger(out, r).read().finished for r in ranks)
