@@ -77,6 +77,54 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return TOKEN_RE.sub("hf_***", text)
 
 
+# -- local paths ----------------------------------------------------------------------------------------------
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_OWN_SCRIPTS = ("finephrase/cli.py", "finephrase/__main__.py")  # argv[0] of `python -m finephrase[.cli]`
+
+
+def public_path(path: str, root: Path | None = None) -> str:
+    """A path as the card shows it: URLs (hf://, https://, ...) and relative paths as they are; an absolute or
+    home (~/) path relative to DIR when inside it, else its last component. Local folders and home directories
+    never reach the Hub."""
+    if not path or _URL.match(path) or not path.startswith(("/", "~")):
+        return path
+    p = Path(path).expanduser()
+    if root is not None:
+        try:
+            rel = p.resolve().relative_to(Path(root).resolve()).as_posix()
+            return rel if rel != "." else Path(root).resolve().name
+        except (ValueError, OSError):
+            pass
+    return p.name or path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _public_argument(arg: str) -> str:
+    """One word of a recorded command line with its local paths reduced: `--output=/x/run` -> `--output=run`,
+    `/x/a.toml,faq` -> `a.toml,faq`."""
+    if arg.startswith("-") and "=" in arg:
+        opt, value = arg.split("=", 1)
+        return f"{opt}={_public_argument(value)}"
+    if _URL.match(arg):
+        return arg
+    return ",".join(public_path(part) for part in arg.split(","))
+
+
+def public_command(command: str) -> str:
+    """A recorded command line (`" ".join(sys.argv)`) without local paths: the program (a venv's
+    `/x/.venv/bin/finephrase`, or finephrase/cli.py of `python -m finephrase.cli`) as `finephrase`, other absolute
+    paths as their last component; URLs stay."""
+    words = command.split(" ")
+    if not words or not words[0]:
+        return command
+    prog = words[0]
+    if Path(prog).name.startswith("finephrase") or prog.endswith(_OWN_SCRIPTS):
+        prog = "finephrase"
+    else:
+        prog = public_path(prog)
+    return " ".join([prog, *(_public_argument(w) if w else w for w in words[1:])])
+
+
 # -- reading DIR ----------------------------------------------------------------------------------------------
 
 
@@ -404,6 +452,34 @@ def _model_revision_text(manifest: dict, given: str | None) -> str:
     return "changed between sessions of the run: " + ", ".join(f"`{r}`" for r in revs)
 
 
+def _configs_phrase(confs: list[dict], per: dict) -> str:
+    """The sentence of the card's introduction that says which configs there are (agreeing with the YAML)."""
+    names = [c["config_name"] for c in confs]
+    rows = [n for n in names if n in per]
+    if rows:
+        return f"one config per prompt with rows ({', '.join(f'`{n}`' for n in rows)}) plus `all`."
+    extras = [f"`{n}`" for n in names]
+    return ("no rows were published (every generation was rejected, filtered or removed), so there is no `all` "
+            "config and no prompt config" + (f"; configs: {', '.join(extras)}." if extras else "."))
+
+
+def _loading_example(confs: list[dict], repo_ref: str) -> list[str]:
+    """The card's lines that show how to load it: a prompt's config and `all`, or, without rows, the first config
+    there is (none at all: a sentence saying so)."""
+    names = [c["config_name"] for c in confs]
+    if not names:
+        return ["Nothing to load: this folder holds no published files.", ""]
+    first = next((n for n in names if n not in RESERVED_CONFIGS), names[0])
+    lines = ["Load a config (split `train`):", "", "```python", "from datasets import load_dataset",
+             f'{first} = load_dataset("{repo_ref}", "{first}", split="train")']
+    if "all" in names:
+        lines.append(f'everything = load_dataset("{repo_ref}", "all", split="train", streaming=True)  # without '
+                     f'downloading all')
+    lines += ["```", "", f'A local copy of the folder loads the same way: `load_dataset("path/to/folder", "{first}")`.',
+              ""]
+    return lines
+
+
 def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, repo: str | None = None,
            include_extras: bool = True, license: str | None = None, pretty_name: str | None = None,
            source_dataset: str | None = None, source_revision: str | None = None,
@@ -415,7 +491,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     per = stats["prompts"]
     srcs = sources(manifest, source_dataset, source_revision)
     lic = license_of(srcs, license)
-    model = cfg.get("model") or "unknown"
+    model = public_path(cfg.get("model") or "unknown", root)
     dedup = manifest.get("dedup")
     total_rows = sum(s["rows"] for s in per.values())
     src_label = ", ".join(s["hub_id"] or ("python-docs sample" if s.get("sample") else Path(s["input"]).name)
@@ -434,7 +510,8 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     meta["size_categories"] = [size_category(total_rows)]
     if hub_ids:
         meta["source_datasets"] = hub_ids
-    meta["configs"] = confs
+    if confs:  # none at all: no `configs:` rather than an empty list
+        meta["configs"] = confs
 
     L: list[str] = []
     add = L.append
@@ -443,17 +520,17 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     add(f"# {name}")
     add("")
     add(f"Synthetic pretraining data: documents from {src_label} rewritten by **{model}** with "
-        f"finephrase {manifest.get('finephrase_version', __version__)}, "
-        f"one config per prompt ({', '.join(f'`{p}`' for p in prompts)}) plus `all`. Every (document, prompt) of the "
-        f"source selection is in exactly one place: a row of its prompt's config or a reject"
-        + (" (or a dedup removal)" if dedup else "") + ".")
+        f"finephrase {manifest.get('finephrase_version', __version__)}, " + _configs_phrase(confs, per)
+        + " Every (document, prompt) of the source selection is in exactly one place: a row of its prompt's config "
+        "or a reject" + (" (or a dedup removal)" if dedup else "") + ".")
     add("")
 
     # configs
     add("## Configs")
     add("")
-    add("| config | files | rows | what |")
-    add("|---|---:|---:|---|")
+    if confs:
+        add("| config | files | rows | what |")
+        add("|---|---:|---:|---|")
     for c in confs:
         n = c["config_name"]
         if n == "all":
@@ -476,17 +553,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
         add("")
         add(f"No rows (so no config) for: {', '.join(f'`{p}`' for p in empty)}.")
     add("")
-    add("Load a config (split `train`):")
-    add("")
-    add("```python")
-    add("from datasets import load_dataset")
-    first = next((p for p in prompts if per[p]["files"]), prompts[0])
-    add(f'{first} = load_dataset("{repo_ref}", "{first}", split="train")')
-    add(f'everything = load_dataset("{repo_ref}", "all", split="train", streaming=True)  # without downloading all')
-    add("```")
-    add("")
-    add("A local copy of the folder loads the same way: `load_dataset(\"path/to/folder\", \"" + first + "\")`.")
-    add("")
+    L.extend(_loading_example(confs, repo_ref))
 
     # source
     add("## Source")
@@ -496,11 +563,11 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
             rev = s["revision"] or "not pinned (the branch head when the run read it)"
             how = " (given with --source-dataset)" if s.get("given") else ""
             add(f"- [`{s['hub_id']}`](https://huggingface.co/datasets/{s['hub_id']}){how}, revision: {rev}; input "
-                f"`{s['input']}`")
+                f"`{public_path(s['input'], root)}`")
         elif s.get("sample"):
-            add(f"- {SAMPLE_DESCRIPTION}; input `{s['input']}`")
+            add(f"- {SAMPLE_DESCRIPTION}; input `{public_path(s['input'], root)}`")
         else:
-            add(f"- local input `{s['input']}` (dataset and revision not recorded)")
+            add(f"- local input `{public_path(s['input'], root)}` (dataset and revision not recorded)")
     files = cfg.get("input_files") or {}
     if files:
         add(f"- input files: {files.get('count')} (sha256 of their names and sizes: `{files.get('sha256')}`)")
@@ -587,7 +654,8 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     add(f"- filtered by source selection: {_n(ftotal)}"
         + (" (" + ", ".join(f"{k} {_n(v)}" for k, v in stats["filtered"].items()) + ")" if ftotal else ""))
     if stats["extras_from"] == "source":
-        add(f"- rejects and filtered documents: counted from the files of the source run `{stats['extras_root']}` "
+        add(f"- rejects and filtered documents: counted from the files of the source run "
+            f"`{public_path(stats['extras_root'], root)}` "
             f"(they are not in this folder)")
     elif stats["extras_from"] == "manifest":
         add("- rejects and filtered documents: from the manifest's counts (the source run's files are not here)")
@@ -677,7 +745,8 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     if dedup:
         add("## Dedup")
         add("")
-        add(f"- source run: `{dedup.get('source')}`; scope: {dedup.get('scope')}")
+        source = public_path(dedup.get("source") or "not recorded", root)
+        add(f"- source run: `{source}`; scope: {dedup.get('scope')}")
         if dedup.get("params"):
             add("- parameters: " + ", ".join(f"{k} {v}" for k, v in dedup["params"].items()))
         add("")
@@ -719,7 +788,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     add("")
     add("```")
     for s in manifest.get("sessions", []):
-        add(s.get("command", ""))
+        add(public_command(s.get("command", "")))
     add("```")
     add("")
 

@@ -200,23 +200,9 @@ def cmd_prompts(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from finephrase.verify import verify
+    from finephrase.verify import main as verify_main
 
-    report = verify(args.output)
-    if args.json:
-        print(orjson.dumps({"ok": report.ok, "problems": report.problems, "stats": report.stats},
-                           option=orjson.OPT_INDENT_2).decode())
-    else:
-        s = report.stats
-        print(f"{args.output}: {s.get('input_documents', 0)} input documents, {s.get('filtered', 0)} filtered, "
-              f"{len(s.get('prompts', []))} prompts, {s.get('tasks')} tasks")
-        if report.ok:
-            print("OK: every (document, prompt) has exactly one row or reject")
-        else:
-            print(f"FAILED: {len(report.problems)} problems")
-            for line in report.problems:
-                print(f"  - {line}")
-    return 0 if report.ok else 1
+    return verify_main(args)
 
 
 def _task_count(args) -> int:

@@ -68,6 +68,18 @@ def main(args) -> int:
 # -- reading a run --------------------------------------------------------------------------------------------
 
 
+def check_is_run(root: Path) -> None:
+    """A one-line UsageError unless `root` is a rephrase run: a dedup output (no ledgers, its rows already
+    plotted from the run it came from), a mix or any other folder is named and pointed to what reads it."""
+    from finephrase.status import folder_kind, refuse_folder
+
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a finephrase run ({'not a folder' if root.exists() else 'it does not exist'})")
+    kind = folder_kind(root)
+    if kind != "run":
+        raise refuse_folder(root, kind, "report")
+
+
 @dataclass
 class PromptData:
     name: str
@@ -120,8 +132,7 @@ def load_run(run_dir: str | Path) -> RunData:
     from finephrase.ledger import all_ledgers
 
     root = Path(run_dir)
-    if not (root / MANIFEST).is_file():
-        raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
+    check_is_run(root)
     try:
         manifest = orjson.loads((root / MANIFEST).read_bytes())
         prompt_hashes = dict(manifest["config"]["prompts"])
@@ -728,8 +739,7 @@ def _import_pyplot():
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the PNG plots and report.md of the run in `run_dir` to `out` (default `run_dir/report/`)."""
     root = Path(run_dir)
-    if not (root / MANIFEST).is_file():
-        raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
+    check_is_run(root)
     plt = _import_pyplot()
     run = load_run(root)
     if out is None:

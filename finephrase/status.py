@@ -49,15 +49,74 @@ STATES = ("running", "stale", "failed", "interrupted", "pending", "finished")
 # -- reading DIR ----------------------------------------------------------------------------------------------
 
 
-def load_manifest(run_dir: str | Path) -> dict:
-    root = Path(run_dir)
+MIX_FILE = "mix.json"  # finephrase.mix.MIX_FILE: a mix folder has it and no manifest.json
+KINDS = ("run", "dedup", "mix", "unfinished dedup", "unfinished mix", "other")
+
+
+def _check_folder(root: Path):
     if not root.exists():
         raise UsageError(f"{root} does not exist")
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder (expected a finephrase output folder)")
+
+
+def folder_kind(run_dir: str | Path) -> str:
+    """What an existing folder is, from its marker files (one of KINDS): a rephrase run or a dedup output
+    (manifest.json, with a `dedup` key for the latter), a mix (mix.json), a dedup or mix under way (only its work
+    folder, .dedup/ or .mix-tmp/), or something else. Reads at most the manifest."""
+    root = Path(run_dir)
+    _check_folder(root)
+    if (root / MANIFEST).is_file():
+        try:
+            manifest = orjson.loads((root / MANIFEST).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return "run"  # load_manifest says what is wrong with it
+        return "dedup" if isinstance(manifest, dict) and "dedup" in manifest else "run"
+    if (root / MIX_FILE).is_file():
+        return "mix"
+    if (root / ".dedup").is_dir():
+        return "unfinished dedup"
+    if (root / ".mix-tmp").is_dir():
+        return "unfinished mix"
+    return "other"
+
+
+def describe_folder(root: Path, kind: str) -> str:
+    """What a folder that is not a rephrase run is, as the start of a one-line error: "OUT is a mix (mix.json)"."""
+    if kind == "dedup":
+        source = (load_manifest(root).get("dedup") or {}).get("source")
+        return f"{root} is a dedup output of {source or 'an unrecorded run'}"
+    return {
+        "mix": f"{root} is a mix ({MIX_FILE})",
+        "unfinished dedup": f"{root} is an unfinished dedup output (.dedup/, no {MANIFEST} yet: rerun its "
+                            f"`finephrase dedup` command to finish it)",
+        "unfinished mix": f"{root} is an unfinished mix (.mix-tmp/, no {MIX_FILE} yet: rerun its `finephrase mix` "
+                          f"command)",
+    }.get(kind, f"{root} is not a finephrase run, dedup output or mix (no {MANIFEST} or {MIX_FILE})")
+
+
+def refuse_folder(root: Path, kind: str, command: str, reads: str = "rephrase runs") -> UsageError:
+    """The one-line error for `finephrase COMMAND DIR` on a folder it does not read (kind from folder_kind)."""
+    what = describe_folder(root, kind)
+    if kind == "mix":
+        return UsageError(f"{what}: its shares are in {MIX_FILE}; `finephrase {command}` reads {reads}")
+    if kind == "dedup":
+        source = (load_manifest(root).get("dedup") or {}).get("source")
+        return UsageError(f"{what}: `finephrase {command}` reads {reads}; `finephrase {command} {source}` for the "
+                          f"run it came from, `finephrase status {root}` for the dedup")
+    return UsageError(f"{what}; `finephrase {command}` reads {reads}")
+
+
+def load_manifest(run_dir: str | Path) -> dict:
+    """The manifest of a rephrase run or dedup output in run_dir; a one-line UsageError for anything else."""
+    root = Path(run_dir)
+    _check_folder(root)
     path = root / MANIFEST
     if not path.is_file():
-        raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
+        kind = folder_kind(root)
+        if kind == "other":
+            raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
+        raise UsageError(f"{describe_folder(root, kind)}, not a finephrase run")
     try:
         manifest = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as e:
@@ -291,6 +350,9 @@ def collect(run_dir: str | Path, *, gpus_per_task: int | None = None, price_per_
 
     root = Path(run_dir)
     manifest = load_manifest(root)
+    if "dedup" in manifest:  # no ledgers of its own: its numbers are dedup_summary's
+        raise UsageError(f"{describe_folder(root, 'dedup')}: it has no ledgers of its own; the rephrasing "
+                         f"progress is the source run's (`finephrase status {manifest['dedup'].get('source')}`)")
     cfg = manifest["config"]
     tasks = int(cfg["tasks"])
     now = time.time() if now is None else now
@@ -417,6 +479,52 @@ def collect(run_dir: str | Path, *, gpus_per_task: int | None = None, price_per_
         "per_task": per_task,
     }
     return report
+
+
+# -- a dedup output -------------------------------------------------------------------------------------------
+
+
+def dedup_summary(run_dir: str | Path) -> dict:
+    """What `finephrase status` shows for a dedup output (the `--json` output): its source run, scope,
+    parameters, rows in / kept / removed per prompt and when it finished, from its manifest's `dedup` key."""
+    root = Path(run_dir)
+    manifest = load_manifest(root)
+    dd = manifest.get("dedup") or {}
+    source = dd.get("source")
+    removed = {p: dict(v) if isinstance(v, dict) else {"exact": v} for p, v in (dd.get("removed") or {}).items()}
+    return {
+        "dir": str(root),
+        "kind": "dedup",
+        "source": source,
+        "source_exists": bool(source) and (Path(source) / MANIFEST).is_file(),
+        "scope": dd.get("scope"),
+        "params": dd.get("params") or {},
+        "prompts": list((manifest.get("config") or {}).get("prompts") or dd.get("kept") or {}),
+        "input": dd.get("input") or {},
+        "kept": dd.get("kept") or {},
+        "removed": removed,
+        "removed_total": {p: sum(v for v in r.values() if isinstance(v, int)) for p, r in removed.items()},
+        "finished_at": dd.get("finished_at"),
+        "source_status": f"finephrase status {source}" if source else None,
+    }
+
+
+def render_dedup(rep: dict) -> str:
+    """The text of `finephrase status` for a dedup output (rep: dedup_summary's)."""
+    prompts = rep["prompts"] or list(rep["kept"])
+    gone = "" if rep["source_exists"] else " (that folder is no longer here)"
+    lines = [f"dedup    {rep['dir']}: dedup output of {rep['source'] or 'an unrecorded run'}{gone}; scope "
+             f"{rep['scope']}; finished {rep['finished_at'] or 'at an unrecorded time'}"]
+    if rep["params"]:
+        lines.append("params   " + ", ".join(f"{k} {v}" for k, v in rep["params"].items()))
+    lines.append("kept     " + (", ".join(f"{p} {rep['kept'].get(p, 0):,} of {rep['input'].get(p, 0):,}"
+                                          for p in prompts) or "none"))
+    lines.append("removed  " + (", ".join(
+        f"{p} {rep['removed_total'].get(p, 0):,} ("
+        + ", ".join(f"{k} {v:,}" for k, v in rep["removed"].get(p, {}).items()) + ")" for p in prompts) or "none"))
+    if rep["source_status"]:
+        lines.append(f"the rephrasing progress is the source run's: `{rep['source_status']}`")
+    return "\n".join(lines)
 
 
 # -- printing -------------------------------------------------------------------------------------------------
@@ -567,7 +675,21 @@ def add_parser(sub):
     p.set_defaults(func=main)
 
 
+def _print_once(text: str):
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `finephrase status DIR --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(args) -> int:
+    kind = folder_kind(args.run_dir)
+    if kind == "dedup":  # complete when it exists: nothing to watch
+        rep = dedup_summary(args.run_dir)
+        _print_once(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() if args.json else render_dedup(rep))
+        return 0
+    if kind != "run":
+        raise refuse_folder(Path(args.run_dir), kind, "status", "rephrase runs and dedup outputs")
     cache: dict = {}
 
     def once() -> dict:
@@ -577,10 +699,7 @@ def main(args) -> int:
 
     if args.watch is None:
         rep = once()
-        try:
-            print(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() if args.json else render(rep), flush=True)
-        except BrokenPipeError:  # `finephrase status DIR --json | head`
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _print_once(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() if args.json else render(rep))
         return 0
     tty = sys.stdout.isatty()
     try:

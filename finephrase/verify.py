@@ -4,6 +4,11 @@ The inputs are read again (ids only) with the run's own reader, sharding and lim
 recorded under DIR/filtered/ are expected nowhere else. Everything found on disk is compared with that:
 missing ids, duplicated ids, ids that are not in the input, files that no ledger line commits, and tasks that
 have not finished are all reported; any of them makes the exit code non-zero.
+
+A dedup output (`finephrase dedup RUN --output DIR`) is checked against its manifest's `dedup` record instead:
+every row id is in exactly one place, DIR/<prompt>/ (kept) or DIR/removed/<prompt>/; the kept and removed counts
+are the recorded ones and add up to the rows that went in; and, while the source run is still there, the ids are
+exactly its rows' ids, prompt by prompt. A mix or any other folder is refused with one line.
 """
 
 from __future__ import annotations
@@ -16,19 +21,25 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
+from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
 from finephrase.ledger import all_ledgers
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.run import MANIFEST, input_listing
+from finephrase.status import folder_kind, load_manifest, refuse_folder
 
 _FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
 
 
 @dataclass
 class Report:
+    """The outcome of `finephrase verify`: ok, the problems found (one line each) and the counts checked; `kind`
+    is what was checked, "run" or "dedup" (also in stats for --json)."""
+
     ok: bool = True
     problems: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    kind: str = "run"
 
     def problem(self, msg: str):
         self.ok = False
@@ -46,7 +57,18 @@ def _examples(ids) -> str:
 
 
 def verify(output_dir: str | Path) -> Report:
+    """Check a rephrase run or a dedup output (see the module's docstring); a UsageError for any other folder."""
     root = Path(output_dir)
+    kind = folder_kind(root)
+    if kind == "dedup":
+        return verify_dedup(root)
+    if kind != "run":
+        raise refuse_folder(root, kind, "verify", "rephrase runs and dedup outputs")
+    return verify_run(root)
+
+
+def verify_run(root: Path) -> Report:
+    """Check a rephrase run against its inputs: exactly one row or reject per (document, prompt)."""
     if not (root / MANIFEST).exists():
         raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
     manifest = orjson.loads((root / MANIFEST).read_bytes())
@@ -129,7 +151,116 @@ def verify(output_dir: str | Path) -> Report:
         totals[f"rows/{p}"] = n - reject_rows[p]
         totals[f"rejects/{p}"] = reject_rows[p]
     report.stats = dict(totals)
+    report.stats["kind"] = "run"
     report.stats["prompts"] = prompts
     report.stats["tasks"] = tasks
     return report
+
+
+# -- a dedup output -------------------------------------------------------------------------------------------
+
+
+def _row_ids(folder: Path, column: str = "id") -> Counter:
+    """How often each row id occurs in the parquet files directly in `folder`."""
+    found = Counter()
+    for path in parquet_files(folder):
+        found.update(pq.read_table(path, columns=[column]).column(column).to_pylist())
+    return found
+
+
+def _removed_ids(folder: Path) -> tuple[Counter, Counter]:
+    """(id counts, rows per dedup_reason) of a dedup output's removed/<prompt>/ folder."""
+    ids, reasons = Counter(), Counter()
+    for path in parquet_files(folder):
+        t = pq.read_table(path, columns=["id", "dedup_reason"])
+        ids.update(t.column("id").to_pylist())
+        reasons.update(t.column("dedup_reason").to_pylist())
+    return ids, reasons
+
+
+def _removed_record(value) -> dict:
+    """A prompt's `dedup.removed` entry as {reason: rows} (older manifests: one number)."""
+    return dict(value) if isinstance(value, dict) else {"exact": value or 0}
+
+
+def _check_dedup_prompt(report: Report, root: Path, p: str, dd: dict, source_ids: Counter | None) -> dict:
+    """Check one prompt of a dedup output (problems go to `report`); returns its counts."""
+    kept = _row_ids(root / p)
+    removed, reasons = _removed_ids(root / "removed" / p)
+    both = kept + removed
+    duplicated = {i for i, n in both.items() if n > 1}
+    if duplicated:
+        report.problem(f"prompt {p}: {len(duplicated)} row ids more than once in {p}/ and removed/{p}/: "
+                       f"{_examples(duplicated)}")
+    want_kept = (dd.get("kept") or {}).get(p, 0)
+    if kept.total() != want_kept:
+        report.problem(f"prompt {p}: {kept.total()} rows kept in {p}/ but the manifest's dedup.kept says {want_kept}")
+    want_removed = {r: n for r, n in _removed_record((dd.get("removed") or {}).get(p)).items() if isinstance(n, int)}
+    for reason in sorted(set(want_removed) | set(reasons)):
+        if reasons[reason] != want_removed.get(reason, 0):
+            report.problem(f"prompt {p}: {reasons[reason]} rows removed as {reason} in removed/{p}/ but the "
+                           f"manifest's dedup.removed says {want_removed.get(reason, 0)}")
+    rows_in = (dd.get("input") or {}).get(p, 0)
+    if kept.total() + removed.total() != rows_in:
+        report.problem(f"prompt {p}: {kept.total()} kept + {removed.total()} removed rows, but {rows_in} went in "
+                       f"(the manifest's dedup.input)")
+    if source_ids is not None:
+        missing, unknown = set(source_ids) - set(both), set(both) - set(source_ids)
+        if missing:
+            report.problem(f"prompt {p}: {len(missing)} rows of the source run are neither kept nor removed: "
+                           f"{_examples(missing)}")
+        if unknown:
+            report.problem(f"prompt {p}: {len(unknown)} row ids not in the source run: {_examples(unknown)}")
+    return {"input": rows_in, "kept": kept.total(), "removed": removed.total()}
+
+
+def verify_dedup(root: Path) -> Report:
+    """Check a dedup output against its manifest's `dedup` record (and its source run, when that is still there)."""
+    manifest = load_manifest(root)
+    dd = manifest.get("dedup") or {}
+    prompts = list((manifest.get("config") or {}).get("prompts") or dd.get("kept") or {})
+    source = dd.get("source")
+    source_dir = Path(source) if source and (Path(source) / MANIFEST).is_file() else None
+    report = Report(kind="dedup")
+    stats: dict = {"kind": "dedup", "source": source, "source_checked": source_dir is not None, "prompts": prompts,
+                   "scope": dd.get("scope")}
+    for p in prompts:
+        source_ids = _row_ids(source_dir / p) if source_dir else None
+        for key, n in _check_dedup_prompt(report, root, p, dd, source_ids).items():
+            stats[f"{key}/{p}"] = n
+    stats["input_rows"] = sum(stats[f"input/{p}"] for p in prompts)
+    report.stats = stats
+    return report
+
+
+def render(report: Report, output: str | Path) -> str:
+    """The text of `finephrase verify DIR` for a run or a dedup output (--json prints ok, problems and stats)."""
+    s = report.stats
+    if report.kind == "dedup":
+        against = "its source run's rows" if s.get("source_checked") else \
+            "the manifest only (the source run is no longer there)"
+        lines = [f"{output}: dedup output of {s.get('source')}, {s.get('input_rows', 0)} rows in, "
+                 f"{len(s.get('prompts', []))} prompts (scope {s.get('scope')}), checked against {against}"]
+        ok = f"OK: dedup output of {s.get('source')}: every row is kept or removed exactly once, counts as recorded"
+    else:
+        lines = [f"{output}: {s.get('input_documents', 0)} input documents, {s.get('filtered', 0)} filtered, "
+                 f"{len(s.get('prompts', []))} prompts, {s.get('tasks')} tasks"]
+        ok = "OK: every (document, prompt) has exactly one row or reject"
+    if report.ok:
+        lines.append(ok)
+    else:
+        lines.append(f"FAILED: {len(report.problems)} problems")
+        lines.extend(f"  - {line}" for line in report.problems)
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """`finephrase verify DIR [--json]`: the report printed; exit 0 when ok, 1 otherwise."""
+    report = verify(args.output)
+    if args.json:
+        print(orjson.dumps({"ok": report.ok, "problems": report.problems, "stats": report.stats},
+                           option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(report, args.output))
+    return 0 if report.ok else 1
 

@@ -14,7 +14,6 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow.parquet as pq
-import pytest
 
 from conftest import run_cli, small_rows, write_parquet
 from finephrase.formats import check_format
