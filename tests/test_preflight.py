@@ -117,3 +117,22 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
     r = subprocess.run(f"{sys.executable} -m finephrase.cli status {out} --watch 1 | head -3", shell=True,
                        capture_output=True, text=True, timeout=60, cwd=REPO)
     assert "run " in r.stdout and "BrokenPipe" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_failing_tasks_error_is_not_printed_twice(capsys):
+    """datatrove logs a failing task's exception as ERROR (kept in the task log); the console shows only the CLI's
+    own one-line `error:`, and still shows other warnings."""
+    from loguru import logger
+
+    from finephrase.console import setup_console_logging
+
+    setup_console_logging()
+    try:
+        logger.patch(lambda r: r.update(name="datatrove.executor.local")).error("Traceback: the task failed")
+        logger.patch(lambda r: r.update(name="finephrase.run")).warning("a warning of ours")
+        logger.patch(lambda r: r.update(name="datatrove.pipeline.readers")).warning("a warning of datatrove's")
+        err = capsys.readouterr().err
+    finally:  # the sink above writes to this test's captured stderr: back to the default one
+        logger.remove()
+        logger.add(sys.stderr)
+    assert "the task failed" not in err and "a warning of ours" in err and "a warning of datatrove's" in err
