@@ -199,14 +199,20 @@ def _step_bodies(text: str) -> list[str]:
     return list(best)
 
 
-_NESTED_STEP = re.compile(r"^\W*step\s*\d+\s*[:.)]", re.I)
+_STEP_LABEL = re.compile(r"\bstep\s*(\d+)\s*[:.)]", re.I)
+
+
+def _looping(n: int, body: str) -> bool:
+    """A step whose text is step labels ("3. Step 4: Step 5: ..."); "1. Step 1: Download ..." is a step."""
+    labels = _STEP_LABEL.findall(body[:80])
+    return len(labels) >= 2 or (len(labels) == 1 and int(labels[0]) != n and _STEP_LABEL.match(body.strip()))
 
 
 def _steps_problem(text: str, min_steps: int, min_step_words: float) -> str | None:
     steps = _step_bodies(text)
     if len(steps) < min_steps:
         return f"format:steps<{min_steps}"
-    if any(_NESTED_STEP.match(s) for s in steps):  # "3. Step 4: Step 5: ..." (a loop, not a step)
+    if any(_looping(n, s) for n, s in enumerate(steps, start=1)):
         return "format:steps_loop"
     if sum(_words(s) for s in steps) / len(steps) < min_step_words:
         return f"format:step_words<{min_step_words:g}"

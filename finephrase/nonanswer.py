@@ -36,6 +36,7 @@ _META = re.compile(
     r"you would like me to|ready to be edited|is available for download|here is the (?:rewritten|requested))\b", re.I)
 # phrases that are never content, wherever they are
 _META_ANY = re.compile(r"\b(?:the answer to (?:this|that|your|the) question is|this is a great question|"
+                       r"the document is ready|"
                        r"is not available yet|what(?:'s| is) your question|i(?:'m| am) ready to help)\b", re.I)
 # an answer that opens by describing itself ("The tutorial is designed to ...", "Here's an example of the FAQ")
 _META_LEAD = re.compile(
@@ -74,6 +75,16 @@ def _content(words: list[str]) -> list[str]:
     return [_stem(w) for w in words if len(w) >= 4 and w not in _STOP and not w.isdigit()]
 
 
+def _not_english(text: str) -> bool:
+    """Mostly letters outside the Latin alphabet, or (from 20 words of running text; table cells left out) too
+    few of the commonest English words."""
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) >= 40 and sum(1 for c in letters if c.isascii()) / len(letters) < 0.5:
+        return True
+    prose = _words("\n".join(ln for ln in text.splitlines() if "|" not in ln))
+    return len(prose) >= 20 and sum(1 for w in prose if w in _EN_COMMON) / len(prose) < 0.08
+
+
 def check_non_answer(text: str, source: str | None = None, instructions: str | None = None,
                      spec: dict | None = None) -> str | None:
     s = {**SETTINGS, **{k: v for k, v in (spec or {}).items() if k in SETTINGS}}
@@ -92,11 +103,8 @@ def check_non_answer(text: str, source: str | None = None, instructions: str | N
     mentions = len(_DOC_MENTION.findall(text))
     if mentions >= 2 and mentions * 100 / max(n, 1) > float(s["max_document_mentions"]):
         return "non_answer:about_document"
-    prose = _words("\n".join(ln for ln in text.splitlines() if "|" not in ln))  # table cells are not sentences
-    if s["language"] == "en" and len(prose) >= 20:
-        share = sum(1 for w in prose if w in _EN_COMMON) / len(prose)
-        if share < 0.08:
-            return "language"
+    if s["language"] == "en" and _not_english(text):
+        return "language"
     if source:
         src = _words(source)
         if n >= 16:

@@ -26,6 +26,8 @@ config = RunConfig.for_backend(
         '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}',  # not for Gemma-3
     ],
     max_concurrency=2048,  # keep vLLM's queue full
+    # constrain_format=True,  # vLLM structured outputs with each template's grammar (docs/quality.md; planned,
+    #                         # not yet measured on a GPU)
     chunk_size=2000,
     **slurm_task(OUTPUT),  # rank and task count of this SLURM array task
 )

@@ -21,6 +21,7 @@ config = RunConfig.for_backend(
     filters=[NamedFilter(lambda doc: "python" in doc.text.lower(), "mentions_python")],  # any datatrove filter
     limit=8,  # documents read per task
     max_tokens=512,
+    constrain_format=True,  # the templates' grammars: without them the 135M model rarely writes either format
     seed=0,
     chunk_size=4,  # documents per committed chunk
 )

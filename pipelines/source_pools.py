@@ -19,5 +19,6 @@ if __name__ == "__main__":
             where=[condition],
             token_budget=20_000,  # source tokens to select per pool (token_count column)
             max_tokens=512,
+            constrain_format=True,  # the FAQ grammar (docs/quality.md): the 135M model rarely writes one without it
             seed=0,
         ))

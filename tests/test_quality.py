@@ -65,6 +65,13 @@ def test_a_bad_check_table_is_refused_when_the_template_loads(spec, error):
      "format:steps<3"),
     ("tutorial", "Using sockets\nYou will open a socket.\n1. Import the socket module.\n2. Create a socket with "
                  "socket.socket().\n3. Connect it to a (host, port) tuple on the host.", None),
+    ("tutorial", "Using sockets\nYou will open a socket.\n1. Step 1: Import the socket module first.\n2. Step 2: Create "
+                 "a socket with socket.socket().\n3. Step 3: Connect it to a (host, port) tuple.", None),
+    ("tutorial", "Using sockets\n1. Import the socket module in your program.\n2. Step 3: Step 4: Step 5: Step 6:\n"
+                 "3. Connect the socket to a (host, port) tuple.", "format:steps_loop"),
+    ("tutorial", "The document is ready.\nUsing sockets: you will open a socket on the host.\n1. Import the socket "
+                 "module in your program.\n2. Create a socket with socket.socket().\n3. Connect it to a (host, port) "
+                 "tuple on the host and the port.", "non_answer:meta"),
     ("faq", "Read the document below. Rewrite the document as a FAQ: a list of questions, each followed by its "
             "answer. Question: What is it?\nAnswer: The socket module.\nQuestion: Where?\nAnswer: On Unix.",
      "non_answer:echo"),
@@ -72,6 +79,8 @@ def test_a_bad_check_table_is_refused_when_the_template_loads(spec, error):
     ("faq", "Question: How long should pasta boil?\nAnswer: Boil dried spaghetti for about nine minutes in salted "
             "water.\nQuestion: Which sauce suits penne?\nAnswer: Arrabbiata, with tomatoes, garlic and chili "
             "flakes.", "off_topic"),
+    ("summarize", "套接字模块提供了对伯克利套接字接口的访问。它在所有现代的类Unix系统、Windows和MacOS上都可用。地址是由主机和端口组成的元组。",
+     "language"),
     ("summarize", "Le module socket donne accès à l'interface des sockets BSD. Il est disponible sur tous les "
                   "systèmes Unix modernes, Windows et MacOS. Les adresses sont des tuples hôte et port.", "language"),
 ])
