@@ -236,11 +236,20 @@ def collect_stats(root: Path, manifest: dict) -> dict:
     extras, extras_from = extras_root(root, manifest)
     per = {}
     languages = Counter()
+    data_paths = {}  # folder inside root -> its `data_files` spec for the card's configs (footers read once)
+
+    def listed(d: Path) -> list[Path]:  # as _files, noting each folder's spec on the way
+        full, empty = datafiles.split_empty(datafiles.parquet_files(d))
+        if d.is_relative_to(root):
+            rel = d.relative_to(root).as_posix()
+            data_paths[rel] = datafiles.config_paths(rel, full, empty)
+        return full
+
     for p in prompts:
         s = {"files": 0, "bytes": 0, "rows": 0, "input_tokens": 0, "output_tokens": 0, "rejects": Counter(),
              "reject_files": 0, "reject_bytes": 0, "reject_output_tokens": 0, "removed": 0, "removed_files": 0,
              "removed_bytes": 0}
-        for f in _files(root / p):
+        for f in listed(root / p):
             t = pq.read_table(f, columns=["input_tokens", "output_tokens", "language"])
             s["files"] += 1
             s["bytes"] += f.stat().st_size
@@ -248,7 +257,7 @@ def collect_stats(root: Path, manifest: dict) -> dict:
             s["input_tokens"] += col_sum(t, "input_tokens")
             s["output_tokens"] += col_sum(t, "output_tokens")
             languages.update(v for v in t.column("language").to_pylist() if v)
-        for f in _files(extras / "rejects" / p) if extras else []:
+        for f in listed(extras / "rejects" / p) if extras else []:
             t = pq.read_table(f, columns=["reject_reason", "output_tokens"])
             if extras == root:
                 s["reject_files"] += 1
@@ -260,20 +269,20 @@ def collect_stats(root: Path, manifest: dict) -> dict:
                                                                                                       {}).items()
                                  if k.startswith(f"{p}/")})
             s["reject_output_tokens"] = None  # not recorded per prompt
-        removed = _files(root / "removed" / p)
+        removed = listed(root / "removed" / p)
         s["removed"] = _num_rows(removed)
         s["removed_files"] = len(removed)
         s["removed_bytes"] = sum(f.stat().st_size for f in removed)
         s["rejects"] = dict(sorted(s["rejects"].items()))
         per[p] = s
     filtered = Counter()
-    ffiles = _files(extras / "filtered") if extras else []
+    ffiles = listed(extras / "filtered") if extras else []
     for f in ffiles:
         filtered.update(pq.read_table(f, columns=["filter_reason"]).column("filter_reason").to_pylist())
     if extras is None:
         filtered.update((manifest.get("counts") or {}).get("filtered") or {})
     here = extras == root
-    return {"root": str(root), "prompts": per, "filtered": dict(sorted(filtered.items())),
+    return {"data_paths": data_paths, "prompts": per, "filtered": dict(sorted(filtered.items())),
             "filtered_files": len(ffiles) if here else 0,
             "filtered_bytes": sum(f.stat().st_size for f in ffiles) if here else 0,
             "languages": dict(languages.most_common()), "extras_from": extras_from,
@@ -380,12 +389,10 @@ def configs(stats: dict, include_extras: bool = True) -> list[dict]:
     they exist and are included. A glob that matches nothing would make its config fail to load, so a prompt
     without rows gets no config; a folder that holds empty files (an older run's) lists its other files instead
     of a glob."""
-    root = Path(stats["root"])
-
     def paths(rels: list[str]) -> list[str]:
         out = []
         for rel in rels:
-            spec = datafiles.config_paths(root, rel)
+            spec = stats["data_paths"][rel]
             out += [spec] if isinstance(spec, str) else spec
         return out
 

@@ -32,10 +32,10 @@ def split_empty(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return full, empty
 
 
-def config_paths(root: Path, rel: str) -> str | list[str]:
-    """The `data_files` path(s) of the folder `rel` for a dataset card: the glob `rel/*.parquet`, or, where the
-    folder holds empty files that the glob would catch, the list of its files that have rows."""
-    full, empty = split_empty(parquet_files(Path(root) / rel))
+def config_paths(rel: str, full: list[Path], empty: list[Path]) -> str | list[str]:
+    """The `data_files` path(s) of the folder `rel` for a dataset card, from its split_empty(): the glob
+    `rel/*.parquet`, or, where the folder holds empty files that the glob would catch, the list of its files that
+    have rows."""
     if not empty:
         return f"{rel}/*.parquet"
     return [f"{rel}/{f.name}" for f in full]

@@ -42,6 +42,7 @@ from pathlib import Path
 import orjson
 
 from finephrase.argtypes import positive_int
+from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
 
 SCOPES = ("prompt", "run")
@@ -94,9 +95,7 @@ def _check_datatrove_dedup():
 
 
 def _parquet_names(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    return [p.name for p in parquet_files(folder)]
 
 
 def check_run(run: Path, full_verify: bool = False) -> dict:

@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finephrase.argtypes import positive_int
+from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
 
 DEFAULT_TOKENIZER = "smollm2-135m"
@@ -234,10 +235,6 @@ def _default_source_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", base) or "source"
 
 
-def _parquet_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
-
-
 def resolve_synthetic(spec: str, weight: float | None = None, allow_unfinished: bool = False) -> MixInput:
     """A finephrase run folder (or a dedup output of the same layout): every DIR/<prompt>/*.parquet; or one prompt
     folder DIR/<prompt>. Only chunks committed by the run's ledgers are read when it has them."""
@@ -250,12 +247,12 @@ def resolve_synthetic(spec: str, weight: float | None = None, allow_unfinished: 
     if not root.is_dir():
         raise UsageError(f"synthetic input {path} is not a folder (expected a finephrase run: DIR/<prompt>/*.parquet)")
     root = root.resolve()
-    if _parquet_files(root):  # a prompt folder
+    if parquet_files(root):  # a prompt folder
         run, prompts = root.parent, {root.name: root}
     else:
         run = root
         prompts = {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
-                   and d.name not in NOT_PROMPTS and _parquet_files(d)}
+                   and d.name not in NOT_PROMPTS and parquet_files(d)}
     if not prompts:
         raise UsageError(f"synthetic input {path} holds no rows (expected {path}/<prompt>/*.parquet)")
     name = name or run.name
@@ -273,7 +270,7 @@ def resolve_synthetic(spec: str, weight: float | None = None, allow_unfinished: 
                                  f"(rerun its command), or pass --allow-unfinished to mix its committed rows")
             inp.notes.append(f"run {run} is not finished (status: {status}): its committed rows are mixed")
     for prompt, folder in prompts.items():
-        files = _parquet_files(folder)
+        files = parquet_files(folder)
         try:
             names = pq.read_schema(files[0]).names
         except Exception as e:  # noqa: BLE001 - not parquet

@@ -124,7 +124,7 @@ def check_inputs(cfg, files) -> None:
     for condition in cfg.where:
         _check_where(condition, columns, first.relpath)
     if all(f.kind == "parquet" for f in files) and len(files) <= 1000:
-        if sum(_schema(f)[1] or 0 for f in files) == 0:
+        if (rows or 0) + sum(_schema(f)[1] or 0 for f in files[1:]) == 0:  # every footer: a corrupt one says so
             raise UsageError(f"the input holds no documents ({len(files)} file(s), 0 rows): check INPUT")
     elif len(files) == 1 and rows == 0:
         raise UsageError(f"input {first.relpath} holds no documents: check INPUT")

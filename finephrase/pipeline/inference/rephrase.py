@@ -174,8 +174,9 @@ class Rephrase(PipelineStep):
             else:
                 self._count = None
             style = self.constrain_style
-            if style == "auto":  # an endpoint: llama.cpp answers /extras/tokenize, vLLM /tokenize
-                style = "llamacpp" if await client.detect_tokenizer() == "llamacpp" else "vllm"
+            if style == "auto":  # an endpoint: llama.cpp answers /extras/tokenize (detected above, unless a GGUF counts)
+                found = client.tokenize_style or await client.detect_tokenizer()
+                style = "llamacpp" if found == "llamacpp" else "vllm"
             # constrained generation: each template's [check] grammar, sent the way this engine reads it
             self.constraints = {p.name: request_fields(p.check.get("grammar"), style) for p in self.prompts}
             template_tokens = {}
