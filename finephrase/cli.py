@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for `vllm serve` (repeatable), e.g. --vllm-arg=--max-num-seqs=2048; "
                    "--vllm-arg=--trust-remote-code only if you trust the model repository's code")
+    g.add_argument("--engine-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="embedded: a llama.cpp server parameter (repeatable; xllamacpp CommonParams field, dotted "
+                   "for nested ones), e.g. --engine-arg n_batch=1024 --engine-arg cpuparams.n_threads=2. The "
+                   "server gets one slot per request in flight (--max-concurrency) of --context-length tokens each")
     g.add_argument("--chat-template-kwargs", type=json_object, metavar="JSON",
                    help='sent with every request as chat_template_kwargs (vLLM), e.g. \'{"enable_thinking": false}\' '
                    "for a Qwen3 id that is not a preset; merged over a preset's own")
@@ -230,7 +234,7 @@ def cmd_rephrase(args) -> int:
         request_timeout=args.request_timeout, max_retries=args.max_retries, where=args.where,
         languages=args.language, min_chars=args.min_chars, max_chars=args.max_chars, sample_rate=args.sample_rate,
         token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
-        vllm_args=args.vllm_arg, gpu_memory_utilization=args.gpu_memory_utilization,
+        vllm_args=args.vllm_arg, engine_args=args.engine_arg, gpu_memory_utilization=args.gpu_memory_utilization,
         gpus_per_task=args.gpus_per_task, chat_template_kwargs=args.chat_template_kwargs,
         constrain_format=args.constrain_format,
     )

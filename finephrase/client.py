@@ -55,6 +55,7 @@ class ChatResult:
     prompt_tokens: int | None
     completion_tokens: int | None
     raw: dict = field(default_factory=dict, repr=False)
+    cached_tokens: int | None = None  # prompt tokens the engine served from its prefix cache (if it says)
 
 
 _CONTEXT_WORDS = ("context length", "context_length", "maximum context", "max_model_len", "too long",
@@ -97,7 +98,8 @@ class ChatClient:
         self.chat_template_kwargs = chat_template_kwargs  # sent with every chat request when set (vLLM reads it)
         self._session: aiohttp.ClientSession | None = None
         self._proxy: str | None = None
-        self.tokenize_style: str | None = None  # "vllm" | "llamacpp" | "none", found by detect_tokenizer()
+        # "llamacpp" | "vllm" | "llama-cpp-python" | "none", found by detect_tokenizer()
+        self.tokenize_style: str | None = None
 
     async def __aenter__(self):
         # aiohttp, not httpx: at a few thousand requests/s httpx's connection pool (httpcore + anyio) cost ~4 ms of
@@ -175,13 +177,17 @@ class ChatClient:
         except (KeyError, IndexError, TypeError, AttributeError):
             raise RequestRejected("bad_response", str(data)[:200]) from None
         usage = data.get("usage") or {}
-        return ChatResult(text, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"), data)
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        return ChatResult(text, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"), data,
+                          cached if isinstance(cached, int) else None)
 
     # -- tokenizer of the served model ------------------------------------------------------------------------
 
     async def detect_tokenizer(self) -> str:
-        """Find which tokenize endpoint the server has (vLLM `/tokenize`, llama-cpp-python `/extras/tokenize`)."""
-        for style in ("vllm", "llamacpp"):
+        """Find which tokenize endpoint the server has: llama.cpp's server `/tokenize` (`content`), vLLM's
+        `/tokenize` (`prompt`), or llama-cpp-python's `/extras/tokenize/count`. llama.cpp is asked first: vLLM
+        answers its request with a quick 400, while llama.cpp fails vLLM's with a 500 that would be retried."""
+        for style in ("llamacpp", "vllm", "llama-cpp-python"):
             self.tokenize_style = style
             try:
                 n = await self.count_tokens("hello world")
@@ -194,10 +200,13 @@ class ChatClient:
 
     async def count_tokens(self, text: str) -> int | None:
         """Token count of `text` with the served model's own tokenizer (no special tokens), None if unknown."""
+        if self.tokenize_style == "llamacpp":
+            data = await self._post("/tokenize", {"content": text, "add_special": False, "parse_special": False})
+            return len(data["tokens"])
         if self.tokenize_style == "vllm":
             data = await self._post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})
             return int(data["count"]) if "count" in data else len(data["tokens"])
-        if self.tokenize_style == "llamacpp":
+        if self.tokenize_style == "llama-cpp-python":
             data = await self._post("/extras/tokenize/count", {"input": text, "model": self.model})
             return int(data["count"])
         return None

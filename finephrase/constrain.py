@@ -3,12 +3,12 @@ grammar of a good answer's shape; with the setting on, every request for that te
 engine samples only text the grammar accepts (and stops where the grammar ends).
 
 How each engine is told:
-- llama.cpp (the embedded backend; llama-cpp-python's server and llama.cpp's llama-server): the request field
-  `grammar`;
+- llama.cpp (the embedded backend: llama.cpp's server from xllamacpp; also llama-server and llama-cpp-python's
+  server behind --backend endpoint): the request field `grammar`;
 - vLLM (`--backend vllm`): the request field `structured_outputs: {"grammar": ...}` (vLLM's structured
   outputs, GBNF through xgrammar);
 - `--backend endpoint`: whichever of the two the server is, told apart by its tokenize endpoint (llama.cpp's
-  `/extras/tokenize`, else vLLM's).
+  `/tokenize` with `content`, llama-cpp-python's `/extras/tokenize`, else vLLM's).
 
 The quality gate still checks every generation: a grammar fixes the shape, not the content.
 """

@@ -43,6 +43,8 @@ def check_settings(cfg) -> None:
         raise UsageError(f"--gpu-memory-utilization {cfg.gpu_memory_utilization}: must be above 0 and at most 1")
     if cfg.request_timeout <= 0:
         raise UsageError(f"--request-timeout {cfg.request_timeout}: must be above 0 seconds")
+    if cfg.engine_args:
+        check_engine_args(cfg)
     # the template's own tokens, estimated at one per 4 characters (the rephrase step counts them exactly with the
     # model's tokenizer and refuses a prompt that leaves no room; this catches it before anything starts)
     template = max((len(p.overhead_text()) // 4 for p in cfg.prompts), default=0)
@@ -50,6 +52,24 @@ def check_settings(cfg) -> None:
         raise UsageError(f"--max-tokens {s.max_tokens} leaves no room for the document in a context of "
                          f"{cfg.context_length} tokens (the template takes about {template}): lower --max-tokens "
                          f"or raise --context-length")
+
+
+def check_engine_args(cfg) -> None:
+    """--engine-arg NAME=VALUE: only for the embedded engine, and each a llama.cpp parameter of the right type
+    (tried on a blank parameter set: nothing is loaded)."""
+    if cfg.backend != "embedded":
+        raise UsageError(f"--engine-arg sets the embedded llama.cpp server's parameters; the {cfg.backend} backend "
+                         f"does not use it" + (" (use --vllm-arg)" if cfg.backend == "vllm" else ""))
+    try:
+        import xllamacpp
+    except ImportError:
+        return  # the server start says what to install
+    from finephrase.serving.llamacpp_process import apply_engine_args
+
+    try:
+        apply_engine_args(xllamacpp.CommonParams(), cfg.engine_args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 # -- inputs -----------------------------------------------------------------------------------------------------

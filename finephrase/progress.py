@@ -22,6 +22,12 @@ import orjson
 SNAPSHOT_INTERVAL = 5.0
 
 
+def prefill_line(prompt_tokens: int, cached_tokens: int) -> str:
+    """How much of the prompts' prefill the engine served from its prefix cache (one wording everywhere)."""
+    return (f"{cached_tokens:,} of {prompt_tokens:,} prompt tokens served from the engine's prefix cache "
+            f"({cached_tokens / prompt_tokens:.0%})")
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds == float("inf"):
         return "?"

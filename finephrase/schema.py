@@ -33,6 +33,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("model", pa.string()),
         pa.field("finish_reason", pa.string()),
         pa.field("input_tokens", pa.int64()),
+        pa.field("cached_tokens", pa.int64()),  # of input_tokens, served from the engine's prefix cache
         pa.field("output_tokens", pa.int64()),
         pa.field("input_truncated", pa.bool_()),
         pa.field("reasoning", pa.string()),
@@ -51,6 +52,7 @@ REJECT_SCHEMA = pa.schema(
         pa.field("model", pa.string()),
         pa.field("finish_reason", pa.string()),
         pa.field("input_tokens", pa.int64()),
+        pa.field("cached_tokens", pa.int64()),  # of input_tokens, served from the engine's prefix cache
         pa.field("output_tokens", pa.int64()),
         pa.field("input_truncated", pa.bool_()),
         *PASSTHROUGH,

@@ -36,6 +36,7 @@ import orjson
 
 from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
 from finephrase.errors import UsageError
+from finephrase.progress import prefill_line
 
 MANIFEST = "manifest.json"
 LEDGER_DIR = ".ledger"
@@ -226,7 +227,7 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
     finished = bool(ledger and ledger.finished)
     docs = sum(e.get("docs", 0) for e in entries)
     rows, rejects, filtered = {}, {}, {}
-    in_tok = out_tok = 0
+    in_tok = out_tok = prompt_tok = cached_tok = 0
     for e in entries:
         for k, v in (e.get("rows") or {}).items():
             rows[k] = rows.get(k, 0) + v
@@ -236,6 +237,8 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
             filtered[k] = filtered.get(k, 0) + v
         in_tok += e.get("input_tokens", 0) or 0
         out_tok += e.get("output_tokens", 0) or 0
+        prompt_tok += e.get("prompt_tokens", 0) or 0
+        cached_tok += e.get("cached_tokens", 0) or 0
 
     # state: the ledger's `finished` line is the authority; the snapshot tells the rest
     snap_state = snap.get("state") if snap else None
@@ -317,7 +320,7 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
         "docs_processed": max(docs, snap.get("done_docs") or 0) if state == "running" else docs,
         "rows": rows, "rejects": dict(sorted(rejects.items())), "rejects_total": sum(rejects.values()),
         "filtered": filtered, "filtered_total": sum(filtered.values()),
-        "input_tokens": in_tok, "output_tokens": out_tok,
+        "input_tokens": in_tok, "output_tokens": out_tok, "prompt_tokens": prompt_tok, "cached_tokens": cached_tok,
         "output_tok_s": tok_s, "output_tok_s_recent": recent, "docs_per_s": doc_rate, "eta_s": eta,
         "active_s": active_s, "gpu_hours": gpu_s / 3600, "sessions": len(sessions), "chunks": len(entries),
         "updated_at": updated_at, "last_commit_at": max(commits) if commits else None, "hosts": hosts,
@@ -464,6 +467,8 @@ def collect(run_dir: str | Path, *, gpus_per_task: int | None = None, price_per_
             "filtered": add("filtered"),
             "filtered_total": sum(t["filtered_total"] for t in per_task),
             "input_tokens": sum(t["input_tokens"] for t in per_task),
+            "prompt_tokens": sum(t["prompt_tokens"] for t in per_task),
+            "cached_tokens": sum(t["cached_tokens"] for t in per_task),
             "output_tokens": out_tok,
             "output_tok_s": out_tok / wall_s if wall_s > 0 else None,
             "output_tok_s_recent": recent,
@@ -596,6 +601,8 @@ def render(rep: dict) -> str:
     lines.append(f"tokens   input {t['input_tokens']:,}, output {t['output_tokens']:,}; output tok/s "
                  f"{_rate(t['output_tok_s'])} lifetime, {_rate(t['output_tok_s_recent'])} last "
                  f"{rep['recent_minutes']:g} min")
+    if t["prompt_tokens"]:
+        lines.append(f"prefill  {prefill_line(t['prompt_tokens'], t['cached_tokens'])}")
     used = sorted({g for x in rep["per_task"] for g in x["gpus_per_task"]})
     if rep["gpus_per_task"] is not None:
         gpu_note = f"{rep['gpus_per_task']} GPU{'s' if rep['gpus_per_task'] != 1 else ''} per task, --gpus-per-task"

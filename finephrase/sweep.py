@@ -48,13 +48,13 @@ SUBMISSIONS = Path(".sweep") / "submissions.jsonl"
 # Each maps to the `finephrase rephrase` flag of the same name (underscores -> dashes) unless listed in _FLAG.
 SETTINGS: dict[str, type] = {
     "backend": str, "endpoint_url": str, "api_key_env": str, "context_length": int, "vllm_args": list,
-    "gpu_memory_utilization": float, "max_tokens": int, "temperature": float, "top_p": float, "top_k": int,
+    "engine_args": list, "gpu_memory_utilization": float, "max_tokens": int, "temperature": float, "top_p": float, "top_k": int,
     "seed": int, "text_column": str, "id_column": str, "limit": int, "where": list, "languages": list,
     "min_chars": int, "max_chars": int, "sample_rate": float, "token_budget": int, "tasks": int, "workers": int,
     "chunk_size": int, "gpus_per_task": int, "max_concurrency": int, "request_timeout": float, "max_retries": int,
     "progress_interval": float, "prompts_dir": str, "constrain_format": bool,
 }
-_FLAG = {"languages": "--language", "vllm_args": "--vllm-arg"}
+_FLAG = {"languages": "--language", "vllm_args": "--vllm-arg", "engine_args": "--engine-arg"}
 _LISTS_ADD = ("where",)  # conditions add up (common + source + grid: all must hold); other settings override
 _TOP = {"output_root", "settings", "sources", "grids", "prompts", "models", "description"}
 _GRID = {"name", "prompts", "models", "sources", "settings"}

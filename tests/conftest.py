@@ -39,7 +39,7 @@ def small_docs(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def llama_endpoint():
     """One real llama.cpp server on the packaged SmolLM2-135M-Instruct for the whole session."""
-    pytest.importorskip("llama_cpp")
+    pytest.importorskip("xllamacpp")
     from finephrase.serving import LlamaCppServer
 
     server = LlamaCppServer(context_length=1024, log_path=Path(os.environ.get("TMPDIR", "/tmp")) / "fp-test-llama.log")

@@ -50,10 +50,13 @@ def shaped_answer(content: str) -> str:
 
 
 class FakeServer:
-    def __init__(self, slow_seconds: float = 5.0, die_after: int | None = None, models=("fake-model",)):
+    def __init__(self, slow_seconds: float = 5.0, die_after: int | None = None, models=("fake-model",),
+                 delay: float = 0.0):
         self.models = list(models)  # what GET /v1/models lists (a run that names another model is refused)
         self.slow_seconds = slow_seconds
         self.die_after = die_after
+        self.delay = delay  # seconds every answer takes (requests overlap, as on a real engine)
+        self.events: list[tuple[str, str, float]] = []  # ("start" | "end", prompt text, monotonic time)
         self.requests = 0
         self.seen_retry: set[str] = set()
         self.bodies: list[dict] = []  # every POST body received, in order (for tests that inspect requests)
@@ -109,9 +112,14 @@ class FakeServer:
                     if first:
                         self._send(503, {"error": "busy"})
                         return
+                with server.lock:
+                    server.events.append(("start", content, time.monotonic()))
                 if "SLOW" in content:
                     time.sleep(server.slow_seconds)
+                time.sleep(server.delay)
                 text = shaped_answer(content)
+                with server.lock:
+                    server.events.append(("end", content, time.monotonic()))
                 self._send(200, {
                     "id": f"cmpl-{n}", "object": "chat.completion", "model": req.get("model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

@@ -36,7 +36,7 @@ def test_vllm_command_has_the_flags():
 
 
 def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
-    pytest.importorskip("llama_cpp")
+    pytest.importorskip("xllamacpp")
     from finephrase.serving import packaged_gguf_path
 
     bindir = tmp_path / "bin"
@@ -51,8 +51,8 @@ def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
         port = args[args.index("--port") + 1]
         name = args[args.index("--served-model-name") + 1]
         ctx = args[args.index("--max-model-len") + 1]
-        os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", "--model", "{packaged_gguf_path()}",
-                 "--model_alias", name, "--n_ctx", ctx, "--host", "127.0.0.1", "--port", port, "--verbose", "False"])
+        os.execv(sys.executable, [sys.executable, "-m", "finephrase.serving.llamacpp_process", "--model",
+                 "{packaged_gguf_path()}", "--alias", name, "--context-length", ctx, "--port", port, "--slots", "2"])
         """))
     launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "out"
@@ -65,7 +65,7 @@ def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
     assert len(got) == 2 and {g["model"] for g in got} == {"HuggingFaceTB/SmolLM2-135M-Instruct"}
     assert (out / "logs" / "server.log").exists()
     port = re.search(r"model server ready at http://127.0.0.1:(\d+)", r.stderr).group(1)
-    assert not subprocess.run(["pgrep", "-f", f"llama_cpp.server .*--port {port} "], capture_output=True).stdout
+    assert not subprocess.run(["pgrep", "-f", f"llamacpp_process .*--port {port} "], capture_output=True).stdout
     assert run_cli("verify", out).returncode == 0
 
 

@@ -29,7 +29,7 @@ def run_bench(name: str, tmp_path, *extra, timeout=120) -> tuple[str, dict]:
     assert data["benchmark"] == name and data["quick"] is True and data["repeats"] == 1
     for key in ("cpu_model", "cores", "ram_gib", "python", "versions"):
         assert key in data["machine"], key
-    for dist in ("finephrase", "datatrove", "httpx", "llama_cpp_python"):
+    for dist in ("finephrase", "datatrove", "httpx", "xllamacpp"):
         assert dist in data["machine"]["versions"], dist
     return r.stdout, data
 

@@ -26,7 +26,7 @@ def _pairs(out):
 
 
 def _server_pid(pid):
-    found = subprocess.run(["pgrep", "-f", f"-P{pid}", "llama_cpp.server"], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-f", f"-P{pid}", "llamacpp_process"], capture_output=True, text=True)
     return int(found.stdout.split()[0]) if found.stdout.split() else None
 
 

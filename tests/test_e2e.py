@@ -66,7 +66,7 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     assert v.returncode == 0, v.stdout
     # the embedded server is gone with the run
     port = re.search(r"model server ready at http://127.0.0.1:(\d+)", r.stderr).group(1)
-    assert not subprocess.run(["pgrep", "-f", f"llama_cpp.server .*--port {port} "], capture_output=True).stdout
+    assert not subprocess.run(["pgrep", "-f", f"llamacpp_process .*--port {port} "], capture_output=True).stdout
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
 

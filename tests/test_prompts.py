@@ -146,6 +146,26 @@ def test_hash_is_stable_and_content_based(tmp_path):
     assert dataclasses.replace(a, description="something else", version=7, path="x").hash == a.hash
 
 
+def test_request_tables_per_engine(tmp_path):
+    plain = load_template_file(_write(tmp_path, "p", _toml("p", "Rewrite: {{document}}")))
+    p = load_template_file(_write(tmp_path, "p", _toml("p", "Rewrite: {{document}}", extra="""
+[request.llamacpp]
+dry_multiplier = 0.8
+dry_sequence_breakers = ["\\n", ":"]
+[request.vllm]
+repetition_penalty = 1.05
+""")))
+    assert p.request_fields("llamacpp") == {"dry_multiplier": 0.8, "dry_sequence_breakers": ("\n", ":")}
+    assert p.request_fields("vllm") == {"repetition_penalty": 1.05}
+    assert p.request_fields(None) == {} and plain.request_fields("llamacpp") == {}
+    assert p.hash != plain.hash  # they change what is generated
+    assert p.to_dict()["request"]["vllm"] == {"repetition_penalty": 1.05} and plain.to_dict()["request"] is None
+    for bad, msg in [("[request.sglang]\nx = 1", "unknown engine"), ("[request.llamacpp]\nseed = 1", "may not set seed"),
+                     ("[request]\nx = 1", "one table per engine"), ("[request.vllm.x]\ny = 1", "a value, not a table")]:
+        with pytest.raises(UsageError, match=msg):
+            load_template_file(_write(tmp_path, "p", _toml("p", "Rewrite: {{document}}", extra="\n" + bad)))
+
+
 def test_hash_changes_with_template_file_text(tmp_path):
     d1, d2 = tmp_path / "one", tmp_path / "two"
     d1.mkdir()

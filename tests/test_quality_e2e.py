@@ -128,6 +128,9 @@ def test_constrained_generation_sends_the_grammar_and_every_generation_has_its_s
         content = b["messages"][-1]["content"]
         which = "table" if "markdown table" in content else "faq"
         assert b["grammar"] == grammar[which]  # llama.cpp's field: told apart by the server's tokenize endpoint
+        # the template's own [request.llamacpp] fields go to llama.cpp too (faq: the DRY sampler), nothing else
+        assert {k: b[k] for k in ("dry_multiplier", "dry_penalty_last_n") if k in b} == \
+            load_prompt(which).request_fields("llamacpp")
     generations = 0
     for p in ("faq", "table"):
         for row in _read(out / p) + _read(out / "rejects" / p):

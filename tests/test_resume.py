@@ -97,7 +97,7 @@ def test_sigterm_drains_then_resumes(tmp_path):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    children = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llama_cpp.server"], capture_output=True,
+    children = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llamacpp_process"], capture_output=True,
                               text=True).stdout.split()
     assert children, "the embedded server should be a child of the run"
     proc.send_signal(signal.SIGTERM)
@@ -133,7 +133,7 @@ def test_model_server_killed_mid_run_is_restarted(tmp_path):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    server = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llama_cpp.server"], capture_output=True,
+    server = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llamacpp_process"], capture_output=True,
                             text=True).stdout.split()
     assert len(server) == 1
     os.kill(int(server[0]), signal.SIGKILL)

@@ -34,23 +34,28 @@ def _table(folder: Path):
 
 def _from_files(out: Path, prompts) -> dict:
     """What the parquet files hold: the numbers status must show."""
-    rows, rejects, output_tokens, ids = {}, Counter(), 0, set()
+    rows, rejects, output_tokens, input_tokens, prompt_tokens, cached, ids = {}, Counter(), 0, 0, 0, 0, set()
     for p in prompts:
         t = _table(out / p)
         rows[p] = t.num_rows if t is not None else 0
         if t is not None:
             output_tokens += sum(x or 0 for x in t.column("output_tokens").to_pylist())
+            input_tokens += sum(x or 0 for x in t.column("input_tokens").to_pylist())
             ids.update(t.column("source_id").to_pylist())
         rj = _table(out / "rejects" / p)
         if rj is not None:
             rejects.update(f"{p}/{r}" for r in rj.column("reject_reason").to_pylist())
             ids.update(rj.column("source_id").to_pylist())
+        for x in (t, rj):  # every generation's prefill, published or not
+            if x is not None:
+                prompt_tokens += sum(v or 0 for v in x.column("input_tokens").to_pylist())
+                cached += sum(v or 0 for v in x.column("cached_tokens").to_pylist())
     f = _table(out / "filtered")
     filtered = Counter(f.column("filter_reason").to_pylist()) if f is not None else Counter()
     if f is not None:
         ids.update(f.column("source_id").to_pylist())
-    return {"rows": rows, "rejects": dict(rejects), "output_tokens": output_tokens, "docs": len(ids),
-            "filtered": dict(filtered)}
+    return {"rows": rows, "rejects": dict(rejects), "output_tokens": output_tokens, "input_tokens": input_tokens,
+            "prompt_tokens": prompt_tokens, "cached_tokens": cached, "docs": len(ids), "filtered": dict(filtered)}
 
 
 def _session_hours(out: Path, tasks: int) -> float:
@@ -85,7 +90,8 @@ def test_status_real_model_run(llama_endpoint, tmp_path):
     assert t["rejects_total"] == sum(want["rejects"].values())
     assert sum(t["rows"].values()) + t["rejects_total"] == len(docs) * len(PROMPTS)
     assert t["output_tokens"] == want["output_tokens"]
-    assert t["input_tokens"] > 0
+    assert t["input_tokens"] == want["input_tokens"]  # of the published rows
+    assert t["prompt_tokens"] == want["prompt_tokens"] > 0 and t["cached_tokens"] == want["cached_tokens"]
     assert t["eta_s"] == 0
     if t["output_tokens"]:
         assert t["output_tok_s"] > 0

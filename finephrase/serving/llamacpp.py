@@ -1,4 +1,10 @@
-"""The embedded CPU default: llama-cpp-python's OpenAI-compatible server on the packaged SmolLM2-135M GGUF."""
+"""The embedded CPU default: llama.cpp's own server (prebuilt, from the `xllamacpp` wheel) on the packaged
+SmolLM2-135M GGUF, in a child process (`finephrase.serving.llamacpp_process`).
+
+One server per task: `slots` sequences are decoded together (continuous batching; match it to
+`--max-concurrency`), each with `context_length` tokens of context; prompt caching is on, so the prompts of one
+document share its prefill. `engine_args` (`--engine-arg NAME=VALUE`) set any other llama.cpp parameter.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from finephrase.serving.base import ManagedServer
 
 PACKAGED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ENGINE_MODULE = "finephrase.serving.llamacpp_process"
 
 
 def packaged_gguf_path() -> Path:
@@ -32,26 +39,30 @@ class LlamaCppServer(ManagedServer):
     ready_timeout = 60.0
 
     def __init__(self, gguf: str | Path | None = None, context_length: int = 2048, model_name: str | None = None,
-                 log_path=None, port=None, extra_args: list[str] | None = None):
+                 log_path=None, port=None, slots: int = 4, threads: int = 0, engine_args: list[str] | None = None):
         self.gguf = Path(gguf) if gguf else None
         self.context_length = context_length
-        self.extra_args = list(extra_args or [])
+        self.slots = slots
+        self.threads = threads
+        self.engine_args = list(engine_args or [])
         super().__init__(model=model_name or PACKAGED_MODEL_NAME, log_path=log_path, port=port)
 
     def command(self) -> list[str]:
-        if importlib.util.find_spec("llama_cpp") is None:
+        if importlib.util.find_spec("xllamacpp") is None:
             raise ServerError(
-                "the embedded backend needs llama-cpp-python: run `make install` "
-                "(or `pip install 'llama-cpp-python[server]==0.3.36'`), or use --backend endpoint"
+                "the embedded backend needs xllamacpp (llama.cpp's server, prebuilt): run `make install` "
+                "(or `pip install xllamacpp`), or use --backend endpoint"
             )
         gguf = self.gguf or packaged_gguf_path()
-        return [
-            sys.executable, "-m", "llama_cpp.server",
+        cmd = [
+            sys.executable, "-m", ENGINE_MODULE,
             "--model", str(gguf),
-            "--model_alias", self.model,
-            "--n_ctx", str(self.context_length),
-            "--host", "127.0.0.1",
+            "--alias", self.model,
             "--port", str(self.port),
-            "--verbose", "False",
-            *self.extra_args,
+            "--slots", str(self.slots),
+            "--context-length", str(self.context_length),
+            "--threads", str(self.threads),
         ]
+        for arg in self.engine_args:
+            cmd += ["--engine-arg", arg]
+        return cmd

@@ -32,7 +32,7 @@ from finephrase.ledger import Ledger, TaskLock
 from finephrase.parsing import parse_output
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.progress import Progress
-from finephrase.prompts import PromptTemplate
+from finephrase.prompts import PromptTemplate, prefix_groups
 from finephrase.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA, passthrough
 from finephrase.serving.base import Endpoint, ManagedServer
 from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
@@ -94,7 +94,7 @@ class Rephrase(PipelineStep):
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
                  max_server_restarts: int = 3, chat_template_kwargs: dict | None = None,
-                 constrain_style: str | None = None):
+                 constrain_style: str | None = None, engine_style: str | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -120,7 +120,9 @@ class Rephrase(PipelineStep):
         self.max_server_restarts = max_server_restarts  # a managed server that dies is restarted this often
         self.chat_template_kwargs = chat_template_kwargs  # sent with every request (e.g. Qwen3: thinking off)
         self.constrain_style = constrain_style  # None: unconstrained; "auto": from the server's tokenize endpoint
-        self.constraints: dict[str, dict] = {}
+        # the engine, for the templates' [request.<engine>] fields: "llamacpp" | "vllm" | "auto" | None (send none)
+        self.engine_style = engine_style
+        self.extra_fields: dict[str, dict] = {}  # per prompt: what each request carries beyond the run's settings
         per_chunk = chunk_size * len(prompts)
         self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
 
@@ -132,6 +134,10 @@ class Rephrase(PipelineStep):
     # -- entry point --------------------------------------------------------------------------------------------
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if len(groups := prefix_groups(self.prompts)) > 1:
+            logger.warning("these prompts begin differently before {{document}}, so each group computes a "
+                           "document's prefill again (docs/prompts.md, shared beginning): "
+                           + " | ".join(", ".join(g) for g in groups))
         with TaskLock(self.output_dir, rank):
             yield from self._run_locked(data, rank, world_size)
 
@@ -173,12 +179,15 @@ class Rephrase(PipelineStep):
                 self._count = client.count_tokens
             else:
                 self._count = None
-            style = self.constrain_style
-            if style == "auto":  # an endpoint: llama.cpp answers /extras/tokenize (detected above, unless a GGUF counts)
+            engine = self.engine_style or self.constrain_style
+            if engine == "auto":  # an endpoint: told apart by its tokenize endpoint (detected above, unless a GGUF counts)
                 found = client.tokenize_style or await client.detect_tokenizer()
-                style = "llamacpp" if found == "llamacpp" else "vllm"
-            # constrained generation: each template's [check] grammar, sent the way this engine reads it
-            self.constraints = {p.name: request_fields(p.check.get("grammar"), style) for p in self.prompts}
+                engine = "llamacpp" if found in ("llamacpp", "llama-cpp-python") else "vllm"
+            style = engine if self.constrain_style == "auto" else self.constrain_style
+            # each template's [request.<engine>] fields, and with constrained generation its [check] grammar, sent
+            # the way this engine reads it
+            self.extra_fields = {p.name: {**p.request_fields(engine), **request_fields(p.check.get("grammar"), style)}
+                                 for p in self.prompts}
             template_tokens = {}
             for p in self.prompts:
                 n = await self._count(p.overhead_text()) if self._count else None
@@ -256,12 +265,12 @@ class Rephrase(PipelineStep):
                 restarts["generation"] += 1
                 return True
 
-        async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk):
+        async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk, fitted):
             try:
                 while True:
                     generation = restarts["generation"]
                     try:
-                        kind, row = await self._process(doc, prompt, client, budgets[prompt.name])
+                        kind, row = await self._process(doc, prompt, client, fitted)
                         break
                     except ServerUnavailable:
                         if not await recover(generation):
@@ -285,6 +294,33 @@ class Rephrase(PipelineStep):
             finally:
                 sem.release()
                 settle(chunk)
+
+        budget = min(budgets.values())  # one cut of the document for all prompts: their prompts share a prefix
+
+        async def document(doc: Document, chunk: _Chunk):
+            """All prompts of one document, the first alone: its prefill is cached by the engine (llama.cpp slot
+            and prompt cache, vLLM prefix caching) before the others ask for the same prefix. It runs on the
+            request slot the loop took for it; each sibling takes its own, so requests in flight stay at the limit
+            (other documents fill the engine meanwhile)."""
+            cut: list = []
+
+            async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
+                if not cut:
+                    cut.append(await fit_to_budget(doc.text, budget, self._count))
+                return cut[0]
+
+            first, *rest = self.prompts
+            await one(doc, first, chunk, fitted)
+            siblings = []
+            for p in rest:
+                if fatal:  # stopping: the chunk is failed and will not be committed
+                    chunk.failed = True
+                    settle(chunk)
+                    continue
+                await sem.acquire()
+                siblings.append(asyncio.create_task(one(doc, p, chunk, fitted)))
+            if siblings:
+                await asyncio.gather(*siblings)
 
         async def committer():
             while True:
@@ -359,12 +395,11 @@ class Rephrase(PipelineStep):
                         progress.finished_unit(units=len(self.prompts))
                     else:
                         chunk.selected_tokens += doc_tokens(doc)
-                        for p in self.prompts:
-                            await sem.acquire()
-                            chunk.pending += 1
-                            t = asyncio.create_task(one(doc, p, chunk))
-                            tasks.add(t)
-                            t.add_done_callback(tasks.discard)
+                        await sem.acquire()
+                        chunk.pending += len(self.prompts)
+                        t = asyncio.create_task(document(doc, chunk))
+                        tasks.add(t)
+                        t.add_done_callback(tasks.discard)
                     if chunk.docs >= self.chunk_size:
                         close(chunk)
                         chunk = _Chunk(chunk.index + 1)
@@ -414,19 +449,21 @@ class Rephrase(PipelineStep):
     def _reject_row(self, doc, prompt, reason, detail=None, **known) -> dict:
         return {**self._base(doc, prompt), "reject_reason": reason, "reject_detail": detail, **known}
 
-    async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, budget: int):
+    async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, fit):
+        """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context:
+        a published row or a reject row."""
         known = {"model": client.model}
         try:
-            fitted = await fit_to_budget(doc.text, budget, self._count)
+            fitted = await fit()
             known["input_truncated"] = fitted.truncated
             res = await client.chat(prompt.render(fitted.text), self.sampling,
                                     request_seed(self.sampling.seed, doc.id, prompt.name),
-                                    extra=self.constraints.get(prompt.name))
+                                    extra=self.extra_fields.get(prompt.name))
         except RequestRejected as e:
             return "reject", self._reject_row(doc, prompt, e.reason, e.detail or None, **known)
         parsed = parse_output(res.text, prompt.extract_tag)
         known.update(finish_reason=res.finish_reason, input_tokens=res.prompt_tokens,
-                     output_tokens=res.completion_tokens)
+                     cached_tokens=res.cached_tokens, output_tokens=res.completion_tokens)
         reason = parsed.problem or self.gate.check(parsed.text, res.finish_reason, prompt=prompt, source=fitted.text)
         if reason:
             return "reject", self._reject_row(doc, prompt, reason, None, text=res.text, **known)
@@ -468,5 +505,10 @@ class Rephrase(PipelineStep):
             # everything the model generated, rejected generations included (what the GPU spent)
             "generated_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts
                                     for r in (*c.rows[p.name], *c.rejects[p.name])),
+            # the prefill of every generation, and the part of it the engine served from its cache
+            "prompt_tokens": sum(r.get("input_tokens") or 0 for p in self.prompts
+                                 for r in (*c.rows[p.name], *c.rejects[p.name])),
+            "cached_tokens": sum(r.get("cached_tokens") or 0 for p in self.prompts
+                                 for r in (*c.rows[p.name], *c.rejects[p.name])),
         }
         ledger.commit(c.index, tables, entry)
