@@ -111,7 +111,19 @@ def test_compliance(tmp_path):
     assert data["tokens_per_s_ratio"] > 0
 
 
-@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance"])
+def test_engines(tmp_path):
+    # the real 135M model: 2 documents x 8 tokens per engine and concurrency, then 3 short pipeline runs; the old
+    # engine (llama-cpp-python) is measured only where it is installed (the bench extra), else skipped by name
+    out, data = run_bench("engines", tmp_path, timeout=600)
+    assert "new/old wall" in out and "cold ceiling" in out
+    per = data["engines"]["per_concurrency"]
+    assert set(per) == {"1", "4"} and all(v["new_seconds"] > 0 for v in per.values())
+    assert all(r["errors"] == 0 for v in per.values() for r in v["runs"]["new"])
+    p = data["prefix"]
+    assert p["four_over_one_wall"] > 0 and 0 < p["cached_share"] < 1 and 0 < p["cached_share_ceiling"] < 1
+
+
+@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)
