@@ -9,6 +9,7 @@ Skipped unless vllm is importable and the converted model folder exists (FINEPHR
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,3 +142,26 @@ def test_vllm_server_killed_mid_run_is_restarted(tmp_path):
     assert ids == sorted(r["id"] for r in rows)
     log = (out / "logs" / "server.log").read_text(errors="replace")
     assert log.count("Starting vLLM server on") == 2, log[-3000:]  # the first start and the restart
+
+
+def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
+    """--constrain-format on vLLM: faq's grammar goes as `structured_outputs` and every generation that stopped
+    has its shape; the second prompt of a document is served from vLLM's prefix cache (counted only with
+    --enable-prompt-tokens-details)."""
+    from test_quality_e2e import SHAPES
+
+    rows = small_rows(3, chars=1200)
+    src = write_parquet(tmp_path / "docs.parquet", rows)
+    out = tmp_path / "out"
+    args = vllm_args(src, out, "faq,summarize", "--constrain-format", "--vllm-arg=--enable-prompt-tokens-details")
+    args[args.index("--max-tokens") + 1] = "300"
+    r = run_cli(*args, timeout=1500, env=ENV)
+    assert r.returncode == 0, r.stderr
+    faq = read_all(out, "faq")
+    stopped = [g for g in faq if g["finish_reason"] == "stop"]
+    assert stopped, faq
+    for g in stopped:
+        assert re.fullmatch(SHAPES["faq"], g["text"].strip() + "\n\n"), g["text"]
+    summaries = read_all(out, "summarize")
+    assert len(summaries) == 3 and all((g["cached_tokens"] or 0) > 0.5 * g["input_tokens"] for g in summaries)
+    assert run_cli("verify", out).returncode == 0
