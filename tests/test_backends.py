@@ -32,6 +32,7 @@ def test_vllm_command_has_the_flags():
         assert cmd[cmd.index(flag) + 1] == value, flag
     assert '"num_speculative_tokens":32' in joined
     assert "--trust-remote-code" not in cmd  # never unless asked
+    assert "--enable-prompt-tokens-details" in cmd  # rows record what vLLM's prefix cache served
     assert "--trust-remote-code" in VllmServer("m", trust_remote_code=True, port=1).command()
 
 

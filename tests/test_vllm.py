@@ -146,14 +146,14 @@ def test_vllm_server_killed_mid_run_is_restarted(tmp_path):
 
 def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
     """--constrain-format on vLLM: faq's grammar goes as `structured_outputs` and every generation that stopped
-    has its shape; the second prompt of a document is served from vLLM's prefix cache (counted only with
-    --enable-prompt-tokens-details)."""
+    has its shape; the second prompt of a document is served from vLLM's prefix cache (the vllm backend starts
+    the server with --enable-prompt-tokens-details, so it is counted)."""
     from test_quality_e2e import SHAPES
 
     rows = small_rows(3, chars=1200)
     src = write_parquet(tmp_path / "docs.parquet", rows)
     out = tmp_path / "out"
-    args = vllm_args(src, out, "faq,summarize", "--constrain-format", "--vllm-arg=--enable-prompt-tokens-details")
+    args = vllm_args(src, out, "faq,summarize", "--constrain-format")
     args[args.index("--max-tokens") + 1] = "300"
     r = run_cli(*args, timeout=1500, env=ENV)
     assert r.returncode == 0, r.stderr

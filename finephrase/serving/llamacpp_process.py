@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 
-REPEAT_PENALTY = 1.1  # the default repeat penalty of requests that do not set one (--engine-arg sampling.penalty_repeat)
+REPEAT_PENALTY = 1.1  # for requests that set none (--engine-arg sampling.penalty_repeat=... changes it)
 
 
 def set_field(params, name: str, raw: str) -> None:

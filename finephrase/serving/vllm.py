@@ -53,6 +53,7 @@ class VllmServer(ManagedServer):
             "--gpu-memory-utilization", str(self.gpu_memory_utilization),
             "--generation-config", "auto",
             "--disable-uvicorn-access-log",
+            "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens: each row's cached_tokens
         ]
         if self.max_num_seqs:
             cmd += ["--max-num-seqs", str(self.max_num_seqs)]

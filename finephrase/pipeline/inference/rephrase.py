@@ -180,7 +180,7 @@ class Rephrase(PipelineStep):
             else:
                 self._count = None
             engine = self.engine_style or self.constrain_style
-            if engine == "auto":  # an endpoint: told apart by its tokenize endpoint (detected above, unless a GGUF counts)
+            if engine == "auto":  # an endpoint: told apart by its tokenize endpoint (detected above, or now)
                 found = client.tokenize_style or await client.detect_tokenizer()
                 engine = "llamacpp" if found in ("llamacpp", "llama-cpp-python") else "vllm"
             style = engine if self.constrain_style == "auto" else self.constrain_style
@@ -265,12 +265,12 @@ class Rephrase(PipelineStep):
                 restarts["generation"] += 1
                 return True
 
-        async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk, fitted):
+        async def one(doc: Document, prompt: PromptTemplate, chunk: _Chunk, fit):
             try:
                 while True:
                     generation = restarts["generation"]
                     try:
-                        kind, row = await self._process(doc, prompt, client, fitted)
+                        kind, row = await self._process(doc, prompt, client, fit)
                         break
                     except ServerUnavailable:
                         if not await recover(generation):
