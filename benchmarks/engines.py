@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from finephrase.serving.base import ManagedServer  # noqa: E402
 
 from _common import (base_parser, fmt, machine, machine_line, median, resolve_repeats, sample_texts,  # noqa: E402
                      table, write_input, write_results)
@@ -87,31 +88,19 @@ def faq_requests(ds: list[dict], prompts) -> list[tuple[int, list]]:
     return [(request_seed(SEED, d["id"], p.name), p.render(d["text"])) for d in ds for p in prompts]
 
 
-class OldServer:
-    """llama-cpp-python's server (the embedded engine before xllamacpp), as finephrase used to start it."""
+class OldServer(ManagedServer):
+    """llama-cpp-python's server (the embedded engine before xllamacpp), started as finephrase used to start it."""
+
+    ready_timeout = 60.0
 
     def __init__(self, log: Path):
-        from finephrase.serving.base import find_free_port
+        super().__init__(model="SmolLM2-135M-Instruct", log_path=log)
+
+    def command(self) -> list[str]:
         from finephrase.serving.llamacpp import packaged_gguf_path
 
-        self.port = find_free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.model = "SmolLM2-135M-Instruct"
-        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias",
-                    self.model, "--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(self.port), "--verbose",
-                    "False"]
-        self.log = log
-
-    def start(self):
-        from finephrase.serving.base import wait_until_ready
-
-        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        wait_until_ready(self.base_url, 60, self.proc, str(self.log))
-        return self
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias",
+                self.model, "--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(self.port), "--verbose", "False"]
 
 
 def new_server(slots: int, log: Path):

@@ -31,6 +31,11 @@ def write_parquet(path: Path, rows: list[dict], row_group_size: int | None = Non
     return path
 
 
+def read_generations(out: Path, prompt: str) -> list[dict]:
+    """Every generation of `prompt` in the run folder `out`: its published rows, then its rejects."""
+    return [r for d in (out / prompt, out / "rejects" / prompt) if d.exists() for r in pq.read_table(d).to_pylist()]
+
+
 @pytest.fixture
 def small_docs(tmp_path) -> Path:
     return write_parquet(tmp_path / "in" / "docs.parquet", small_rows(6))

@@ -7,19 +7,9 @@ import re
 from collections import defaultdict
 
 import orjson
-import pyarrow.parquet as pq
 
-from conftest import run_cli, small_rows, write_parquet
+from conftest import read_generations, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
-
-
-def _rows(out, prompts):
-    rows = []
-    for p in prompts:
-        for d in (out / p, out / "rejects" / p):
-            if d.exists():
-                rows += pq.read_table(d).to_pylist()
-    return rows
 
 
 def test_first_prompt_alone_then_its_siblings(tmp_path):
@@ -60,7 +50,7 @@ def test_cached_prompt_tokens_on_the_real_engine(tmp_path):
     r = run_cli("rephrase", inp, "--prompt", ",".join(prompts), "--output", out, "--max-tokens", "16",
                 "--seed", "0")
     assert r.returncode == 0, r.stderr
-    rows = _rows(out, prompts)
+    rows = [r for p in prompts for r in read_generations(out, p)]
     assert len(rows) == 6 and all(x["cached_tokens"] is not None for x in rows)
     share = {p: [x["cached_tokens"] / x["input_tokens"] for x in rows if x["prompt"] == p] for p in prompts}
     # the second prompt of every document found its document in the cache; the first could not

@@ -20,7 +20,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, SAMPLE, run_cli, small_rows, write_parquet
+from conftest import REPO, SAMPLE, read_generations, run_cli, small_rows, write_parquet
 
 pytestmark = pytest.mark.vllm
 
@@ -44,11 +44,6 @@ def vllm_args(src, out, prompts, *extra):
     return ["rephrase", src, "--prompt", prompts, "--output", out, "--backend", "vllm", "--model", MODEL_DIR,
             "--context-length", "2048", "--max-tokens", "64", "--vllm-arg=--enforce-eager",
             "--vllm-arg=--max-num-batched-tokens=16384", "--seed", "0", *extra]
-
-
-def read_all(out, prompt):
-    return [*(pq.read_table(out / prompt).to_pylist() if (out / prompt).exists() else []),
-            *(pq.read_table(out / "rejects" / prompt).to_pylist() if (out / "rejects" / prompt).exists() else [])]
 
 
 def group_members(pgid: int) -> list[str]:
@@ -84,7 +79,7 @@ def test_rephrase_on_the_real_vllm_engine(tmp_path):
     assert "vllm" in log.lower(), log[-2000:]  # the real engine served it, not a stand-in
 
     for prompt in ("faq", "summarize"):
-        got = read_all(out, prompt)  # rows and rejects (64 tokens cut most generations short: `length`)
+        got = read_generations(out, prompt)  # rows and rejects (64 tokens cut most generations short: `length`)
         ids = sorted(g["source_id"] for g in got)
         assert ids == sorted(r_["id"] for r_ in rows), prompt  # exactly once
         assert {g["model"] for g in got} == {str(MODEL_DIR)}
@@ -138,7 +133,7 @@ def test_vllm_server_killed_mid_run_is_restarted(tmp_path):
     assert not left, left
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
-    ids = sorted(x["source_id"] for x in read_all(out, "faq"))
+    ids = sorted(x["source_id"] for x in read_generations(out, "faq"))
     assert ids == sorted(r["id"] for r in rows)
     log = (out / "logs" / "server.log").read_text(errors="replace")
     assert log.count("Starting vLLM server on") == 2, log[-3000:]  # the first start and the restart
@@ -157,11 +152,11 @@ def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
     args[args.index("--max-tokens") + 1] = "300"
     r = run_cli(*args, timeout=1500, env=ENV)
     assert r.returncode == 0, r.stderr
-    faq = read_all(out, "faq")
+    faq = read_generations(out, "faq")
     stopped = [g for g in faq if g["finish_reason"] == "stop"]
     assert stopped, faq
     for g in stopped:
         assert re.fullmatch(SHAPES["faq"], g["text"].strip() + "\n\n"), g["text"]
-    summaries = read_all(out, "summarize")
+    summaries = read_generations(out, "summarize")
     assert len(summaries) == 3 and all((g["cached_tokens"] or 0) > 0.5 * g["input_tokens"] for g in summaries)
     assert run_cli("verify", out).returncode == 0

@@ -492,6 +492,7 @@ class Rephrase(PipelineStep):
         if c.filtered:
             tables["filtered"] = pa.Table.from_pylist(c.filtered, schema=FILTERED_SCHEMA)
         rows = {p.name: len(c.rows[p.name]) for p in self.prompts}
+        generations = [r for p in self.prompts for r in (*c.rows[p.name], *c.rejects[p.name])]  # rejects with them
         entry = {
             "pos": c.pos,
             "frac": (c.pos or {}).get("frac", 0.0),
@@ -503,12 +504,9 @@ class Rephrase(PipelineStep):
             "input_tokens": sum(r.get("input_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
             "output_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts for r in c.rows[p.name]),
             # everything the model generated, rejected generations included (what the GPU spent)
-            "generated_tokens": sum(r.get("output_tokens") or 0 for p in self.prompts
-                                    for r in (*c.rows[p.name], *c.rejects[p.name])),
+            "generated_tokens": sum(r.get("output_tokens") or 0 for r in generations),
             # the prefill of every generation, and the part of it the engine served from its cache
-            "prompt_tokens": sum(r.get("input_tokens") or 0 for p in self.prompts
-                                 for r in (*c.rows[p.name], *c.rejects[p.name])),
-            "cached_tokens": sum(r.get("cached_tokens") or 0 for p in self.prompts
-                                 for r in (*c.rows[p.name], *c.rejects[p.name])),
+            "prompt_tokens": sum(r.get("input_tokens") or 0 for r in generations),
+            "cached_tokens": sum(r.get("cached_tokens") or 0 for r in generations),
         }
         ledger.commit(c.index, tables, entry)
