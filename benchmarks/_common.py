@@ -1,5 +1,5 @@
 """Shared helpers of the benchmark scripts: machine description, medians, tables, JSON results, input data,
-and starting the zero-latency server in a subprocess.
+and starting the zero-latency and long-tail stand-in servers in subprocesses.
 
 Not a test module and not part of the library: the scripts in this folder are run by a person
 (`python benchmarks/<name>.py`), and by tests/test_benchmarks.py with `--quick`.
@@ -234,19 +234,24 @@ class ZeroServer:
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
 
-    def start(self, timeout: float = 15.0) -> "ZeroServer":
+    label = "zero server"
+
+    def command(self) -> list[str]:
         cmd = [sys.executable, str(HERE / "zero_server.py"), "--port", "0", "--processes", str(self.processes)]
         if self.text is not None:
             cmd += ["--text", self.text]
         if self.completion_tokens is not None:
             cmd += ["--completion-tokens", str(self.completion_tokens)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        return cmd
+
+    def start(self, timeout: float = 15.0) -> "ZeroServer":
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()  # "listening on http://127.0.0.1:PORT"
         if not line.startswith("listening on "):
             self.stop()
-            raise RuntimeError(f"zero server did not start: {line!r}")
+            raise RuntimeError(f"{self.label} did not start: {line!r}")
         self.url = line.split()[-1]
         import httpx
 
@@ -258,7 +263,7 @@ class ZeroServer:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"zero server at {self.url} did not answer within {timeout}s")
+        raise RuntimeError(f"{self.label} at {self.url} did not answer within {timeout}s")
 
     def cpu_seconds(self) -> float | None:
         """CPU time the server processes used so far (user + system), from /proc."""
@@ -297,6 +302,26 @@ class ZeroServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class TailServer(ZeroServer):
+    """benchmarks/tail_server.py in a subprocess (a long-tail latency stand-in, not a model): every chat
+    completion answers after a drawn latency; the requests in flight are sampled to `timeline` (JSON lines)."""
+
+    label = "tail server"
+
+    def __init__(self, timeline: Path, tail_share: float = 0.02, tail_seconds: float = 40.0, low: float = 2.0,
+                 high: float = 5.0, seed: int = 0, interval: float = 1.0, model: str = "tail"):
+        super().__init__()
+        self.timeline = Path(timeline)
+        self.tail_share, self.tail_seconds, self.low, self.high = tail_share, tail_seconds, low, high
+        self.seed, self.interval, self.model = seed, interval, model
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(HERE / "tail_server.py"), "--port", "0", "--model", self.model,
+                "--tail-share", repr(self.tail_share), "--tail-seconds", repr(self.tail_seconds),
+                "--low", repr(self.low), "--high", repr(self.high), "--seed", str(self.seed),
+                "--interval", repr(self.interval), "--timeline", str(self.timeline)]
 
 
 def _children(pid: int) -> list[int]:

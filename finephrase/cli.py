@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs each task holds, for GPU-hours in `finephrase status` (default: 1 vllm, 0 otherwise)")
     g.add_argument("--max-concurrency", type=positive_int,
                    help="requests in flight per task (default: 4 embedded, 512 vllm, 64 endpoint)")
+    g.add_argument("--max-held-docs", type=positive_int,
+                   help="documents read but not yet committed, at most (their rows wait in memory); the reader pauses "
+                   "above it. Chunks commit in any order, so a straggling request holds back only its own chunk. "
+                   "Default: 32 x --max-concurrency / prompts, at least 2 x --chunk-size")
     g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (600)")
     g.add_argument("--max-retries", type=non_negative_int, default=3, help="retries of a failed request (3)")
     g.add_argument("--progress-interval", type=float,
@@ -231,7 +235,8 @@ def cmd_rephrase(args) -> int:
         seed=args.seed, text_column=args.text_column, id_column=args.id_column, limit=args.limit,
         tasks=_task_count(args), rank=args.rank,
         workers=args.workers, chunk_size=args.chunk_size, max_concurrency=args.max_concurrency,
-        request_timeout=args.request_timeout, max_retries=args.max_retries, where=args.where,
+        max_held_docs=args.max_held_docs, request_timeout=args.request_timeout, max_retries=args.max_retries,
+        where=args.where,
         languages=args.language, min_chars=args.min_chars, max_chars=args.max_chars, sample_rate=args.sample_rate,
         token_budget=args.token_budget, progress_interval=args.progress_interval, api_key_env=args.api_key_env,
         vllm_args=args.vllm_arg, engine_args=args.engine_arg, gpu_memory_utilization=args.gpu_memory_utilization,

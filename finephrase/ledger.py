@@ -4,8 +4,13 @@ Per task (rank) an append-only file `DIR/.ledger/rank_RRRRR.jsonl`; one line per
 committed by (1) writing each of its parquet files under a temporary name and fsyncing it, (2) renaming them
 to their final names `RRRRR_CCCCCC.parquet`, (3) appending its ledger line and fsyncing the ledger. The ledger
 line is the commit point: files of a chunk without a ledger line are leftovers of an interrupted commit and
-are deleted when the task restarts (`recover`), and the chunk is produced again under the same names. The
-line also stores the input position after the chunk, so a restarted task seeks there instead of re-reading.
+are deleted when the task restarts (`recover`).
+
+A chunk is a contiguous range of the task's input: documents `first`..`pos.read` (counted from 1 in reading
+order), with `pos` the input position after its last document. Chunks commit in any order (a straggling request
+holds back only its own chunk), so the committed ranges need not form a prefix: a restarted task reads only the
+gaps between them (`LedgerState.gaps`), seeking to the position after the committed range before each gap, and
+numbers its new chunks after the highest committed one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,16 @@ def fsync_dir(path: Path):
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Input documents `first`..`last` (reading order, from 1; `last` None: to the end) that no chunk commits.
+    Reading them starts at `start`, the position after the committed range before them (None: the beginning)."""
+
+    start: dict | None
+    first: int
+    last: int | None
+
+
 @dataclass
 class LedgerState:
     entries: list[dict] = field(default_factory=list)
@@ -47,11 +62,51 @@ class LedgerState:
 
     @property
     def next_chunk(self) -> int:
-        return self.entries[-1]["chunk"] + 1 if self.entries else 0
+        return max(e["chunk"] for e in self.entries) + 1 if self.entries else 0
+
+    def ranges(self) -> list[tuple[int, int, dict]]:
+        """Committed input ranges (first, last, position after last), sorted and merged where they touch."""
+        spans, prev_end = [], 0
+        for e in self.entries:  # ledgers before out-of-order commits have no `first`: chunks followed each other
+            last = int(e["pos"]["read"])
+            first = int(e.get("first", prev_end + 1))
+            spans.append((first, last, e["pos"]))
+            prev_end = last
+        merged: list[tuple[int, int, dict]] = []
+        for first, last, pos in sorted(spans, key=lambda s: s[0]):
+            if merged and first <= merged[-1][1] + 1:
+                if last > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], last, pos)
+            else:
+                merged.append((first, last, pos))
+        return merged
+
+    def gaps(self) -> list[Gap]:
+        """What a restarted task still has to read, in reading order; the last gap runs to the end of its input."""
+        out, start, nxt = [], None, 1
+        for first, last, pos in self.ranges():
+            if first > nxt:
+                out.append(Gap(start, nxt, first - 1))
+            start, nxt = pos, last + 1
+        out.append(Gap(start, nxt, None))
+        return out
 
     @property
     def position(self) -> dict | None:
-        return self.entries[-1]["pos"] if self.entries else None
+        """The input position after the committed prefix (None: nothing of the beginning is committed)."""
+        return self.gaps()[0].start
+
+    @property
+    def committed_docs(self) -> int:
+        return sum(int(e.get("docs", 0)) for e in self.entries)
+
+    @property
+    def prefix_frac(self) -> float:
+        """Input fraction read up to the end of the committed prefix (where progress picks up on a resume)."""
+        ranges = self.ranges()
+        if not ranges or ranges[0][0] != 1:
+            return 0.0
+        return float(ranges[0][2].get("frac", 0.0))
 
 
 class Ledger:
@@ -91,6 +146,9 @@ class Ledger:
                 f.flush()
                 os.fsync(f.fileno())
         return state
+
+    def gaps(self) -> list[Gap]:
+        return self.read().gaps()
 
     def resume_position(self) -> dict | None:
         return self.read().position

@@ -41,6 +41,9 @@ def check_settings(cfg) -> None:
         raise UsageError(f"--token-budget {cfg.token_budget}: must be at least 1 token")
     if not 0 < cfg.gpu_memory_utilization <= 1:
         raise UsageError(f"--gpu-memory-utilization {cfg.gpu_memory_utilization}: must be above 0 and at most 1")
+    if cfg.max_held_docs is not None and cfg.max_held_docs < 2 * cfg.chunk_size:
+        raise UsageError(f"--max-held-docs {cfg.max_held_docs}: must be at least twice --chunk-size "
+                         f"({2 * cfg.chunk_size}), or a chunk could not close")
     if cfg.request_timeout <= 0:
         raise UsageError(f"--request-timeout {cfg.request_timeout}: must be above 0 seconds")
     if cfg.engine_args:

@@ -5,7 +5,8 @@ On a terminal (and a single worker) one line is redrawn in place; otherwise a lo
 
 With a `snapshot_path`, the same numbers are also written (atomically, every few seconds, and at the end) to a
 small JSON file, `DIR/.ledger/rank_RRRRR.progress.json`, for `finephrase status` to read while the run goes on.
-It keeps the start and end of every session of the task, so time spent (GPU-hours) adds up across restarts.
+It keeps the start and end of every session of the task, so time spent (GPU-hours) adds up across restarts,
+and with an `InFlight` the requests in flight (recent and session means, stragglers: finephrase/occupancy.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections import Counter, deque
 from pathlib import Path
 
 import orjson
+
+from finephrase.occupancy import InFlight, in_flight_line
 
 SNAPSHOT_INTERVAL = 5.0
 
@@ -41,7 +44,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 class Progress:
     def __init__(self, rank: int, world_size: int, prompts: int, interval: float = 30.0, tty: bool | None = None,
-                 stream=None, start_docs: int = 0, start_frac: float = 0.0, snapshot_path: str | Path | None = None):
+                 stream=None, start_docs: int = 0, start_frac: float = 0.0, snapshot_path: str | Path | None = None,
+                 inflight: InFlight | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = 0.5 if self.tty else interval
@@ -60,6 +64,7 @@ class Progress:
         self.committed_docs = start_docs
         self.window = deque()  # (time, output_tokens) for the recent rate
         self.rank, self.world_size = rank, world_size
+        self.inflight = inflight
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self.last_snapshot = 0.0
         self.started_at = time.time()
@@ -103,6 +108,10 @@ class Progress:
         self.last_snapshot = time.monotonic()
         if state != "running":
             self.sessions[-1]["ended_at"] = now
+        occupancy = self.inflight.snapshot() if self.inflight is not None else None
+        if occupancy:
+            self.sessions[-1]["in_flight_mean"] = occupancy["session_mean"]
+            self.sessions[-1]["max_concurrency"] = occupancy["target"]
         elapsed = max(time.monotonic() - self.t0, 1e-9)
         span = self.pulled_frac - self.start_frac
         data = {
@@ -116,6 +125,7 @@ class Progress:
             "session": {"output_tokens": self.output_tokens, "rejects": dict(self.rejects),
                         "units_done": self.units_done, "elapsed_s": elapsed},
             "eta_s": self.eta(elapsed) if state == "running" else 0.0,
+            "in_flight": occupancy,
         }
         tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -146,8 +156,10 @@ class Progress:
             total = round(self.start_docs + self.pulled / span * (1 - self.start_frac))
         pct = f" ({100 * done_docs / total:.0f}%)" if total else ""
         rej = sum(self.rejects.values())
+        busy = "" if self.inflight is None else \
+            f" | {in_flight_line(self.inflight.recent_mean(), self.inflight.target)}"
         return (f"{self.label}{done_docs}/{total if total else '?'} docs{pct} | committed {self.committed_docs} | "
-                f"{recent:.0f} tok/s | rejects {rej} | elapsed {fmt_duration(elapsed)} | "
+                f"{recent:.0f} tok/s{busy} | rejects {rej} | elapsed {fmt_duration(elapsed)} | "
                 f"ETA {fmt_duration(self.eta(elapsed))}")
 
     def maybe_print(self, force: bool = False):

@@ -6,7 +6,8 @@ Plots (matplotlib, Agg backend, written to `--out`, default `DIR/report/`):
 - `input_vs_output.png`: `input_tokens` against `output_tokens` per row, colored by prompt;
 - `rejects.png`: rejects per (prompt, reason) and filtered documents per reason (horizontal bars);
 - `compliance.png`: per prompt, the share of generations in format (published) and of each kind of reject;
-- `throughput.png`: generated tokens/s over wall-clock time, per task and in total, from the ledgers.
+- `throughput.png`: generated tokens/s over wall-clock time, per task and in total, from the ledgers;
+- `occupancy.png`: requests in flight over wall-clock time against --max-concurrency (finephrase/report_occupancy.py).
 
 Everything is read from committed chunks only: the files the ledger lines list (read with pyarrow, only the
 needed columns), the ledgers themselves, `manifest.json`, and the per-task progress snapshots (session start
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finephrase.errors import UsageError
+from finephrase.report_occupancy import plot_occupancy
 
 # this module is imported by every `finephrase` command (to add its subparser): pyarrow, matplotlib and the run
 # machinery are imported only when a report is built
@@ -39,6 +41,9 @@ PLOTS = {  # file name: (title in report.md, one-line caption)
     "throughput.png": ("Throughput over time",
                        "Generated tokens/s over wall-clock time from the ledgers: published rows per task and in "
                        "total, and (dashed, if any) the total with the rejected generations"),
+    "occupancy.png": ("Requests in flight",
+                      "Mean requests in flight over wall-clock time (all tasks), from the ledgers, against "
+                      "--max-concurrency: how full the run kept its engine's queue"),
 }
 FIGSIZE = (8, 5)
 DPI = 110
@@ -766,4 +771,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     plot_rejects(plt, run, out / "rejects.png", colors)
     plot_compliance(plt, run, out / "compliance.png")
     plot_throughput(plt, run, tm, out / "throughput.png")
+    plot_occupancy(plt, run, tm, out / "occupancy.png", _note)
     return write_markdown(run, tm, out, notes)

@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import sys
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from finephrase.errors import UsageError
 from finephrase.executor import LocalExecutor
 from finephrase.ledger import LEDGER_DIR, all_ledgers
 from finephrase.models import apply_preset
+from finephrase.occupancy import session_occupancy
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader, resolve_inputs
@@ -66,6 +68,7 @@ class RunConfig:
     workers: int = 1
     chunk_size: int = 20
     max_concurrency: int = 4
+    max_held_docs: int | None = None  # None: Rephrase's default (HELD_GENERATIONS_PER_SLOT x concurrency / prompts)
     request_timeout: float = 600.0
     max_retries: int = 3
     where: list[str] = field(default_factory=list)
@@ -255,6 +258,7 @@ def _create_or_join(cfg: RunConfig, out: Path, input_files, overwrite: bool) -> 
 def _session(cfg: RunConfig) -> dict:
     """One start or resumption of the run: when, how, with which settings that may change between sessions."""
     return {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
+            "id": f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}",  # finds it again at the end (in_flight)
             "workers": cfg.workers, "chunk_size": cfg.chunk_size, "max_concurrency": cfg.max_concurrency,
             "endpoint_url": cfg.endpoint_url if cfg.backend == "endpoint" else None,
             "gpus_per_task": cfg.gpus_per_task, "rank": cfg.rank,
@@ -311,11 +315,16 @@ def _model_revision(cfg: RunConfig) -> str | None:
     return None
 
 
-def finalize_manifest(out: Path, tasks: int) -> dict:
+def finalize_manifest(out: Path, tasks: int, session: tuple[str, list[int]] | None = None) -> dict:
     """Counts from the ledgers, and `finished` only when every task has finished (other tasks of the run may be
-    updating the manifest too: it is re-read under the lock)."""
+    updating the manifest too: it is re-read under the lock). With `session` (its id, the ranks it ran), that
+    session also gets its requests in flight (`in_flight`: mean and target over its tasks)."""
     with output_lock(out):
         manifest = orjson.loads((out / MANIFEST).read_bytes())
+        for s in manifest.get("sessions", []) if session else []:
+            if s.get("id") == session[0]:
+                host, since = s["id"].split(":")[0], float(s["id"].rsplit(":", 1)[1])
+                s["in_flight"] = session_occupancy(out, session[1], since, host)
         counts = collect_counts(out)
         manifest["counts"] = counts
         manifest["status"] = "finished" if counts["tasks_finished"] == tasks else "incomplete"
@@ -366,7 +375,7 @@ def build_pipeline(cfg: RunConfig, server) -> list:
         steps.append(TokenBudget(cfg.token_budget, resume_dir=cfg.output))
     steps.append(
         Rephrase(cfg.output, cfg.prompts, server, cfg.sampling, context_length=cfg.context_length,
-                 chunk_size=cfg.chunk_size, max_concurrency=cfg.max_concurrency,
+                 chunk_size=cfg.chunk_size, max_concurrency=cfg.max_concurrency, max_held_docs=cfg.max_held_docs,
                  request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
                  progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
                  api_key_env=cfg.api_key_env,
@@ -481,6 +490,7 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
         if not overwrite and finished(cfg, input_files):
             return _already_finished(cfg, out)
         manifest = prepare_output(cfg, input_files, overwrite=overwrite)
+        session = (manifest["sessions"][-1]["id"], [cfg.rank] if cfg.rank is not None else list(range(cfg.tasks)))
         if server is None:
             print(f"starting the {cfg.backend} model server ({cfg.model}) ...", file=sys.stderr)
             log = out / "logs" / ("server.log" if cfg.rank is None else f"server_{cfg.rank:05d}.log")
@@ -501,6 +511,6 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
         if server is not None:
             server.stop()
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
-            manifest = finalize_manifest(out, cfg.tasks)
+            manifest = finalize_manifest(out, cfg.tasks, session)
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in cfg.prompts]), file=sys.stderr)
     return manifest

@@ -36,6 +36,7 @@ import orjson
 
 from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
 from finephrase.errors import UsageError
+from finephrase.occupancy import in_flight_line
 from finephrase.progress import prefill_line
 
 MANIFEST = "manifest.json"
@@ -314,6 +315,7 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
     elif remaining is not None and doc_rate:
         eta = remaining / doc_rate
     hosts = sorted({s.get("host") for s in sessions if s.get("host")})
+    occupancy = (snap or {}).get("in_flight") or {}
     return {
         "rank": rank, "state": state, "snapshot_state": snap_state, "docs_done": docs, "docs_total": total,
         "docs_total_kind": kind,
@@ -325,6 +327,10 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
         "active_s": active_s, "gpu_hours": gpu_s / 3600, "sessions": len(sessions), "chunks": len(entries),
         "updated_at": updated_at, "last_commit_at": max(commits) if commits else None, "hosts": hosts,
         "gpus_per_task": sorted(gpu_counts), "_intervals": intervals,
+        # requests in flight: the recent mean while it runs, else its last session's mean (finephrase/occupancy.py)
+        "in_flight": occupancy.get("recent_mean" if state == "running" else "session_mean"),
+        "in_flight_target": occupancy.get("target"),
+        "stragglers": occupancy.get("stragglers", []) if state == "running" else [],
     }
 
 
@@ -573,6 +579,32 @@ def _ago(t: float | None, now: float) -> str:
     return "-" if t is None else f"{_dur(max(now - t, 0))} ago"
 
 
+def _busy(task: dict) -> str:
+    """`1,987/2,048`: a task's requests in flight (recent mean while it runs) against its --max-concurrency."""
+    if task.get("in_flight") is None or not task.get("in_flight_target"):
+        return "-"
+    return f"{task['in_flight']:,.0f}/{task['in_flight_target']:,}"
+
+
+def _occupancy_lines(rep: dict) -> list[str]:
+    """Requests in flight over the running tasks (or, when none runs, over their last sessions), and the
+    oldest stragglers: requests far slower than the median, which keep their chunk from committing."""
+    tasks = [x for x in rep["per_task"] if x.get("in_flight") is not None and x.get("in_flight_target")]
+    running = [x for x in tasks if x["state"] == "running"]
+    shown = running or tasks
+    if not shown:
+        return []
+    mean, target = sum(x["in_flight"] for x in shown), sum(x["in_flight_target"] for x in shown)
+    what = "recent mean of the running tasks" if running else "mean of each task's last session"
+    out = [f"busy     {in_flight_line(mean, target)} ({what})"]
+    late = sorted((s | {"rank": x["rank"]} for x in running for s in x["stragglers"]), key=lambda s: -s["seconds"])
+    if late:
+        out.append("stragglers " + ", ".join(f"{s['id']} ({s['prompt']}, task {s['rank']} chunk {s['chunk']}) "
+                                            f"{_dur(s['seconds'])}" for s in late[:5])
+                   + (f", ... ({len(late)} named in the snapshots)" if len(late) > 5 else ""))
+    return out
+
+
 def render(rep: dict) -> str:
     t = rep["total"]
     now = rep["now"]
@@ -603,6 +635,7 @@ def render(rep: dict) -> str:
                  f"{rep['recent_minutes']:g} min")
     if t["prompt_tokens"]:
         lines.append(f"prefill  {prefill_line(t['prompt_tokens'], t['cached_tokens'])}")
+    lines += _occupancy_lines(rep)
     used = sorted({g for x in rep["per_task"] for g in x["gpus_per_task"]})
     if rep["gpus_per_task"] is not None:
         gpu_note = f"{rep['gpus_per_task']} GPU{'s' if rep['gpus_per_task'] != 1 else ''} per task, --gpus-per-task"
@@ -622,12 +655,12 @@ def render(rep: dict) -> str:
     tasks = rep["per_task"]
     lines.append("")
     header = (f"{'TASK':>5}  {'STATE':<11} {'DOCS DONE / TOTAL':<26} {'ROWS':>8} {'REJECTS':>7} {'OUT TOK':>11} "
-              f"{'TOK/S':>7} {'RECENT':>7} {'ETA':>7} {'GPU-H':>8}  UPDATED")
+              f"{'TOK/S':>7} {'RECENT':>7} {'IN FLIGHT':>11} {'ETA':>7} {'GPU-H':>8}  UPDATED")
 
     def line(x):
         return (f"{x['rank']:>5}  {x['state']:<11} {_done(x['docs_done'], x['docs_total'], x['docs_total_kind']):<26} "
                 f"{sum(x['rows'].values()):>8,} {x['rejects_total']:>7,} {x['output_tokens']:>11,} "
-                f"{_rate(x['output_tok_s']):>7} {_rate(x['output_tok_s_recent']):>7} "
+                f"{_rate(x['output_tok_s']):>7} {_rate(x['output_tok_s_recent']):>7} {_busy(x):>11} "
                 f"{('-' if x['state'] == 'finished' else _dur(x['eta_s'])):>7} {_gpu_h(x['gpu_hours']):>8}  "
                 f"{_ago(x['updated_at'] or x['last_commit_at'], now)}")
 

@@ -51,7 +51,8 @@ SETTINGS: dict[str, type] = {
     "engine_args": list, "gpu_memory_utilization": float, "max_tokens": int, "temperature": float, "top_p": float,
     "top_k": int, "seed": int, "text_column": str, "id_column": str, "limit": int, "where": list, "languages": list,
     "min_chars": int, "max_chars": int, "sample_rate": float, "token_budget": int, "tasks": int, "workers": int,
-    "chunk_size": int, "gpus_per_task": int, "max_concurrency": int, "request_timeout": float, "max_retries": int,
+    "chunk_size": int, "gpus_per_task": int, "max_concurrency": int, "max_held_docs": int, "request_timeout": float,
+    "max_retries": int,
     "progress_interval": float, "prompts_dir": str, "constrain_format": bool,
 }
 _FLAG = {"languages": "--language", "vllm_args": "--vllm-arg", "engine_args": "--engine-arg"}

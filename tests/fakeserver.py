@@ -51,11 +51,13 @@ def shaped_answer(content: str) -> str:
 
 class FakeServer:
     def __init__(self, slow_seconds: float = 5.0, die_after: int | None = None, models=("fake-model",),
-                 delay: float = 0.0):
+                 delay: float = 0.0, delay_fn=None):
         self.models = list(models)  # what GET /v1/models lists (a run that names another model is refused)
         self.slow_seconds = slow_seconds
         self.die_after = die_after
         self.delay = delay  # seconds every answer takes (requests overlap, as on a real engine)
+        self.delay_fn = delay_fn  # or: request body -> seconds (e.g. a long tail of slow answers)
+        self.arrivals: list[tuple[float, int | None]] = []  # (wall-clock time, the request's seed) per answered POST
         self.events: list[tuple[str, str, float]] = []  # ("start" | "end", prompt text, monotonic time)
         self.requests = 0
         self.seen_retry: set[str] = set()
@@ -114,9 +116,10 @@ class FakeServer:
                         return
                 with server.lock:
                     server.events.append(("start", content, time.monotonic()))
+                    server.arrivals.append((time.time(), req.get("seed")))
                 if "SLOW" in content:
                     time.sleep(server.slow_seconds)
-                time.sleep(server.delay)
+                time.sleep(server.delay_fn(req) if server.delay_fn else server.delay)
                 text = shaped_answer(content)
                 with server.lock:
                     server.events.append(("end", content, time.monotonic()))

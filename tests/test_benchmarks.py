@@ -123,7 +123,20 @@ def test_engines(tmp_path):
     assert p["four_over_one_wall"] > 0 and 0 < p["cached_share"] < 1 and 0 < p["cached_share_ceiling"] < 1
 
 
-@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines"])
+def test_occupancy(tmp_path):
+    # the long-tail stand-in server (benchmarks/tail_server.py), uniform and 2% stragglers, latencies / 10
+    out, data = run_bench("occupancy", tmp_path)
+    assert "mean in flight" in out and "peak RSS" in out
+    for name in ("uniform", "tail"):
+        s = data["summary"][name]
+        assert s["mean_in_flight"] > 0 and s["ideal_s"] > 0 and s["wall_s"] > 0 and s["peak_rss_mb"] > 0
+        assert data["runs"][name][0]["documents_out"] == data["documents"]
+    assert data["summary"]["tail"]["tails"] > 0 and data["summary"]["uniform"]["tails"] == 0
+    assert set(data["targets"]["verdicts"]) == {"in_flight", "wall", "peak_rss"} and not data["failed"]
+
+
+@pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
+                                  "occupancy"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)

@@ -151,3 +151,41 @@ def test_corrupt_line_in_the_middle_is_an_error_not_a_truncation(committed):
     with pytest.raises(FinephraseError, match="corrupt at line 1"):
         committed.read(repair=True)
     assert path.read_bytes().count(b"\n") == len(lines)  # nothing was cut away
+
+
+# -- committed ranges (chunks commit in any order) ----------------------------------------------------------------
+
+
+def _range_entry(led, chunk, first, last):
+    led.commit(chunk, {"faq": _table(f"c{chunk}-")}, {"first": first, "pos": {"file_index": 0, "offset": last,
+                                                                            "line": last, "read": last}, "docs": 2})
+
+
+def test_out_of_order_commits_leave_gaps(tmp_path):
+    led = Ledger(tmp_path, rank=0)
+    _range_entry(led, 1, 3, 4)  # chunk 1 commits before chunk 0 (a straggler in chunk 0)
+    _range_entry(led, 0, 1, 2)
+    _range_entry(led, 3, 7, 8)  # chunk 2 (5-6) never committed: killed
+    state = led.read()
+    assert [(a, b) for a, b, _ in state.ranges()] == [(1, 4), (7, 8)]
+    gaps = state.gaps()
+    assert [(g.first, g.last) for g in gaps] == [(5, 6), (9, None)]
+    assert gaps[0].start["read"] == 4 and gaps[1].start["read"] == 8  # each read starts after a committed range
+    assert state.position["read"] == 4  # the end of the committed prefix
+    assert state.next_chunk == 4  # new chunks are numbered after the highest committed one
+    assert state.committed_docs == 6
+
+
+def test_gap_at_the_beginning(tmp_path):
+    led = Ledger(tmp_path, rank=0)
+    _range_entry(led, 1, 3, 4)
+    state = led.read()
+    assert [(g.start, g.first, g.last) for g in state.gaps()] == [(None, 1, 2), (state.ranges()[0][2], 5, None)]
+    assert state.position is None and state.prefix_frac == 0.0
+
+
+def test_ledgers_without_first_are_a_prefix(tmp_path, committed):
+    """Ledgers written before out-of-order commits have no `first`: their chunks followed each other."""
+    state = committed.read()
+    assert [(a, b) for a, b, _ in state.ranges()] == [(1, 4)]
+    assert [(g.first, g.last) for g in state.gaps()] == [(5, None)]

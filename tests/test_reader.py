@@ -319,3 +319,30 @@ def test_few_large_files_are_sharded_by_row_group(tmp_path):
     assert sorted(seen) == sorted(r["id"] for r in rows)  # every row exactly once over the tasks
     # one task: the whole file, as before
     assert [s.row_groups for s in reader.shard(0, 1)] == [None]
+
+
+# -- resuming around committed ranges (chunks commit in any order) ------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["jsonl", "jsonl_gz", "parquet"])
+def test_resume_reads_only_the_uncommitted_ranges(fixture, request, tmp_path):
+    from finephrase.ledger import Ledger
+
+    path = request.getfixturevalue(fixture)
+    docs = _docs(ResumableReader(str(path)))
+    n = len(docs)
+    assert n >= 10
+    pos = [d.metadata["_fp_pos"] for d in docs]  # pos[i]: the position after document i + 1
+    out = tmp_path / "run"
+    led = Ledger(out, rank=0)
+    # committed, out of order: documents 3-4, then 7-8; documents 1-2, 5-6 and 9.. are not
+    for chunk, (first, last) in enumerate([(3, 4), (7, 8)]):
+        led.commit(chunk, {}, {"first": first, "pos": pos[last - 1], "docs": last - first + 1})
+    reader = ResumableReader(str(path), resume_dir=str(out))
+    got = list(reader.run(rank=0, world_size=1))
+    want = [i for i in range(1, n + 1) if i not in (3, 4, 7, 8)]
+    assert [d.metadata["_fp_pos"]["read"] for d in got] == want
+    assert [d.id for d in got] == [docs[i - 1].id for i in want]
+    assert [d.metadata["_fp_pos"] for d in got] == [pos[i - 1] for i in want]
+    # it sought to the start, past 3-4 (to the position after document 4) and past 7-8: never re-reading them
+    assert reader.seeks == [None, pos[3], pos[7]]

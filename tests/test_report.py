@@ -16,7 +16,8 @@ from fakeserver import FakeServer
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                       reason="matplotlib is not installed (pip install 'finephrase[report]')")
 
-PNGS = ("output_length.png", "input_vs_output.png", "rejects.png", "compliance.png", "throughput.png")
+PNGS = ("output_length.png", "input_vs_output.png", "rejects.png", "compliance.png", "throughput.png",
+        "occupancy.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -3,14 +3,15 @@ generations, and commits them chunk by chunk through the ledger (exactly once).
 
 Threads: the upstream generator (reader + selection) is consumed by a reader thread into a bounded queue;
 the request loop (asyncio) keeps up to `max_concurrency` requests in flight and never does blocking I/O;
-parquet writing and fsync run in a worker thread. Chunks are committed in input order; the number of open
-(uncommitted) chunks is bounded, so memory stays flat however long the input is.
+parquet writing and fsync run in a worker thread. A chunk is committed as soon as its own documents are done,
+in any order, so a straggling request holds back only its own chunk; the documents held in uncommitted chunks
+are bounded (`max_held_docs`), so memory stays flat however long the input is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import bisect
 import os
 import queue
 import threading
@@ -28,7 +29,8 @@ from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnava
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.constrain import request_fields
 from finephrase.gate import QualityGate
-from finephrase.ledger import Ledger, TaskLock
+from finephrase.ledger import Ledger, LedgerState, TaskLock
+from finephrase.occupancy import InFlight
 from finephrase.parsing import parse_output
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.progress import Progress
@@ -41,6 +43,9 @@ from finephrase.truncation import fit_to_budget
 
 RESERVED_DIRS = {"rejects", "filtered", "logs", "manifest", "server"}
 CHAT_TEMPLATE_MARGIN = 32  # role markers and special tokens the chat template adds around the messages
+# generations that may wait for a commit, per request slot: at a steady rate of max_concurrency / median latency,
+# a straggler of up to ~30x the median latency holds its chunk open without the reader pausing
+HELD_GENERATIONS_PER_SLOT = 32
 _END = object()
 
 
@@ -52,6 +57,8 @@ class _Failure:
 @dataclass
 class _Chunk:
     index: int
+    first: int | None = None  # the input range it covers: documents first..last in reading order (from 1)
+    last: int | None = None
     docs: int = 0
     pending: int = 0
     closed: bool = False
@@ -94,7 +101,8 @@ class Rephrase(PipelineStep):
                  progress_interval: float = 30.0, progress_tty: bool | None = None,
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
                  max_server_restarts: int = 3, chat_template_kwargs: dict | None = None,
-                 constrain_style: str | None = None, engine_style: str | None = None):
+                 constrain_style: str | None = None, engine_style: str | None = None,
+                 max_held_docs: int | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -123,8 +131,11 @@ class Rephrase(PipelineStep):
         # the engine, for the templates' [request.<engine>] fields: "llamacpp" | "vllm" | "auto" | None (send none)
         self.engine_style = engine_style
         self.extra_fields: dict[str, dict] = {}  # per prompt: what each request carries beyond the run's settings
-        per_chunk = chunk_size * len(prompts)
-        self.max_open_chunks = 2 + 2 * math.ceil(max_concurrency / per_chunk)
+        if max_held_docs is not None and max_held_docs < 2 * chunk_size:
+            raise UsageError(f"--max-held-docs must be at least twice --chunk-size ({2 * chunk_size})")
+        # the reader pauses while this many documents wait in uncommitted chunks (their rows are in memory)
+        self.max_held_docs = max_held_docs or max(
+            2 * chunk_size, HELD_GENERATIONS_PER_SLOT * max_concurrency // len(prompts))
 
     def data_dirs(self) -> list[Path]:
         root = Path(self.output_dir)
@@ -221,11 +232,11 @@ class Rephrase(PipelineStep):
             except BaseException as e:  # forwarded to the loop, raised there
                 q.put(_Failure(e))
 
-        start_docs = sum(e["docs"] for e in state.entries)
-        start_frac = state.entries[-1].get("frac", 0.0) if state.entries else 0.0
+        inflight = InFlight(self.max_concurrency)
         progress = Progress(rank, world_size, len(self.prompts), self.progress_interval, self.progress_tty,
-                            start_docs=start_docs, start_frac=start_frac,
-                            snapshot_path=ledger.path.with_name(f"rank_{rank:05d}.progress.json"))
+                            start_docs=state.committed_docs, start_frac=state.prefix_frac,
+                            snapshot_path=ledger.path.with_name(f"rank_{rank:05d}.progress.json"),
+                            inflight=inflight)
         outcome = "failed"
         sem = asyncio.Semaphore(self.max_concurrency)
         open_chunks: dict[int, _Chunk] = {}
@@ -270,7 +281,7 @@ class Rephrase(PipelineStep):
                 while True:
                     generation = restarts["generation"]
                     try:
-                        kind, row = await self._process(doc, prompt, client, fit)
+                        kind, row = await self._process(doc, prompt, client, fit, inflight, chunk.index)
                         break
                     except ServerUnavailable:
                         if not await recover(generation):
@@ -323,34 +334,35 @@ class Rephrase(PipelineStep):
                 await asyncio.gather(*siblings)
 
         async def committer():
+            """Commits every complete chunk, in whatever order they complete (also when the task is about to
+            stop): a chunk waits only for its own documents."""
             while True:
                 await changed.wait()
                 changed.clear()
-                while open_chunks:  # complete chunks are committed, also when the task is about to stop
-                    c = open_chunks[min(open_chunks)]
-                    if not c.complete:
-                        break
-                    await asyncio.to_thread(self._commit, ledger, c)
+                for c in [c for c in open_chunks.values() if c.complete]:
+                    await asyncio.to_thread(self._commit, ledger, c, inflight.take_since_commit())
                     for k, v in self._chunk_counts(c).items():
                         totals[k] += v
                     del open_chunks[c.index]
+                    held["docs"] -= c.docs
                     progress.committed(c.docs)
-                    changed.set()
                 if fatal or (done_reading and not open_chunks):
                     return
 
         async def ticker():  # progress lines and snapshots keep coming while requests are long
             while True:
                 await asyncio.sleep(1.0)
+                inflight.sample()
                 progress.maybe_print()
 
         thread = threading.Thread(target=produce, name=f"finephrase-reader-{rank}", daemon=True)
         thread.start()
         tick_task = asyncio.create_task(ticker())
         done_reading = drained = False
-        expect_read = (state.position or {}).get("read", 0) + 1 if state.entries else None
+        resumed = _ResumeCheck(state) if state.entries else None
         commit_task = asyncio.create_task(committer())
         chunk = _Chunk(state.next_chunk)
+        held = {"docs": 0}  # documents read and not yet committed (open chunks and the one being filled)
 
         def close(c: _Chunk):
             c.closed = True
@@ -379,11 +391,18 @@ class Rephrase(PipelineStep):
                     if isinstance(item, _Failure):
                         raise item.exc
                     doc: Document = item
-                    if expect_read is not None:
-                        self._check_resumed(doc, expect_read)
-                        expect_read = None
+                    read = doc.metadata["_fp_pos"]["read"]
+                    if resumed:
+                        resumed.check(read)
+                    if chunk.docs and resumed and resumed.between(chunk.last, read):  # never span a committed range
+                        close(chunk)
+                        chunk = _Chunk(chunk.index + 1)
+                    if chunk.first is None:
+                        chunk.first = read
+                    chunk.last = read
                     chunk.docs += 1
-                    chunk.pos = {**doc.metadata.get("_fp_pos", {}), "frac": doc.metadata.get("_fp_frac", 0.0)}
+                    held["docs"] += 1
+                    chunk.pos = {**doc.metadata["_fp_pos"], "frac": doc.metadata.get("_fp_frac", 0.0)}
                     progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
                     if reason := doc.metadata.get("_fp_reject"):
                         for p in self.prompts:
@@ -403,8 +422,8 @@ class Rephrase(PipelineStep):
                     if chunk.docs >= self.chunk_size:
                         close(chunk)
                         chunk = _Chunk(chunk.index + 1)
-                        while len(open_chunks) >= self.max_open_chunks and not fatal and not commit_task.done():
-                            await asyncio.sleep(0.05)
+                    while held["docs"] >= self.max_held_docs and not (fatal or commit_task.done() or DRAIN.is_set()):
+                        await asyncio.sleep(0.05)  # memory bound: wait for commits (stragglers hold only their own)
                 if fatal or commit_task.done():
                     break
             if tasks:
@@ -433,13 +452,6 @@ class Rephrase(PipelineStep):
             raise RuntimeError(f"task {rank} stopped: {type(e).__name__}: {e}") from e
         return {**totals, "drained": drained}
 
-    @staticmethod
-    def _check_resumed(doc: Document, expect_read: int):
-        got = (doc.metadata.get("_fp_pos") or {}).get("read")
-        if got != expect_read:
-            raise FinephraseError(
-                f"the reader did not resume after the committed chunks (first document is #{got}, expected "
-                f"#{expect_read}): give ResumableReader resume_dir=<the output folder>, or this would duplicate rows")
 
     # -- one (document, prompt) ---------------------------------------------------------------------------------
 
@@ -449,16 +461,22 @@ class Rephrase(PipelineStep):
     def _reject_row(self, doc, prompt, reason, detail=None, **known) -> dict:
         return {**self._base(doc, prompt), "reject_reason": reason, "reject_detail": detail, **known}
 
-    async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, fit):
+    async def _process(self, doc: Document, prompt: PromptTemplate, client: ChatClient, fit, inflight: InFlight,
+                       chunk: int):
         """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context:
         a published row or a reject row."""
         known = {"model": client.model}
         try:
             fitted = await fit()
             known["input_truncated"] = fitted.truncated
-            res = await client.chat(prompt.render(fitted.text), self.sampling,
-                                    request_seed(self.sampling.seed, doc.id, prompt.name),
-                                    extra=self.extra_fields.get(prompt.name))
+            key, ok = inflight.begin(doc.id, prompt.name, chunk), False
+            try:
+                res = await client.chat(prompt.render(fitted.text), self.sampling,
+                                        request_seed(self.sampling.seed, doc.id, prompt.name),
+                                        extra=self.extra_fields.get(prompt.name))
+                ok = True
+            finally:
+                inflight.end(key, ok)
         except RequestRejected as e:
             return "reject", self._reject_row(doc, prompt, e.reason, e.detail or None, **known)
         parsed = parse_output(res.text, prompt.extract_tag)
@@ -480,7 +498,7 @@ class Rephrase(PipelineStep):
             out["output_tokens"] += sum(r.get("output_tokens") or 0 for r in c.rows[p.name])
         return out
 
-    def _commit(self, ledger: Ledger, c: _Chunk):
+    def _commit(self, ledger: Ledger, c: _Chunk, in_flight: float | None):
         tables = {}
         rejects = Counter()
         for p in self.prompts:
@@ -494,6 +512,7 @@ class Rephrase(PipelineStep):
         rows = {p.name: len(c.rows[p.name]) for p in self.prompts}
         generations = [r for p in self.prompts for r in (*c.rows[p.name], *c.rejects[p.name])]  # rejects with them
         entry = {
+            "first": c.first,  # the chunk covers input documents first..pos.read
             "pos": c.pos,
             "frac": (c.pos or {}).get("frac", 0.0),
             "docs": c.docs,
@@ -508,5 +527,29 @@ class Rephrase(PipelineStep):
             # the prefill of every generation, and the part of it the engine served from its cache
             "prompt_tokens": sum(r.get("input_tokens") or 0 for r in generations),
             "cached_tokens": sum(r.get("cached_tokens") or 0 for r in generations),
+            "in_flight": in_flight,  # mean requests in flight since the task's previous commit
         }
         ledger.commit(c.index, tables, entry)
+
+
+class _ResumeCheck:
+    """A resumed task must get only documents outside the committed ranges: one inside would be a duplicate row
+    (a reader that did not resume, or resumed from another ledger)."""
+
+    def __init__(self, state: LedgerState):
+        self.ranges = state.ranges()
+        self.firsts = [r[0] for r in self.ranges]
+
+    def between(self, a: int, b: int) -> bool:
+        """Whether a committed range lies between documents #a and #b (the reader skipped it)."""
+        i = bisect.bisect_right(self.firsts, a)
+        return i < len(self.firsts) and self.firsts[i] < b
+
+    def check(self, read: int):
+        i = bisect.bisect_right(self.firsts, read) - 1
+        if i >= 0 and read <= self.ranges[i][1]:
+            first, last, _ = self.ranges[i]
+            raise FinephraseError(
+                f"the reader did not resume around the committed chunks (document #{read} is in committed range "
+                f"#{first}-#{last}): give ResumableReader resume_dir=<the output folder>, or this would duplicate "
+                f"rows")

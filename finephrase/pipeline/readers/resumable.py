@@ -1,9 +1,10 @@
 """Read parquet / jsonl / jsonl.gz (local or `hf://`), with positions a resumed task can seek to.
 
 Every document carries, in its metadata, where the input stands *after* it (`_fp_pos`), how many documents the
-task has read (`_fp_read`) and the fraction of the task's input consumed (`_fp_frac`). The commit ledger stores
-the position after the last committed chunk; a resumed task opens that file and seeks (parquet: to the row
-group, jsonl: to the byte offset, jsonl.gz: decompress-and-skip without parsing) instead of re-reading rows.
+task has read (`_fp_pos.read`) and the fraction of the task's input consumed (`_fp_frac`). The commit ledger
+stores each committed chunk's range and the position after it; a resumed task reads only the gaps between
+committed ranges, seeking to each (parquet: to the row group, jsonl: to the byte offset, jsonl.gz:
+decompress-and-skip without parsing) instead of re-reading rows.
 
 Unlike datatrove's readers, bad records are not dropped: they come out with `_fp_reject` set to a reason
 (malformed_json, invalid_utf8, not_an_object, missing_text, text_null, text_not_string, text_empty) so every
@@ -143,6 +144,7 @@ class ResumableReader(PipelineStep):
         self.resume_dir = resume_dir
         self.batch_size = batch_size
         self._files: list[InputFile] | None = None
+        self.seeks: list[dict | None] = []  # the positions the last run() started reading at (None: the start)
 
     @property
     def files(self) -> list[InputFile]:
@@ -311,15 +313,28 @@ class ResumableReader(PipelineStep):
             done_size += f.size
             offset = 0
 
+    def iter_gaps(self, gaps, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        """Only the documents of `gaps` (the ledger's uncommitted ranges): seek to each gap's start, read to its
+        end, skip the committed range after it by seeking again. `self.seeks` lists where it started reading."""
+        for gap in gaps:
+            self.seeks.append(gap.start)
+            for doc in self.iter_documents(rank, world_size, gap.start):
+                if gap.last is not None and doc.metadata["_fp_pos"]["read"] > gap.last:
+                    break
+                yield doc
+
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        start = None
+        self.seeks = []
         if self.resume_dir:
             from finephrase.ledger import Ledger
 
-            start = Ledger(self.resume_dir, rank).resume_position()
-        for doc in self.iter_documents(rank, world_size, start):
+            docs = self.iter_gaps(Ledger(self.resume_dir, rank).gaps(), rank, world_size)
+        else:
+            self.seeks.append(None)
+            docs = self.iter_documents(rank, world_size)
+        for doc in docs:
             self.stat_update("documents")
             if "_fp_reject" in doc.metadata:
                 self.stat_update(f"bad_{doc.metadata['_fp_reject']}")
