@@ -44,11 +44,11 @@ import orjson
 from finephrase.argtypes import positive_int
 from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
+from finephrase.layout import MANIFEST, durable_write
 
 SCOPES = ("prompt", "run")
 WORK_DIR = ".dedup"  # OUT/.dedup: datatrove's intermediate files, logs and completion markers
 SETTINGS = "settings.json"
-MANIFEST = "manifest.json"
 DEFAULT_MINHASH = {"n_grams": 5, "num_buckets": 14, "hashes_per_bucket": 8, "seed": 1}  # datatrove's / FineWeb's
 
 
@@ -222,9 +222,7 @@ class DedupPlan:
             shutil.rmtree(out)
         (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
         if not path.is_file():
-            tmp = path.parent / f".{SETTINGS}.tmp"
-            tmp.write_bytes(orjson.dumps(self.settings, option=orjson.OPT_INDENT_2))
-            tmp.replace(path)
+            durable_write(path, orjson.dumps(self.settings, option=orjson.OPT_INDENT_2))
 
     @property
     def done(self) -> bool:

@@ -25,24 +25,15 @@ import orjson
 import pyarrow as pa
 
 from finephrase.errors import FinephraseError
+from finephrase.layout import LEDGER_DIR, fsync_dir  # noqa: F401  (LEDGER_DIR: imported from here too)
 import pyarrow.parquet as pq
 
-LEDGER_DIR = ".ledger"
 _CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
 _TMP_FILE = re.compile(r"^\.(\d{5})_(\d{6})\.parquet\.tmp")
 
 
 def chunk_filename(rank: int, chunk: int) -> str:
     return f"{rank:05d}_{chunk:06d}.parquet"
-
-
-def fsync_dir(path: Path):
-    """Make a rename inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

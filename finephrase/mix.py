@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from finephrase.argtypes import positive_int
 from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
+from finephrase.layout import NOT_PROMPT_DIRS, TRAIN, durable_write, fsync_dir
 
 DEFAULT_TOKENIZER = "smollm2-135m"
 TOLERANCE = 0.01  # achieved shares must be within 1 percentage point of the request
@@ -54,9 +55,9 @@ FILL_TOLERANCE = 1e-3  # each input's budget is met to within 0.1% (or one row)
 FILL_SCAN = 100_000  # rows looked at past the first one that overshoots, to fill the rest of a budget
 DEFAULT_SHARD_ROWS = 100_000
 MIX_FILE = "mix.json"
-TRAIN_DIR = "train"
+TRAIN_DIR = TRAIN
 TMP_DIR = ".mix-tmp"
-NOT_PROMPTS = {"rejects", "filtered", "removed", "logs", TRAIN_DIR}
+NOT_PROMPTS = NOT_PROMPT_DIRS
 _UNION = 0x6D6978  # seed tag of the final shuffle
 
 MIX_SCHEMA = pa.schema([
@@ -471,13 +472,6 @@ class _Buckets:
         return rows
 
 
-def _write_atomic(path: Path, data: bytes):
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # -- the whole mix --------------------------------------------------------------------------------------------
@@ -668,7 +662,6 @@ def build_mix(cfg: MixConfig, quiet: bool = False, command: list[str] | None = N
                         "mb_per_s": round(counted_chars / 1e6 / max(count_s, 1e-9), 3), "workers": workers}
 
     # swap in: mix.json goes last, so OUT is complete exactly when mix.json exists
-    from finephrase.ledger import fsync_dir
 
     (out / MIX_FILE).unlink(missing_ok=True)
     old = tmp / "old-train"
@@ -676,7 +669,7 @@ def build_mix(cfg: MixConfig, quiet: bool = False, command: list[str] | None = N
         os.replace(out / TRAIN_DIR, old)
     os.replace(train_tmp, out / TRAIN_DIR)
     fsync_dir(out)
-    _write_atomic(out / MIX_FILE, orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    durable_write(out / MIX_FILE, orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
         print(format_report(report))

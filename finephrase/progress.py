@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from finephrase.layout import durable_write
 from finephrase.occupancy import InFlight, in_flight_line
 
 SNAPSHOT_INTERVAL = 5.0
@@ -127,10 +128,7 @@ class Progress:
             "eta_s": self.eta(elapsed) if state == "running" else 0.0,
             "in_flight": occupancy,
         }
-        tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(orjson.dumps(data))
-        tmp.replace(self.snapshot_path)
+        durable_write(self.snapshot_path, orjson.dumps(data))
 
     def eta(self, elapsed: float) -> float | None:
         span = self.pulled_frac - self.start_frac

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finephrase.errors import UsageError
+from finephrase.layout import check_prompt_name
 
 PLACEHOLDER = "{{document}}"
 REQUIRED_KEYS = ("name", "family", "version", "template")
@@ -221,7 +222,7 @@ def load_prompt(name_or_path: str, prompts_dir: str | Path | None = None) -> Pro
 
 
 def load_prompts(spec: str | list[str], prompts_dir: str | Path | None = None) -> list[PromptTemplate]:
-    """`faq,math` or ['faq', 'math'] -> templates; refuses duplicates."""
+    """`faq,math` or ['faq', 'math'] -> templates; refuses duplicates and names the run folder reserves."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
     if not names:
@@ -229,6 +230,7 @@ def load_prompts(spec: str | list[str], prompts_dir: str | Path | None = None) -
     templates = [load_prompt(n, prompts_dir) for n in names]
     seen = set()
     for t in templates:
+        check_prompt_name(t.name)
         if t.name in seen:
             raise UsageError(f"prompt '{t.name}' given twice")
         seen.add(t.name)

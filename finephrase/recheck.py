@@ -16,8 +16,8 @@ import orjson
 
 from finephrase import datafiles
 from finephrase.errors import UsageError
+from finephrase.layout import MANIFEST
 
-MANIFEST = "manifest.json"
 
 
 def _sources(cfg: dict, wanted: set[str]) -> dict[str, str] | None:

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finephrase.errors import UsageError
+from finephrase.layout import MANIFEST
 from finephrase.report_occupancy import plot_occupancy
 
 # this module is imported by every `finephrase` command (to add its subparser): pyarrow, matplotlib and the run
 # machinery are imported only when a report is built
-MANIFEST = "manifest.json"  # finephrase.run.MANIFEST
-
 PLOTS = {  # file name: (title in report.md, one-line caption)
     "output_length.png": ("Output length per prompt",
                           "Distribution of `output_tokens` of the published rows per prompt"),

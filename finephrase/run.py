@@ -35,8 +35,8 @@ from finephrase.pipeline.readers.resumable import ResumableReader, resolve_input
 from finephrase.progress import prefill_line
 from finephrase.prompts import PromptTemplate
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, VllmServer, packaged_gguf_path
+from finephrase.layout import MANIFEST, write_manifest
 
-MANIFEST = "manifest.json"
 LOCK = ".lock"
 
 # Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
@@ -333,10 +333,6 @@ def finalize_manifest(out: Path, tasks: int, session: tuple[str, list[int]] | No
     return manifest
 
 
-def write_manifest(out: Path, manifest: dict):
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    tmp.replace(out / MANIFEST)
 
 
 def collect_counts(output_dir: str | Path) -> dict:

@@ -36,11 +36,10 @@ import orjson
 
 from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
 from finephrase.errors import UsageError
+from finephrase.layout import LEDGER_DIR, MANIFEST
 from finephrase.occupancy import in_flight_line
 from finephrase.progress import prefill_line
 
-MANIFEST = "manifest.json"
-LEDGER_DIR = ".ledger"
 STALE_AFTER_S = 120.0  # a "running" snapshot older than this: the task is probably dead (killed, node lost)
 DEFAULT_RECENT_MINUTES = 10.0
 MAX_TASK_LINES = 20  # above this, per-task lines collapse into a summary

@@ -14,7 +14,6 @@ same again (files are replaced, never appended to).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import Counter
@@ -28,9 +27,9 @@ from datatrove.pipeline.base import PipelineStep
 from finephrase.datafiles import parquet_files
 from finephrase.errors import FinephraseError
 from finephrase.pipeline.dedup.common import REASONS, REMOVED_SCHEMA
+from finephrase.layout import MANIFEST, durable_write_table, write_manifest
 
 WORK_DIR = ".dedup"
-MANIFEST = "manifest.json"
 BULKY = ("exact_sigs", "exact_kept", "minhash_sigs")  # deleted at the end: as large as the data, or larger
 
 
@@ -53,17 +52,6 @@ def _load_index(folder: Path) -> dict[str, str]:
     return index
 
 
-def _write_atomic(table: pa.Table, dest: Path):
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, dest)
-
-
-def write_manifest(out: Path, manifest: dict):
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    tmp.replace(out / MANIFEST)
 
 
 class Finalize(PipelineStep):
@@ -106,7 +94,7 @@ def finalize(run: Path, out: Path, prompts: list[str], units: list[tuple[str, li
                 t = t.drop_columns(["dup_key"]).append_column(
                     "duplicate_of", pa.array([index.get(k) if k is not None else None for k in keys], pa.string()))
                 dest = out / "removed" / prompt / f"{reason}_{src.stem}.parquet"
-                _write_atomic(t.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), dest)
+                durable_write_table(t.select(REMOVED_SCHEMA.names).cast(REMOVED_SCHEMA), dest)
                 written.add(dest)
                 removed.setdefault(prompt, Counter({r: 0 for r in REASONS}))[reason] += t.num_rows
     for p in prompts:  # a file of an earlier attempt that this one did not write

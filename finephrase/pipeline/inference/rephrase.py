@@ -29,6 +29,7 @@ from finephrase.client import ChatClient, RequestRejected, Sampling, ServerUnava
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.constrain import request_fields
 from finephrase.gate import QualityGate
+from finephrase.layout import check_prompt_name
 from finephrase.ledger import Ledger, LedgerState, TaskLock
 from finephrase.occupancy import InFlight
 from finephrase.parsing import parse_output
@@ -41,7 +42,6 @@ from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
 from finephrase.tokenizer import GGUFTokenizer
 from finephrase.truncation import fit_to_budget
 
-RESERVED_DIRS = {"rejects", "filtered", "logs", "manifest", "server"}
 CHAT_TEMPLATE_MARGIN = 32  # role markers and special tokens the chat template adds around the messages
 # generations that may wait for a commit, per request slot: at a steady rate of max_concurrency / median latency,
 # a straggler of up to ~30x the median latency holds its chunk open without the reader pausing
@@ -106,9 +106,8 @@ class Rephrase(PipelineStep):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
-        for p in prompts:
-            if p.name in RESERVED_DIRS:
-                raise UsageError(f"prompt name '{p.name}' is reserved (it would collide with DIR/{p.name}/)")
+        for p in prompts:  # a hand-built pipeline may bring templates that load_prompts did not check
+            check_prompt_name(p.name)
         if chunk_size < 1 or max_concurrency < 1:
             raise UsageError("--chunk-size and --max-concurrency must be at least 1")
         self.output_dir = str(output_dir)
