@@ -29,6 +29,7 @@ import orjson
 
 from finephrase import __version__, datafiles
 from finephrase.errors import FinephraseError, UsageError
+from finephrase.formatting import duration
 from finephrase.layout import ALL_CONFIG, FILTERED, MANIFEST, REJECTS, REMOVED, durable_write
 
 CARD = "README.md"
@@ -431,15 +432,6 @@ def _fence(text: str) -> str:
     return f"{f}text\n{text.rstrip()}\n{f}"
 
 
-def _dur(s: float) -> str:
-    s = int(round(s))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
 def human_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -743,7 +735,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     if compute is None:
         add("- task time and GPU-hours: not recorded (no progress snapshots)")
     else:
-        add(f"- task time: {_dur(compute['task_s'])} (sum over tasks), wall time: {_dur(compute['wall_s'])}")
+        add(f"- task time: {duration(compute['task_s'])} (sum over tasks), wall time: {duration(compute['wall_s'])}")
         gpus = [g for g in compute["gpus_per_task"] if g]
         if compute["gpu_hours"] > 0:
             add(f"- GPU-hours: {compute['gpu_hours']:.2f} ({' or '.join(map(str, gpus))} GPU(s) per task x task "

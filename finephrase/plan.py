@@ -20,6 +20,7 @@ import orjson
 
 from finephrase.argtypes import int_at_least, non_negative_float, positive_float
 from finephrase.errors import UsageError
+from finephrase.formatting import duration
 
 # FineWeb-Edu sample-350BT: ~350B tokens in the 339M documents the FinePhrase paper rephrased (~1,030 each).
 DEFAULT_TOKENS_PER_DOCUMENT = 1030
@@ -107,17 +108,6 @@ def plan(documents: float, prompts: int, output_tokens_per_row: float, tok_s_per
     }
 
 
-def _dur(seconds: float) -> str:
-    s = int(round(seconds))
-    if s >= 86400:
-        return f"{s // 86400}d {s % 86400 // 3600:02d}h"
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
-
-
 def _big(x: float) -> str:
     for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
         if x >= div:
@@ -142,7 +132,7 @@ def render(p: dict) -> str:
     lines.append("")
     lines.append(f"{'GPUS':>6}  {'WALL TIME':>10}  {'OUTPUT TOK/S':>13}")
     for row in p["by_gpus"]:
-        lines.append(f"{row['gpus']:>6,}  {_dur(row['wall_s']):>10}  {row['output_tok_s']:>13,.0f}")
+        lines.append(f"{row['gpus']:>6,}  {duration(row['wall_s'], ' '):>10}  {row['output_tok_s']:>13,.0f}")
     lines.append("(wall time assumes ideal scaling and no downtime; add server start-up, retries and stragglers)")
     return "\n".join(lines)
 

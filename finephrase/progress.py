@@ -19,6 +19,7 @@ from collections import Counter, deque
 from pathlib import Path
 
 import orjson
+from finephrase.formatting import duration
 
 from finephrase.layout import durable_write
 from finephrase.occupancy import InFlight, in_flight_line
@@ -30,17 +31,6 @@ def prefill_line(prompt_tokens: int, cached_tokens: int) -> str:
     """How much of the prompts' prefill the engine served from its prefix cache (one wording everywhere)."""
     return (f"{cached_tokens:,} of {prompt_tokens:,} prompt tokens served from the engine's prefix cache "
             f"({cached_tokens / prompt_tokens:.0%})")
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 class Progress:
@@ -157,8 +147,8 @@ class Progress:
         busy = "" if self.inflight is None else \
             f" | {in_flight_line(self.inflight.recent_mean(), self.inflight.target)}"
         return (f"{self.label}{done_docs}/{total if total else '?'} docs{pct} | committed {self.committed_docs} | "
-                f"{recent:.0f} tok/s{busy} | rejects {rej} | elapsed {fmt_duration(elapsed)} | "
-                f"ETA {fmt_duration(self.eta(elapsed))}")
+                f"{recent:.0f} tok/s{busy} | rejects {rej} | elapsed {duration(elapsed)} | "
+                f"ETA {duration(self.eta(elapsed))}")
 
     def maybe_print(self, force: bool = False):
         now = time.monotonic()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finephrase.errors import UsageError
+from finephrase.formatting import duration_decimal
 from finephrase.layout import MANIFEST
 from finephrase.report_occupancy import plot_occupancy
 
@@ -631,14 +632,6 @@ def plot_throughput(plt, run: RunData, tm: Timing, path: Path):
 # -- report.md ------------------------------------------------------------------------------------------------
 
 
-def _fmt_s(s: float) -> str:
-    if s >= 3600:
-        return f"{s / 3600:.2f} h"
-    if s >= 120:
-        return f"{s / 60:.1f} min"
-    return f"{s:.1f} s"
-
-
 def _n(x) -> str:
     return f"{x:,}"
 
@@ -670,11 +663,11 @@ def write_markdown(run: RunData, tm: Timing, out: Path, notes: dict[str, str]) -
     L.append(f"- **tokens** (published rows): input {_n(in_tokens)}, output {_n(out_tokens)}"
              + (f"; rejected generations: {_n(rejected)} more output tokens" if rejected else ""))
     if tm.active_s > 0:
-        idle = f"; {_fmt_s(tm.idle_s)} between sessions not counted" if tm.idle_s > 0.5 else ""
+        idle = f"; {duration_decimal(tm.idle_s)} between sessions not counted" if tm.idle_s > 0.5 else ""
         untimed = (f"; not counted: {_n(tm.untimed_tokens)} tokens of chunks without a known start"
                    if tm.untimed_tokens else "")
         L.append(f"- **lifetime throughput**: {tm.lifetime:,.1f} output tokens/s "
-                 f"({_n(tm.timed_tokens)} tokens over {_fmt_s(tm.active_s)} of wall-clock time while the "
+                 f"({_n(tm.timed_tokens)} tokens over {duration_decimal(tm.active_s)} of wall-clock time while the "
                  f"run was running{idle}{untimed})"
                  + (f"; {(tm.timed_tokens + tm.timed_rejected_tokens) / tm.active_s:,.1f} tokens/s with the rejected "
                     f"generations" if tm.timed_rejected_tokens else ""))
@@ -714,7 +707,7 @@ def write_markdown(run: RunData, tm: Timing, out: Path, notes: dict[str, str]) -
             timed = sum(iv[2] for iv in tm.intervals.get(rank, []))
             rate = f"{timed / active:,.1f}" if active > 0 else "-"
             L.append(f"| {rank} | {len(state.entries)} | {_n(sum(e.get('docs', 0) for e in state.entries))} | "
-                     f"{_n(sum(e.get('output_tokens', 0) for e in state.entries))} | {_fmt_s(active)} | {rate} |")
+                     f"{_n(sum(e.get('output_tokens', 0) for e in state.entries))} | {duration_decimal(active)} | {rate} |")
 
     L += ["", "## Plots", ""]
     for name, (title, caption) in PLOTS.items():

@@ -23,7 +23,6 @@ Numbers (see docs/monitoring.md):
 from __future__ import annotations
 
 import calendar
-import math
 import os
 import socket
 import statistics
@@ -36,6 +35,7 @@ import orjson
 
 from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
 from finephrase.errors import UsageError
+from finephrase.formatting import duration
 from finephrase.layout import LEDGER_DIR, MANIFEST
 from finephrase.occupancy import in_flight_line
 from finephrase.progress import prefill_line
@@ -540,19 +540,6 @@ def render_dedup(rep: dict) -> str:
 # -- printing -------------------------------------------------------------------------------------------------
 
 
-def _dur(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == math.inf:
-        return "?"
-    s = int(round(seconds))
-    if s >= 86400:
-        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
 def _n(v) -> str:
     return "?" if v is None else f"{v:,}"
 
@@ -575,7 +562,7 @@ def _done(docs, total, kind) -> str:
 
 
 def _ago(t: float | None, now: float) -> str:
-    return "-" if t is None else f"{_dur(max(now - t, 0))} ago"
+    return "-" if t is None else f"{duration(max(now - t, 0))} ago"
 
 
 def _busy(task: dict) -> str:
@@ -599,7 +586,7 @@ def _occupancy_lines(rep: dict) -> list[str]:
     late = sorted((s | {"rank": x["rank"]} for x in running for s in x["stragglers"]), key=lambda s: -s["seconds"])
     if late:
         out.append("stragglers " + ", ".join(f"{s['id']} ({s['prompt']}, task {s['rank']} chunk {s['chunk']}) "
-                                            f"{_dur(s['seconds'])}" for s in late[:5])
+                                            f"{duration(s['seconds'])}" for s in late[:5])
                    + (f", ... ({len(late)} named in the snapshots)" if len(late) > 5 else ""))
     return out
 
@@ -612,7 +599,7 @@ def render(rep: dict) -> str:
                  f"{', '.join(rep['prompts'])}; {rep['tasks']} task{'s' if rep['tasks'] != 1 else ''}: "
                  + ", ".join(f"{n} {s}" for s, n in rep["states"].items()) + ")")
     kind = t["docs_total_kind"] + (f": {t['docs_total_note']}" if t.get("docs_total_note") else "")
-    eta = "-" if rep["state"] == "finished" else _dur(t["eta_s"])
+    eta = "-" if rep["state"] == "finished" else duration(t["eta_s"])
     if rep["state"] not in ("finished", "running") and t["eta_s"] is not None:
         eta += " if resumed"
     lines.append(f"docs     {_done(t['docs_done'], t['docs_total'], t['docs_total_kind'])} done, total {kind}"
@@ -646,7 +633,7 @@ def render(rep: dict) -> str:
         gpu_note += "; --gpus-per-task N to count them"
     per_b = t["gpu_hours_per_billion_output_tokens"]
     cost = (f"; cost ${t['cost']:,.2f} at ${rep['price_per_gpu_hour']:g}/GPU-hour" if t["cost"] is not None else "")
-    lines.append(f"time     {_dur(t['wall_s'])} wall, {_dur(t['task_s'])} task time; GPU-hours "
+    lines.append(f"time     {duration(t['wall_s'])} wall, {duration(t['task_s'])} task time; GPU-hours "
                  f"{_gpu_h(t['gpu_hours'])} ({gpu_note})"
                  + (f", {per_b:,.1f} per billion output tokens" if per_b is not None and t["gpu_hours"] else "")
                  + (f", {_rate(t['output_tok_s_per_gpu'])} output tok/s per GPU" if t["output_tok_s_per_gpu"] else "")
@@ -660,7 +647,7 @@ def render(rep: dict) -> str:
         return (f"{x['rank']:>5}  {x['state']:<11} {_done(x['docs_done'], x['docs_total'], x['docs_total_kind']):<26} "
                 f"{sum(x['rows'].values()):>8,} {x['rejects_total']:>7,} {x['output_tokens']:>11,} "
                 f"{_rate(x['output_tok_s']):>7} {_rate(x['output_tok_s_recent']):>7} {_busy(x):>11} "
-                f"{('-' if x['state'] == 'finished' else _dur(x['eta_s'])):>7} {_gpu_h(x['gpu_hours']):>8}  "
+                f"{('-' if x['state'] == 'finished' else duration(x['eta_s'])):>7} {_gpu_h(x['gpu_hours']):>8}  "
                 f"{_ago(x['updated_at'] or x['last_commit_at'], now)}")
 
     if len(tasks) <= MAX_TASK_LINES:
@@ -685,7 +672,7 @@ def render(rep: dict) -> str:
                 lines.append(f"  ... {len(attention) - MAX_TASK_LINES} more (--json lists every task)")
     if rep["states"].get("stale"):
         lines.append(f"stale: a task says running but has not written its snapshot for more than "
-                     f"{_dur(rep['stale_after_s'])} (killed, or its node is gone?): rerun the command to resume it")
+                     f"{duration(rep['stale_after_s'])} (killed, or its node is gone?): rerun the command to resume it")
     return "\n".join(lines)
 
 

@@ -1,0 +1,30 @@
+"""How numbers are written for people, one helper per kind (durations here; progress, status, plan, card and
+report all use it)."""
+
+from __future__ import annotations
+
+import math
+
+
+def duration(seconds: float | None, sep: str = "") -> str:
+    """`45s`, `3m07s`, `2h05m`, `6d02h` (rounded to the second; `?` when unknown). `sep=" "` spaces the two parts
+    (`6d 02h`), for tables."""
+    if seconds is None or seconds != seconds or seconds == math.inf:
+        return "?"
+    s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400}d{sep}{s % 86400 // 3600:02d}h"
+    if s >= 3600:
+        return f"{s // 3600}h{sep}{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{sep}{s % 60:02d}s"
+    return f"{s}s"
+
+
+def duration_decimal(seconds: float) -> str:
+    """`56.0 s`, `7.3 min`, `2.50 h`: one unit with decimals, for prose where a short run's tenths matter."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
