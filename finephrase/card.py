@@ -836,8 +836,8 @@ def add_card_options(p):
                    help="the Hub dataset the inputs came from, when they are local copies of it")
     g.add_argument("--source-revision", metavar="REV", help="the source dataset's revision (commit), if not in the "
                    "hf:// input path (hf://datasets/ORG/NAME@REV/...)")
-    g.add_argument("--model-revision", metavar="REV", help="the model's revision (commit), if the run did not record one (runs record the GGUF's sha256, "
-                   "vLLM's --revision or the cached snapshot's commit)")
+    g.add_argument("--model-revision", metavar="REV", help="the model's revision (commit), if the run did not record "
+                   "one (runs record the GGUF's sha256, vLLM's --revision or the cached snapshot's commit)")
     g.add_argument("--no-rejects", action="store_true",
                    help="leave rejects/, filtered/ and removed/ out (their configs; publish: their files)")
     g.add_argument("--no-verify", action="store_true",

@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed: each request gets a seed derived from (seed, id, prompt)")
     g = r.add_argument_group("execution")
     g.add_argument("--tasks", type=positive_int,
-                   help="shards of the input (by file; by parquet row group when files are few); default 1, or with --rank: the existing run's count, else "
-                   "the SLURM array's size")
+                   help="shards of the input (by file; by parquet row group when files are few); default 1, or with "
+                   "--rank: the existing run's count, else the SLURM array's size")
     g.add_argument("--rank", type=non_negative_int,
                    help="run only this task (0-based) of --tasks, e.g. $SLURM_ARRAY_TASK_ID (slurm/rephrase.sh "
                    "passes it); other tasks may run at the same time on other nodes")
@@ -147,15 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between progress lines when not on a terminal (30, or $FINEPHRASE_PROGRESS_INTERVAL)")
     g.add_argument("--overwrite", action="store_true",
                    help="delete an existing run in OUTPUT and start over (default: resume it)")
-    g.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its templates "
-                   "of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
+    g.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its "
+                   "templates of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
 
     p = sub.add_parser("prompts", help="list the prompt library, or show one prompt",
                        description="List the prompt templates (name, family, version, hash), or show one.")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("name", nargs="?", help="prompt to show")
-    p.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its templates "
-                   "of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
+    p.add_argument("--prompts-dir", help="folder of prompt templates that add to the built-in library or override its "
+                   "templates of the same name (after $FINEPHRASE_PROMPTS_DIR, which does the same)")
 
     v = sub.add_parser("verify", help="check that a run holds exactly one row or reject per (document, prompt)",
                        description="Re-read the run's inputs (ids only) and check OUTPUT against them: every "

@@ -144,7 +144,8 @@ def markdown_table(text: str) -> tuple[int, int, int] | None:
 
 _NUMBER = re.compile(r"\d")
 _CALC = re.compile(r"\d[\d.,]*\s*(?:[-+*/×÷x^]|\\times|\\div)\s*\(?\$?\d|\d\s*=\s*\$?\d|=\s*\$?\d")
-_FINAL = re.compile(r"(?:final answer|the answer is|answer\s*:|therefore,?[^\n]{0,80}\d|so,?[^\n]{0,60}\bis\b[^\n]{0,40}\d)",
+_FINAL = re.compile(r"(?:final answer|the answer is|answer\s*:|therefore,?[^\n]{0,80}\d|"
+                    r"so,?[^\n]{0,60}\bis\b[^\n]{0,40}\d)",
                     re.I)
 
 

@@ -707,7 +707,8 @@ def write_markdown(run: RunData, tm: Timing, out: Path, notes: dict[str, str]) -
             timed = sum(iv[2] for iv in tm.intervals.get(rank, []))
             rate = f"{timed / active:,.1f}" if active > 0 else "-"
             L.append(f"| {rank} | {len(state.entries)} | {_n(sum(e.get('docs', 0) for e in state.entries))} | "
-                     f"{_n(sum(e.get('output_tokens', 0) for e in state.entries))} | {duration_decimal(active)} | {rate} |")
+                     f"{_n(sum(e.get('output_tokens', 0) for e in state.entries))} | "
+                     f"{duration_decimal(active)} | {rate} |")
 
     L += ["", "## Plots", ""]
     for name, (title, caption) in PLOTS.items():

@@ -87,7 +87,8 @@ def build_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_first_
         for i in range(chunk_size, 2 * chunk_size):
             texts["faq"][i] = exact_variant(texts["faq"][i - chunk_size], i)
             planted["exact"][f"{source_ids[i]}/faq"] = f"{source_ids[i - chunk_size]}/faq"
-    for p in PROMPTS if not copy_first_chunk else ():  # the copies come after their originals (chunk 1), so the originals are the rows kept
+    # the copies come after their originals (chunk 1), so the originals are the rows kept
+    for p in PROMPTS if not copy_first_chunk else ():
         t = texts[p]
         for j, (copy, orig) in enumerate([(60, 3), (61, 10), (62, 10), (75, 55), (90, 20)]):  # 10: two copies
             t[copy] = exact_variant(t[orig], j)

@@ -56,7 +56,8 @@ ITEMS = _load()
 
 def _describe(item: dict, reason: str | None) -> str:
     text = item["text"][:120].replace("\n", "\\n")
-    return f"  [{item['format']}/{item['label']}/{item['origin']}] note={item['note']!r} reason={reason!r} text={text!r}"
+    return (f"  [{item['format']}/{item['label']}/{item['origin']}] note={item['note']!r} reason={reason!r} "
+            f"text={text!r}")
 
 
 def test_dataset_shape():

@@ -35,7 +35,8 @@ def test_durable_write_table(tmp_path):
 
 
 def _template(folder, name):
-    body = f'name = "{name}"\nfamily = "test"\nversion = 1\n' + 'template = """Read it.\n\n{{document}}\n\nSum it up."""\n'
+    body = (f'name = "{name}"\nfamily = "test"\nversion = 1\n'
+            + 'template = """Read it.\n\n{{document}}\n\nSum it up."""\n')
     (folder / f"{name}.toml").write_text(body, encoding="utf-8")
 
 

@@ -110,7 +110,8 @@ def test_bare_acknowledgement_removed():
 
 
 def test_wrapping_fence_removed():
-    assert parse_output("```markdown\n| a | b |\n| --- | --- |\n| 1 | 2 |\n```").text == "| a | b |\n| --- | --- |\n| 1 | 2 |"
+    assert (parse_output("```markdown\n| a | b |\n| --- | --- |\n| 1 | 2 |\n```").text
+            == "| a | b |\n| --- | --- |\n| 1 | 2 |")
     assert parse_output("```\nplain body\nsecond line\n```\n").text == "plain body\nsecond line"
 
 
@@ -173,7 +174,8 @@ def test_gate_repeated_lines(gate):
     # too few words for the n-gram check: the duplicate-line check alone must catch it
     assert gate.check("Q: a?\nA: b\n" * 5, "stop") == "repetition"
     # a few duplicate lines among many distinct ones are fine
-    text = "\n".join([f"Line {i} says something about topic {i * 7}." for i in range(10)] + ["Line 0 says something about topic 0."])
+    text = "\n".join([f"Line {i} says something about topic {i * 7}." for i in range(10)]
+                     + ["Line 0 says something about topic 0."])
     assert gate.check(text, "stop") is None
 
 

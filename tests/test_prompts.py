@@ -160,7 +160,8 @@ repetition_penalty = 1.05
     assert p.request_fields(None) == {} and plain.request_fields("llamacpp") == {}
     assert p.hash != plain.hash  # they change what is generated
     assert p.to_dict()["request"]["vllm"] == {"repetition_penalty": 1.05} and plain.to_dict()["request"] is None
-    for bad, msg in [("[request.sglang]\nx = 1", "unknown engine"), ("[request.llamacpp]\nseed = 1", "may not set seed"),
+    for bad, msg in [("[request.sglang]\nx = 1", "unknown engine"),
+                     ("[request.llamacpp]\nseed = 1", "may not set seed"),
                      ("[request]\nx = 1", "one table per engine"), ("[request.vllm.x]\ny = 1", "a value, not a table")]:
         with pytest.raises(UsageError, match=msg):
             load_template_file(_write(tmp_path, "p", _toml("p", "Rewrite: {{document}}", extra="\n" + bad)))
@@ -263,13 +264,15 @@ def test_load_by_path(tmp_path):
 
 
 def test_non_string_system_refused_with_usage_error(tmp_path):
-    p = _write(tmp_path, "sysint", 'name = "sysint"\nfamily = "x"\nversion = 1\ntemplate = "{{document}}"\nsystem = 5\n')
+    p = _write(tmp_path, "sysint",
+               'name = "sysint"\nfamily = "x"\nversion = 1\ntemplate = "{{document}}"\nsystem = 5\n')
     with pytest.raises(UsageError):
         load_template_file(p)
 
 
 def test_non_string_extract_tag_refused_with_usage_error(tmp_path):
-    p = _write(tmp_path, "tagint", 'name = "tagint"\nfamily = "x"\nversion = 1\ntemplate = "{{document}}"\nextract_tag = 5\n')
+    p = _write(tmp_path, "tagint",
+               'name = "tagint"\nfamily = "x"\nversion = 1\ntemplate = "{{document}}"\nextract_tag = 5\n')
     with pytest.raises(UsageError):
         load_template_file(p)
 

@@ -58,15 +58,16 @@ def test_a_bad_check_table_is_refused_when_the_template_loads(spec, error):
               "tuple |\n\nQuestion: How is an address written?\nAnswer: As a (host, port) tuple.", None),
     ("math", "A server opens sockets for clients and each socket uses a port on the host.", "format:no_numbers"),
     ("math", "A server opens 3 sockets for each of 4 clients. How many sockets are open in all?\n"
-             "3 * 4 = 12 sockets for the clients.\n12 + 2 = 14 with the two listening sockets.", "format:no_final_answer"),
+             "3 * 4 = 12 sockets for the clients.\n12 + 2 = 14 with the two listening sockets.",
+     "format:no_final_answer"),
     ("math", "A server opens 3 sockets for each of 4 clients and 2 listening sockets. How many are open?\n"
              "3 * 4 = 12 sockets for the clients.\n12 + 2 = 14 sockets.\nFinal answer: 14", None),
     ("tutorial", "Using sockets\n1. Import the socket module.\n2. Create a socket with socket.socket().",
      "format:steps<3"),
     ("tutorial", "Using sockets\nYou will open a socket.\n1. Import the socket module.\n2. Create a socket with "
                  "socket.socket().\n3. Connect it to a (host, port) tuple on the host.", None),
-    ("tutorial", "Using sockets\nYou will open a socket.\n1. Step 1: Import the socket module first.\n2. Step 2: Create "
-                 "a socket with socket.socket().\n3. Step 3: Connect it to a (host, port) tuple.", None),
+    ("tutorial", "Using sockets\nYou will open a socket.\n1. Step 1: Import the socket module first.\n2. Step 2: "
+                 "Create a socket with socket.socket().\n3. Step 3: Connect it to a (host, port) tuple.", None),
     ("tutorial", "Using sockets\n1. Import the socket module in your program.\n2. Step 3: Step 4: Step 5: Step 6:\n"
                  "3. Connect the socket to a (host, port) tuple.", "format:steps_loop"),
     ("tutorial", "The document is ready.\nUsing sockets: you will open a socket on the host.\n1. Import the socket "
@@ -79,7 +80,8 @@ def test_a_bad_check_table_is_refused_when_the_template_loads(spec, error):
     ("faq", "Question: How long should pasta boil?\nAnswer: Boil dried spaghetti for about nine minutes in salted "
             "water.\nQuestion: Which sauce suits penne?\nAnswer: Arrabbiata, with tomatoes, garlic and chili "
             "flakes.", "off_topic"),
-    ("summarize", "套接字模块提供了对伯克利套接字接口的访问。它在所有现代的类Unix系统、Windows和MacOS上都可用。地址是由主机和端口组成的元组。",
+    ("summarize", "套接字模块提供了对伯克利套接字接口的访问。它在所有现代的类Unix系统、Windows和MacOS上都可用。"
+                  "地址是由主机和端口组成的元组。",
      "language"),
     ("summarize", "Le module socket donne accès à l'interface des sockets BSD. Il est disponible sur tous les "
                   "systèmes Unix modernes, Windows et MacOS. Les adresses sont des tuples hôte et port.", "language"),

@@ -208,8 +208,8 @@ class Rephrase(PipelineStep):
                 if b <= 0:
                     raise UsageError(
                         f"no room for the document with prompt '{name}': context {self.context_length} - max tokens "
-                        f"{self.sampling.max_tokens} - template {template_tokens[name]} tokens <= 0; lower --max-tokens "
-                        f"or raise --context-length")
+                        f"{self.sampling.max_tokens} - template {template_tokens[name]} tokens <= 0; "
+                        f"lower --max-tokens or raise --context-length")
             return await self._loop(data, rank, world_size, ledger, state, client, budgets)
 
     async def _loop(self, data, rank, world_size, ledger, state, client, budgets) -> dict:
