@@ -42,14 +42,14 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from collections import deque
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from zero_server import DEFAULT_TEXT, _listening_socket, _new_loop, build_responses  # noqa: E402
+from zero_server import (DEFAULT_TEXT, _listening_socket, _new_loop, build_responses,  # noqa: E402
+                         no_delay, parse_request_head)
 
 MAX_HEAD = 65536
 
@@ -114,12 +114,7 @@ class TailProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        no_delay(transport)
 
     def data_received(self, data: bytes):
         if self.closing:
@@ -134,16 +129,7 @@ class TailProtocol(asyncio.Protocol):
                     self._bad()
                 break
             head = bytes(buf[:end])
-            first = head.split(b"\r\n", 1)[0].split(b" ")
-            lower = head.lower()
-            length = 0
-            i = lower.find(b"\r\ncontent-length:")
-            if i >= 0:
-                j = lower.find(b"\r\n", i + 2)
-                try:
-                    length = int(lower[i + 17: j if j >= 0 else len(lower)])
-                except ValueError:
-                    length = -1
+            first, lower, length = parse_request_head(head)
             if len(first) != 3 or length < 0 or b"transfer-encoding: chunked" in lower:
                 self._bad()
                 break

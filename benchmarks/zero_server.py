@@ -35,6 +35,31 @@ DEFAULT_TEXT = (
 )
 
 
+def no_delay(transport) -> None:
+    """TCP_NODELAY on a connection: small answers go out at once, not after Nagle's delay."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def parse_request_head(head: bytes) -> tuple[list[bytes], bytes, int]:
+    """(the request line split on spaces, the head lowercased, Content-Length: 0 when absent, -1 unreadable)."""
+    first = head.split(b"\r\n", 1)[0].split(b" ")
+    lower = head.lower()
+    length = 0
+    i = lower.find(b"\r\ncontent-length:")
+    if i >= 0:
+        j = lower.find(b"\r\n", i + 2)
+        try:
+            length = int(lower[i + 17: j if j >= 0 else len(lower)])
+        except ValueError:
+            length = -1
+    return first, lower, length
+
+
 def build_responses(model: str, text: str, prompt_tokens: int, completion_tokens: int) -> dict[str, bytes]:
     def http(status: str, body: dict, keep_alive: bool) -> bytes:
         raw = json.dumps(body, separators=(",", ":")).encode()
@@ -84,12 +109,7 @@ class ZeroProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        no_delay(transport)
 
     def data_received(self, data: bytes):
         out = []
@@ -114,16 +134,7 @@ class ZeroProtocol(asyncio.Protocol):
                     out.append(self.responses["400/close"])
                 break
             head = bytes(buf[:end])
-            first = head.split(b"\r\n", 1)[0].split(b" ")
-            lower = head.lower()
-            length = 0
-            i = lower.find(b"\r\ncontent-length:")
-            if i >= 0:
-                j = lower.find(b"\r\n", i + 2)
-                try:
-                    length = int(lower[i + 17: j if j >= 0 else len(lower)])
-                except ValueError:
-                    length = -1
+            first, lower, length = parse_request_head(head)
             if len(first) != 3 or length < 0 or b"transfer-encoding: chunked" in lower:
                 out.append(self.responses["400/close"])
                 close = True
