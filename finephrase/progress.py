@@ -19,8 +19,8 @@ from collections import Counter, deque
 from pathlib import Path
 
 import orjson
-from finephrase.formatting import duration
 
+from finephrase.formatting import duration
 from finephrase.layout import durable_write
 from finephrase.occupancy import InFlight, in_flight_line
 

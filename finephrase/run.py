@@ -26,6 +26,7 @@ from finephrase.constrain import style_for
 from finephrase.preflight import check_inputs, check_settings, finished
 from finephrase.errors import UsageError
 from finephrase.executor import LocalExecutor
+from finephrase.layout import MANIFEST, write_manifest
 from finephrase.ledger import LEDGER_DIR, all_ledgers
 from finephrase.models import apply_preset
 from finephrase.occupancy import session_occupancy
@@ -35,7 +36,6 @@ from finephrase.pipeline.readers.resumable import ResumableReader, resolve_input
 from finephrase.progress import prefill_line
 from finephrase.prompts import PromptTemplate
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, VllmServer, packaged_gguf_path
-from finephrase.layout import MANIFEST, write_manifest
 
 LOCK = ".lock"
 
