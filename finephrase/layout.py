@@ -56,34 +56,30 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def durable_write(path: str | Path, data: bytes | str) -> Path:
-    """Write `data` to `path` atomically and durably: tmp file, fsync, rename, fsync the folder."""
+def _replace_durably(path: str | Path, write) -> Path:
+    """`write(file)` into a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
     return path
+
+
+def durable_write(path: str | Path, data: bytes | str) -> Path:
+    """Write `data` to `path` atomically and durably: tmp file, fsync, rename, fsync the folder."""
+    return _replace_durably(path, lambda f: f.write(data.encode("utf-8") if isinstance(data, str) else data))
 
 
 def durable_write_table(table, path: str | Path, **parquet_options) -> Path:
     """A parquet file, written the way `durable_write` writes bytes (zstd unless told otherwise)."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f, **{"compression": "zstd", **parquet_options})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return path
+    return _replace_durably(path, lambda f: pq.write_table(table, f, **{"compression": "zstd", **parquet_options}))
 
 
 def read_manifest(root: str | Path) -> dict:

@@ -57,8 +57,7 @@ class _Failure:
 @dataclass
 class _Chunk:
     index: int
-    first: int | None = None  # the input range it covers: documents first..last in reading order (from 1)
-    last: int | None = None
+    first: int | None = None  # the input range it covers: documents first..pos["read"] in reading order (from 1)
     docs: int = 0
     pending: int = 0
     closed: bool = False
@@ -393,12 +392,12 @@ class Rephrase(PipelineStep):
                     read = doc.metadata["_fp_pos"]["read"]
                     if resumed:
                         resumed.check(read)
-                    if chunk.docs and resumed and resumed.between(chunk.last, read):  # never span a committed range
+                    # a chunk never spans a committed range the reader skipped
+                    if chunk.docs and resumed and resumed.between(chunk.pos["read"], read):
                         close(chunk)
                         chunk = _Chunk(chunk.index + 1)
                     if chunk.first is None:
                         chunk.first = read
-                    chunk.last = read
                     chunk.docs += 1
                     held["docs"] += 1
                     chunk.pos = {**doc.metadata["_fp_pos"], "frac": doc.metadata.get("_fp_frac", 0.0)}
