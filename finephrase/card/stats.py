@@ -1,0 +1,100 @@
+"""The card's numbers: counts and token totals from DIR's parquet files, and the compute (task time, GPU-hours)
+from the progress snapshots."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from finephrase import datafiles
+from finephrase.card.data import extras_root, num_rows, prompt_names
+
+
+def collect_stats(root: Path, manifest: dict) -> dict:
+    """Counts and token totals, from the parquet files (a dedup output's rejects and filtered documents: from its
+    source run's files, or, with the source gone, from the manifest's counts)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def col_sum(t, name) -> int:
+        if name not in t.column_names:
+            return 0
+        v = pc.sum(t.column(name)).as_py()
+        return int(v or 0)
+
+    prompts = prompt_names(manifest)
+    extras, extras_from = extras_root(root, manifest)
+    per = {}
+    languages = Counter()
+    data_paths = {}  # folder inside root -> its `data_files` spec for the card's configs (footers read once)
+
+    def listed(d: Path) -> list[Path]:  # as row_files, noting each folder's spec on the way
+        full, empty = datafiles.split_empty(datafiles.parquet_files(d))
+        if d.is_relative_to(root):
+            rel = d.relative_to(root).as_posix()
+            data_paths[rel] = datafiles.config_paths(rel, full, empty)
+        return full
+
+    for p in prompts:
+        s = {"files": 0, "bytes": 0, "rows": 0, "input_tokens": 0, "output_tokens": 0, "rejects": Counter(),
+             "reject_files": 0, "reject_bytes": 0, "reject_output_tokens": 0, "removed": 0, "removed_files": 0,
+             "removed_bytes": 0}
+        for f in listed(root / p):
+            t = pq.read_table(f, columns=["input_tokens", "output_tokens", "language"])
+            s["files"] += 1
+            s["bytes"] += f.stat().st_size
+            s["rows"] += t.num_rows
+            s["input_tokens"] += col_sum(t, "input_tokens")
+            s["output_tokens"] += col_sum(t, "output_tokens")
+            languages.update(v for v in t.column("language").to_pylist() if v)
+        for f in listed(extras / "rejects" / p) if extras else []:
+            t = pq.read_table(f, columns=["reject_reason", "output_tokens"])
+            if extras == root:
+                s["reject_files"] += 1
+                s["reject_bytes"] += f.stat().st_size
+            s["rejects"].update(t.column("reject_reason").to_pylist())
+            s["reject_output_tokens"] += col_sum(t, "output_tokens")
+        if extras is None:
+            s["rejects"].update({k.split("/", 1)[1]: v for k, v in (manifest.get("counts") or {}).get("rejects",
+                                                                                                      {}).items()
+                                 if k.startswith(f"{p}/")})
+            s["reject_output_tokens"] = None  # not recorded per prompt
+        removed = listed(root / "removed" / p)
+        s["removed"] = num_rows(removed)
+        s["removed_files"] = len(removed)
+        s["removed_bytes"] = sum(f.stat().st_size for f in removed)
+        s["rejects"] = dict(sorted(s["rejects"].items()))
+        per[p] = s
+    filtered = Counter()
+    ffiles = listed(extras / "filtered") if extras else []
+    for f in ffiles:
+        filtered.update(pq.read_table(f, columns=["filter_reason"]).column("filter_reason").to_pylist())
+    if extras is None:
+        filtered.update((manifest.get("counts") or {}).get("filtered") or {})
+    here = extras == root
+    return {"data_paths": data_paths, "prompts": per, "filtered": dict(sorted(filtered.items())),
+            "filtered_files": len(ffiles) if here else 0,
+            "filtered_bytes": sum(f.stat().st_size for f in ffiles) if here else 0,
+            "languages": dict(languages.most_common()), "extras_from": extras_from,
+            "extras_root": str(extras) if extras else None}
+
+
+def compute_stats(root: Path, manifest: dict) -> dict | None:
+    """Task time and GPU-hours from the progress snapshots (as `finephrase status` computes them); for a dedup
+    output, from its source run when that folder is still there. None when nothing is recorded."""
+    from finephrase import status
+
+    src = root
+    dedup = manifest.get("dedup")
+    if dedup and dedup.get("source") and not (root / ".ledger").is_dir():
+        src = Path(dedup["source"])
+    try:
+        rep = status.collect(src, exact_totals=False)
+    except Exception:
+        return None
+    t = rep["total"]
+    if not t.get("task_s"):
+        return None
+    gpus = sorted({g for x in rep["per_task"] for g in x.get("gpus_per_task", [])})
+    return {"task_s": t["task_s"], "wall_s": t["wall_s"], "gpu_hours": t["gpu_hours"], "gpus_per_task": gpus,
+            "backend": rep.get("backend"), "tasks": rep.get("tasks")}
