@@ -30,4 +30,5 @@ def request_fields(grammar: str | None, style: str | None) -> dict:
 
 
 def style_for(backend: str) -> str:
-    return STYLES[backend]
+    """How a server of `backend` reads extra request fields; "auto" (asked at run time) for any other server."""
+    return STYLES.get(backend, "auto")

@@ -3,16 +3,17 @@ starts (on a GPU cluster every failed start is a model load per task). Each fail
 file, flag or column and what to do (a UsageError: exit 2).
 
 - settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too);
-- the inputs: `check_inputs(cfg, files)`: the first file opens and has the text column, every `--where` column
-  exists and its literal fits the column's type, and the input is not empty (parquet: from the footers);
-- `finished(cfg)`: the run (or this `--rank`'s task) in the output folder is already finished with the same
-  settings, so there is nothing to start.
+- the inputs: `check_inputs(files, text_column, where)` (`finephrase.run.run` calls it for every pipeline):
+  the first file opens and has the text column, every `--where` column exists and its literal fits the column's
+  type, and the input is not empty (parquet: from the footers).
+
+`finephrase.run.run` also starts nothing when the run (or this `--rank`'s task) in the output folder has already
+finished with the same settings.
 """
 
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import orjson
 
@@ -136,40 +137,18 @@ def _check_where(condition: str, columns: dict[str, str], first: str) -> None:
         raise UsageError(f"--where '{condition}': '{raw}' is not a number, and column '{column}' is {kind}")
 
 
-def check_inputs(cfg, files) -> None:
-    """The first file opens and has the columns the run needs; the input is not empty (when that is cheap to
-    know: parquet footers, or a single jsonl file)."""
+def check_inputs(files, text_column: str = "text", where: list[str] = ()) -> None:
+    """The first file opens and has the columns the run needs (`text_column`, the columns of the `where`
+    conditions); the input is not empty (when that is cheap to know: parquet footers, or a single jsonl file)."""
     first = files[0]
     columns, rows = _schema(first)
-    if columns and cfg.text_column not in columns:
-        raise UsageError(f"input {first.relpath} has no column '{cfg.text_column}' (columns: "
+    if columns and text_column not in columns:
+        raise UsageError(f"input {first.relpath} has no column '{text_column}' (columns: "
                          f"{', '.join(columns)}): pass --text-column")
-    for condition in cfg.where:
+    for condition in where:
         _check_where(condition, columns, first.relpath)
     if all(f.kind == "parquet" for f in files) and len(files) <= 1000:
         if (rows or 0) + sum(_schema(f)[1] or 0 for f in files[1:]) == 0:  # every footer: a corrupt one says so
             raise UsageError(f"the input holds no documents ({len(files)} file(s), 0 rows): check INPUT")
     elif len(files) == 1 and rows == 0:
         raise UsageError(f"input {first.relpath} holds no documents: check INPUT")
-
-
-# -- a finished run -----------------------------------------------------------------------------------------------
-
-
-def finished(cfg, input_files) -> bool:
-    """True when the output folder holds this very run (same settings) and every task this invocation would run
-    has finished: nothing to start, no server to load."""
-    from finephrase.ledger import Ledger
-    from finephrase.run import MANIFEST
-
-    out = Path(cfg.output)
-    if not (out / MANIFEST).is_file():
-        return False
-    try:
-        old = orjson.loads((out / MANIFEST).read_bytes())
-    except orjson.JSONDecodeError:
-        return False
-    if old.get("config") != cfg.fingerprint(input_files):
-        return False  # the run's own check (other settings) says so, with its message
-    ranks = [cfg.rank] if cfg.rank is not None else range(cfg.tasks)
-    return all(Ledger(out, r).read().finished for r in ranks)

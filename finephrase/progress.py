@@ -87,8 +87,11 @@ class Progress:
         self.stream.write(("\n" if self.tty else "") + f"[finephrase] {self.label}{message}\n")
         self.stream.flush()
 
-    def committed(self, docs: int):
+    def committed(self, docs: int, reject_reasons=()):
+        """A chunk of `docs` documents was committed; `reject_reasons`: its refused generations' reasons (known
+        only once its gate steps ran)."""
         self.committed_docs += docs
+        self.rejects.update(reject_reasons)
         self.maybe_print()
         self.write_snapshot("running")
 

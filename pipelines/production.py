@@ -3,34 +3,38 @@ SmolLM2-1.7B-Instruct on vLLM, one H100 per task. Submit it with
 
     sbatch --array=0-99 slurm/rephrase.sh pipelines/production.py
 
-Edit what you need; everything here is a plain setting.
+A datatrove pipeline: a list of steps, read top to bottom. Edit, add or remove steps as you need (docs/pipelines.md):
+any datatrove filter can go before Rephrase (what it refuses is listed under OUTPUT/filtered/) or after it (what it
+refuses becomes a reject). A rerun resumes; a rerun with changed steps into the same OUTPUT is refused.
 """
 
+from finephrase.client import Sampling
+from finephrase.pipeline.filters.quality import QualityFilter
+from finephrase.pipeline.inference.rephrase import Rephrase
+from finephrase.pipeline.readers.resumable import ResumableReader
+from finephrase.pipeline.writers.chunk_writer import ChunkWriter
 from finephrase.prompts import load_prompts
-from finephrase.run import RunConfig, execute, slurm_task
+from finephrase.run import run, slurm_task
+from finephrase.serving import VllmServer
 
 OUTPUT = "output/finephrase"  # a folder on the shared filesystem
 
-config = RunConfig.for_backend(
-    "vllm",
-    model="HuggingFaceTB/SmolLM2-1.7B-Instruct",
-    inputs=["hf://datasets/HuggingFaceFW/fineweb-edu/sample/350BT"],
-    output=OUTPUT,
-    prompts=load_prompts("faq,math,table,tutorial"),
-    context_length=8192,
-    max_tokens=2048,  # sampling: the model's generation config (vLLM --generation-config auto)
-    gpu_memory_utilization=0.95,
-    vllm_args=[
-        "--max-num-seqs=2048",
-        "--max-num-batched-tokens=32768",
-        '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}',  # not for Gemma-3
-    ],
-    max_concurrency=2048,  # keep vLLM's queue full
-    # constrain_format=True,  # vLLM structured outputs with each template's grammar (docs/quality.md; planned,
-    #                         # not yet measured on a GPU)
-    chunk_size=2000,
-    **slurm_task(OUTPUT),  # rank and task count of this SLURM array task
-)
+pipeline = [
+    ResumableReader("hf://datasets/HuggingFaceFW/fineweb-edu/sample/350BT"),  # sharded over the array's tasks
+    # Select(where("int_score >= 4")),  # source selection (finephrase.pipeline.filters.select), e.g. the HQ pool
+    Rephrase(
+        load_prompts("faq,math,table,tutorial"),
+        VllmServer("HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, gpu_memory_utilization=0.95,
+                   extra_args=["--max-num-seqs=2048", "--max-num-batched-tokens=32768",
+                               '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}']),  # not Gemma-3
+        Sampling(max_tokens=2048),  # temperature/top-p: the model's generation config (vLLM --generation-config auto)
+        max_concurrency=2048,  # keep vLLM's queue full
+        # constrain_format=True,  # vLLM structured outputs with each template's grammar (docs/quality.md; planned,
+        #                         # not yet measured on a GPU)
+    ),
+    QualityFilter(),  # the quality gate: generations that fail it become rejects (OUTPUT/rejects/<prompt>/)
+    ChunkWriter(OUTPUT, chunk_size=2000),  # commits 2,000 source documents at a time, exactly once
+]
 
-if __name__ == "__main__":
-    execute(config)
+if __name__ == "__main__":  # required: datatrove's workers re-import this file
+    run(pipeline, **slurm_task(OUTPUT))  # rank and task count of this SLURM array task

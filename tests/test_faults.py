@@ -61,30 +61,37 @@ def test_server_dies_mid_run_then_resume(tmp_path):
 
 
 def test_reader_that_does_not_resume_is_refused(tmp_path):
-    """A hand-built pipeline whose reader lacks resume_dir would commit the first documents twice: refused."""
+    """A hand-driven pipeline whose reader lacks resume_dir would commit the first documents twice: refused."""
     from finephrase.client import Sampling
     from finephrase.errors import FinephraseError
+    from finephrase.pipeline.filters.quality import QualityFilter
     from finephrase.pipeline.inference.rephrase import Rephrase
     from finephrase.pipeline.readers.resumable import ResumableReader
+    from finephrase.pipeline.writers.chunk_writer import ChunkWriter
     from finephrase.prompts import load_prompts
     from finephrase.serving import Endpoint
 
     import pytest
 
     fake = FakeServer().start()
+
+    def drive(reader):  # the steps chained by hand, as datatrove's executor chains them
+        data = reader.run(rank=0, world_size=1)
+        for step in (Rephrase(load_prompts("faq"), Endpoint(fake.url, "fake-model"), Sampling(max_tokens=32),
+                              context_length=1024, progress_tty=False, chunk_size=2, resume_dir=str(out)),
+                     QualityFilter(), ChunkWriter(str(out), chunk_size=2)):
+            data = step.run(data, rank=0, world_size=1)
+        list(data)
+
     try:
         src = _docs(tmp_path, [f"doc {i}" for i in range(6)])
         out = tmp_path / "out"
-        step = lambda: Rephrase(str(out), load_prompts("faq"), Endpoint(fake.url, "fake-model"),  # noqa: E731
-                                Sampling(max_tokens=32), context_length=1024, chunk_size=2, progress_tty=False)
-        first = ResumableReader(str(src), limit=4)
-        list(step().run(first.run(rank=0, world_size=1), rank=0, world_size=1))
+        drive(ResumableReader(str(src), limit=4))
         (out / ".ledger" / "rank_00000.jsonl").write_bytes(  # forget "finished": an interrupted run
             b"".join(l + b"\n" for l in (out / ".ledger" / "rank_00000.jsonl").read_bytes().splitlines()[:-1]))
         with pytest.raises(FinephraseError, match="resume_dir"):
-            list(step().run(ResumableReader(str(src)).run(rank=0, world_size=1), rank=0, world_size=1))
-        resumed = ResumableReader(str(src), resume_dir=str(out))
-        list(step().run(resumed.run(rank=0, world_size=1), rank=0, world_size=1))
+            drive(ResumableReader(str(src)))
+        drive(ResumableReader(str(src), resume_dir=str(out)))
         ids = sorted(x["source_id"] for x in pq.read_table(out / "faq").to_pylist())
         assert ids == [f"d{i}" for i in range(6)]
     finally:

@@ -95,18 +95,16 @@ def test_preset_resolution():
         "Qwen/Qwen3-1.7B", [], {"enable_thinking": False}, 64)
 
 
-def test_vllm_command_line_from_preset(monkeypatch):
-    from finephrase.run import start_server
-    from finephrase.serving import VllmServer
+def test_vllm_command_line_from_preset():
+    from finephrase.config import make_server
 
-    monkeypatch.setattr(VllmServer, "start", lambda self: self)
-    cmd = start_server(_cfg(model="smollm2-1.7b", vllm_args=["--max-num-seqs=512"]), None).command()
+    cmd = make_server(_cfg(model="smollm2-1.7b", vllm_args=["--max-num-seqs=512"])).command()
     assert cmd[cmd.index("--max-model-len") + 1] == "8192"
     assert cmd[cmd.index("--served-model-name") + 1] == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
     assert cmd[-4:] == SMOLLM2_FLAGS + ["--max-num-seqs=512"]
     spec = json.loads(cmd[-2].split("=", 1)[1])
     assert spec == {"method": "suffix", "num_speculative_tokens": 32}
-    cmd = start_server(_cfg(model="gemma3-4b"), None).command()
+    cmd = make_server(_cfg(model="gemma3-4b")).command()
     assert "google/gemma-3-4b-it" in cmd and not any("speculative" in a for a in cmd)
     assert "--trust-remote-code" not in cmd
 

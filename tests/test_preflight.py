@@ -75,7 +75,7 @@ def test_a_jsonl_whose_first_records_are_bad_is_not_refused(tmp_path):
     src.write_text('{"id": "x", "broken"\n{"id": "y", "body": "no text here"}\n{"id": "z", "text": "fine", "n": 3}\n')
     cfg = RunConfig.for_backend("embedded", inputs=[str(src)], output=str(tmp_path / "o"), prompts=[],
                                 where=["n >= 2"])
-    check_inputs(cfg, resolve_inputs([str(src)]))  # no error
+    check_inputs(resolve_inputs([str(src)]), cfg.text_column, cfg.where)  # no error
 
 
 def test_an_endpoint_that_serves_another_model_is_refused(tmp_path):

@@ -1,7 +1,7 @@
 """Source selection: which documents get rephrased (the paper's third axis).
 
 `Select` runs datatrove filters (LambdaFilter, any BaseFilter) but does not drop what they refuse: it marks the
-document (`_fp_filtered = reason`), so the Rephrase step counts it and records its id under `DIR/filtered/`
+document (`_fp_filtered = reason`, see marking.py), so the writer records its id under `DIR/filtered/`
 and `finephrase verify` can account for every input document. Put it between the reader and `Rephrase`.
 
 Helpers build the usual conditions: `where("int_score >= 4")`, `language_is("en")`, `length_between(...)`,
@@ -17,10 +17,11 @@ import re
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
+from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.lambda_filter import LambdaFilter
 
 from finephrase.errors import UsageError
+from finephrase.pipeline.filters.marking import FILTERED, is_marked, refusal_reason
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, "=": operator.eq,
         ">": operator.gt, "<": operator.lt}
@@ -39,12 +40,14 @@ def _literal(raw: str):
 
 
 class NamedFilter(LambdaFilter):
-    """A LambdaFilter whose refusals carry a readable reason."""
+    """A LambdaFilter whose refusals carry a readable reason. `setting`: the run setting it stands for (e.g.
+    {"where": ["int_score >= 4"]}), which goes into the run's fingerprint under `selection` instead of its name."""
 
-    def __init__(self, fn, reason: str):
+    def __init__(self, fn, reason: str, setting: dict | None = None):
         super().__init__(fn)
         self.reason = reason
         self.name = f"🔻 {reason}"
+        self.setting = setting or {}
 
     def filter(self, doc: Document):
         return True if super().filter(doc) else (False, self.reason)
@@ -66,17 +69,19 @@ def where(condition: str) -> NamedFilter:
         except TypeError:
             return bool(op(str(v), str(value)))
 
-    return NamedFilter(fn, f"where:{column}{m.group(2)}{m.group(3)}")
+    return NamedFilter(fn, f"where:{column}{m.group(2)}{m.group(3)}", {"where": [condition]})
 
 
 def language_is(*languages: str, column: str = "language") -> NamedFilter:
     wanted = set(languages)
-    return NamedFilter(lambda doc: doc.metadata.get(column) in wanted, f"language:{'|'.join(sorted(wanted))}")
+    return NamedFilter(lambda doc: doc.metadata.get(column) in wanted, f"language:{'|'.join(sorted(wanted))}",
+                       {"languages": list(languages)})
 
 
 def length_between(min_chars: int | None = None, max_chars: int | None = None) -> NamedFilter:
     lo, hi = min_chars or 0, max_chars if max_chars is not None else float("inf")
-    return NamedFilter(lambda doc: lo <= len(doc.text) <= hi, f"length:{min_chars or 0}-{max_chars or 'inf'}")
+    return NamedFilter(lambda doc: lo <= len(doc.text) <= hi, f"length:{min_chars or 0}-{max_chars or 'inf'}",
+                       {"min_chars": min_chars, "max_chars": max_chars})
 
 
 def _unit_hash(seed: int, key: str) -> float:
@@ -89,7 +94,7 @@ def sample(rate: float, seed: int = 0) -> NamedFilter:
     (datatrove's SamplerFilter draws from a sequential RNG, which a resumed task would not replay)."""
     if not 0 < rate <= 1:
         raise UsageError(f"--sample-rate must be in (0, 1], got {rate}")
-    return NamedFilter(lambda doc: _unit_hash(seed, doc.id) < rate, f"sample:{rate}")
+    return NamedFilter(lambda doc: _unit_hash(seed, doc.id) < rate, f"sample:{rate}", {"sample_rate": rate})
 
 
 def doc_tokens(doc: Document) -> int:
@@ -101,7 +106,7 @@ def doc_tokens(doc: Document) -> int:
 
 
 def is_pending(doc: Document) -> bool:
-    return "_fp_reject" not in doc.metadata and "_fp_filtered" not in doc.metadata
+    return not is_marked(doc)
 
 
 class Select(PipelineStep):
@@ -116,10 +121,8 @@ class Select(PipelineStep):
         for doc in data:
             if is_pending(doc):
                 for f in self.filters:
-                    keep, reason = get_filter_result(f.filter(doc))
-                    if not keep:
-                        reason = reason or getattr(f, "name", type(f).__name__)
-                        doc.metadata["_fp_filtered"] = reason
+                    if (reason := refusal_reason(f, f.filter(doc))) is not None:
+                        doc.metadata[FILTERED] = reason
                         self.stat_update(f"filtered_{reason}")
                         break
                 else:
@@ -152,7 +155,7 @@ class TokenBudget(PipelineStep):
         for doc in data:
             if is_pending(doc):
                 if used >= share:
-                    doc.metadata["_fp_filtered"] = "over_budget"
+                    doc.metadata[FILTERED] = "over_budget"
                     self.stat_update("filtered_over_budget")
                 else:
                     used += doc_tokens(doc)

@@ -1,0 +1,107 @@
+"""What Rephrase passes downstream: one document per (source document, prompt), grouped in chunks.
+
+A generation document has the id `<source id>/<prompt>` and the parsed generation as its text. Its metadata
+carries what the gate and the writer need (`_fp_*` keys, never written out as such):
+
+    _fp_prompt, _fp_template   the prompt's name and its PromptTemplate (the gate reads its [check])
+    _fp_source_text            the source text the model was given (cut to the context)
+    _fp_base                   the row's provenance columns: source_id, prompt, prompt_hash, passthrough columns
+    _fp_fields                 model, finish_reason, token counts, input_truncated, reasoning
+    _fp_raw                    the raw generation (a reject row keeps it)
+    _fp_reject                 set when it is already refused (the server refused the request, the output could
+                               not be parsed, the source record was unreadable); a gate step sets it too
+    _fp_chunk                  the chunk it belongs to; the chunk's last document also has _fp_chunk_end
+
+Source documents refused before Rephrase (`_fp_filtered`) are passed on as they are, in their chunk.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from datatrove.data import Document
+
+from finephrase.errors import FinephraseError
+from finephrase.ledger import LedgerState
+from finephrase.pipeline.filters.marking import REJECTED
+from finephrase.pipeline.writers.chunk_writer import CHUNK_END
+from finephrase.prompts import PromptTemplate
+from finephrase.schema import passthrough
+
+
+def generation(doc: Document, prompt: PromptTemplate, text: str = "", *, reject: str | None = None,
+               detail: str | None = None, raw: str | None = None, source_text: str | None = None,
+               **fields) -> Document:
+    """The generation document of (doc, prompt): `text` published unless `reject` (or a later step) refuses it."""
+    metadata = {
+        "_fp_prompt": prompt.name,
+        "_fp_template": prompt,
+        "_fp_source_text": source_text,
+        "_fp_base": {"source_id": doc.id, "prompt": prompt.name, "prompt_hash": prompt.hash,
+                     **passthrough(doc.metadata)},
+        "_fp_fields": fields,
+        "_fp_raw": raw,
+    }
+    if reject:
+        metadata[REJECTED] = reject
+        metadata["_fp_reject_detail"] = detail
+    return Document(text=text, id=f"{doc.id}/{prompt.name}", metadata=metadata)
+
+
+@dataclass
+class Chunk:
+    """A contiguous range of the task's input, documents first..pos["read"] (reading order, from 1), and what
+    came of them so far."""
+
+    index: int
+    first: int | None = None
+    docs: int = 0
+    pending: int = 0  # (document, prompt) requests not finished
+    closed: bool = False
+    pos: dict | None = None
+    out: list[Document] = field(default_factory=list)  # what goes downstream, in the order it finished
+    selected_tokens: int = 0
+    failed: bool = False  # a (document, prompt) of it ended without a generation: never pass it on
+
+    @property
+    def complete(self) -> bool:
+        return self.closed and self.pending == 0 and not self.failed
+
+    def add(self, doc: Document):
+        doc.metadata["_fp_chunk"] = self.index
+        self.out.append(doc)
+
+    def finish(self, prompts: list[str], in_flight: float | None) -> list[Document]:
+        """The chunk's documents, the last one saying what the chunk is (the writer checks and commits it)."""
+        self.out[-1].metadata[CHUNK_END] = {
+            "first": self.first, "pos": self.pos, "docs": self.docs, "units": len(self.out), "prompts": prompts,
+            "selected_tokens": self.selected_tokens, "in_flight": in_flight}
+        return self.out
+
+    def reject_reasons(self) -> list[str]:
+        """The reason of each refused generation (read after the gate steps ran)."""
+        return [d.metadata[REJECTED] for d in self.out if "_fp_prompt" in d.metadata and REJECTED in d.metadata]
+
+
+class ResumeCheck:
+    """A resumed task must get only documents outside the committed ranges: one inside would be a duplicate row
+    (a reader that did not resume, or resumed from another ledger)."""
+
+    def __init__(self, state: LedgerState):
+        self.ranges = state.ranges()
+        self.firsts = [r[0] for r in self.ranges]
+
+    def between(self, a: int, b: int) -> bool:
+        """Whether a committed range lies between documents #a and #b (the reader skipped it)."""
+        i = bisect.bisect_right(self.firsts, a)
+        return i < len(self.firsts) and self.firsts[i] < b
+
+    def check(self, read: int):
+        i = bisect.bisect_right(self.firsts, read) - 1
+        if i >= 0 and read <= self.ranges[i][1]:
+            first, last, _ = self.ranges[i]
+            raise FinephraseError(
+                f"the reader did not resume around the committed chunks (document #{read} is in committed range "
+                f"#{first}-#{last}): give ResumableReader resume_dir=<the output folder>, or this would duplicate "
+                f"rows")

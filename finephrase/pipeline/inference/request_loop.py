@@ -1,0 +1,335 @@
+"""Rephrase's request loop (asyncio): keeps up to `max_concurrency` requests in flight, restarts a managed server
+that dies, stops taking documents on a drain, and hands each chunk downstream as soon as its own documents are
+done, in any order (a straggling request holds back only its own chunk).
+
+Threads: the upstream generator (reader + selection) is consumed by a reader thread into a bounded queue; the
+loop never does blocking I/O; a finished chunk is handed to the pipeline's consumer thread (the gate and the
+writer run there) and the loop waits for it to be committed. The documents held in chunks not yet committed are
+bounded (`max_held_docs`), so memory stays flat however long the input is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+
+from datatrove.data import Document
+from datatrove.utils.logging import logger
+
+from finephrase.client import RequestRejected, ServerUnavailable, request_seed
+from finephrase.drain import DRAIN
+from finephrase.errors import FinephraseError
+from finephrase.occupancy import InFlight
+from finephrase.parsing import parse_output
+from finephrase.pipeline.filters.marking import FILTERED, REJECTED
+from finephrase.pipeline.filters.select import doc_tokens
+from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
+from finephrase.progress import Progress
+from finephrase.prompts import PromptTemplate
+from finephrase.serving.base import ManagedServer
+from finephrase.truncation import fit_to_budget
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _take(q: queue.Queue, n: int, stop: threading.Event) -> list:
+    """Block for one item (waking up to notice `stop`), then drain up to n without blocking."""
+    while True:
+        try:
+            items = [q.get(timeout=0.2)]
+            break
+        except queue.Empty:
+            if stop.is_set():
+                return [_END]
+    while len(items) < n:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return items
+
+
+class RequestLoop:
+    """One task's requests. `step`: the Rephrase step (its settings); `handoff(docs)`: awaitable that returns once
+    the pipeline downstream has committed the chunk `docs`."""
+
+    def __init__(self, step, data, rank: int, world_size: int, state, client, budget: int, handoff, snapshot_path):
+        self.step, self.data, self.rank, self.client, self.handoff = step, data, rank, client, handoff
+        self.prompts: list[PromptTemplate] = step.prompts
+        self.budget = budget  # one cut of the document for all prompts: their prompts share a prefix
+        self.inflight = InFlight(step.max_concurrency)
+        self.progress = Progress(rank, world_size, len(self.prompts), step.progress_interval, step.progress_tty,
+                                 start_docs=state.committed_docs, start_frac=state.prefix_frac,
+                                 snapshot_path=snapshot_path, inflight=self.inflight)
+        self.resumed = ResumeCheck(state) if state.entries else None
+        self.chunk = Chunk(state.next_chunk)
+        self.sem = asyncio.Semaphore(step.max_concurrency)
+        self.open_chunks: dict[int, Chunk] = {}
+        self.changed = asyncio.Event()  # a chunk completed or was committed
+        self.fatal: list[BaseException] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.held = 0  # documents read and not yet committed (open chunks and the one being filled)
+        self.committed = 0
+        self.done_reading = self.drained = False
+        self.restarts, self.generation = 0, 0
+        self.restart_lock = asyncio.Lock()
+        self.queue: queue.Queue = queue.Queue(maxsize=max(256, 2 * step.max_concurrency))
+        self.stop = threading.Event()
+        self.commit_task: asyncio.Task | None = None
+
+    # -- the whole loop -----------------------------------------------------------------------------------------
+
+    async def run(self) -> dict:
+        thread = threading.Thread(target=self._produce, name=f"finephrase-reader-{self.rank}", daemon=True)
+        thread.start()
+        tick_task = asyncio.create_task(self._ticker())
+        self.commit_task = commit_task = asyncio.create_task(self._committer())
+        outcome = "failed"
+        try:
+            while not self.done_reading:
+                items = await asyncio.to_thread(_take, self.queue, 256, self.stop)
+                for item in items:
+                    if self.fatal or commit_task.done() or not await self._accept(item):
+                        break
+                if self.fatal or commit_task.done():
+                    break
+            if self.tasks:
+                await asyncio.gather(*self.tasks)
+            self.changed.set()
+            await commit_task
+            if not self.fatal:
+                outcome = "drained" if self.drained else "finished"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            outcome = "interrupted"
+            raise
+        finally:
+            self.stop.set()
+            tick_task.cancel()
+            for t in self.tasks:
+                t.cancel()
+            if not commit_task.done():
+                commit_task.cancel()
+            self.progress.close(outcome)
+        if commit_task.done() and not commit_task.cancelled() and commit_task.exception():
+            raise commit_task.exception()
+        if self.fatal:
+            e = self.fatal[0]
+            if isinstance(e, FinephraseError):
+                raise e
+            raise RuntimeError(f"task {self.rank} stopped: {type(e).__name__}: {e}") from e
+        return {"drained": self.drained, "committed": self.committed}
+
+    def _produce(self):
+        try:
+            for doc in self.data:
+                while not self.stop.is_set():
+                    try:
+                        self.queue.put(doc, timeout=0.2)
+                        break
+                    except queue.Full:
+                        pass
+                if self.stop.is_set():
+                    return
+            self.queue.put(_END)
+        except BaseException as e:  # forwarded to the loop, raised there
+            self.queue.put(_Failure(e))
+
+    # -- taking documents ---------------------------------------------------------------------------------------
+
+    async def _accept(self, item) -> bool:
+        """Take one item from the reader; False when reading is over (the input ended, or a drain)."""
+        if item is _END or DRAIN.is_set():  # a drain: stop taking documents; commit what is in hand
+            self.drained = item is not _END
+            self.done_reading = True
+            if self.chunk.docs:
+                self._close(self.chunk)
+            self.changed.set()
+            return False
+        if isinstance(item, _Failure):
+            raise item.exc
+        doc: Document = item
+        read = doc.metadata["_fp_pos"]["read"]
+        if self.resumed:
+            self.resumed.check(read)
+            if self.chunk.docs and self.resumed.between(self.chunk.pos["read"], read):
+                self._next_chunk()  # a chunk never spans a committed range the reader skipped
+        c = self.chunk
+        if c.first is None:
+            c.first = read
+        c.docs += 1
+        self.held += 1
+        c.pos = {**doc.metadata["_fp_pos"], "frac": doc.metadata.get("_fp_frac", 0.0)}
+        self.progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
+        await self._start_document(doc, c)
+        if c.docs >= self.step.chunk_size:
+            self._next_chunk()
+        while self.held >= self.step.max_held_docs and not (self.fatal or self.commit_task.done() or DRAIN.is_set()):
+            await asyncio.sleep(0.05)  # memory bound: wait for commits (stragglers hold only their own)
+        return True
+
+    async def _start_document(self, doc: Document, c: Chunk):
+        if reason := doc.metadata.get(REJECTED):  # an unreadable source record: a reject for every prompt
+            for p in self.prompts:
+                c.add(generation(doc, p, reject=reason))
+            self.progress.finished_unit(units=len(self.prompts))
+        elif FILTERED in doc.metadata:  # refused by the selection: passed on as it is (its id is listed)
+            c.add(doc)
+            self.progress.finished_unit(units=len(self.prompts))
+        else:
+            c.selected_tokens += doc_tokens(doc)
+            await self.sem.acquire()
+            c.pending += len(self.prompts)
+            t = asyncio.create_task(self._document(doc, c))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+
+    def _close(self, c: Chunk):
+        c.closed = True
+        self.open_chunks[c.index] = c
+        if c.complete:
+            self.changed.set()
+
+    def _next_chunk(self):
+        self._close(self.chunk)
+        self.chunk = Chunk(self.chunk.index + 1)
+
+    # -- committing ---------------------------------------------------------------------------------------------
+
+    async def _committer(self):
+        """Hands every complete chunk downstream, in whatever order they complete (also when the task is about to
+        stop): a chunk waits only for its own documents."""
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            for c in [c for c in self.open_chunks.values() if c.complete]:
+                await self.handoff(c.finish([p.name for p in self.prompts], self.inflight.take_since_commit()))
+                del self.open_chunks[c.index]
+                self.held -= c.docs
+                self.committed += c.docs
+                self.progress.committed(c.docs, c.reject_reasons())
+            if self.fatal or (self.done_reading and not self.open_chunks):
+                return
+
+    async def _ticker(self):  # progress lines and snapshots keep coming while requests are long
+        while True:
+            await asyncio.sleep(1.0)
+            self.inflight.sample()
+            self.progress.maybe_print()
+
+    # -- one document, one request --------------------------------------------------------------------------------
+
+    async def _document(self, doc: Document, c: Chunk):
+        """All prompts of one document, the first alone: its prefill is cached by the engine (llama.cpp slot and
+        prompt cache, vLLM prefix caching) before the others ask for the same prefix. It runs on the request slot
+        the loop took for it; each sibling takes its own, so requests in flight stay at the limit (other documents
+        fill the engine meanwhile)."""
+        cut: list = []
+
+        async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
+            if not cut:
+                cut.append(await fit_to_budget(doc.text, self.budget, self.step._count))
+            return cut[0]
+
+        first, *rest = self.prompts
+        await self._one(doc, first, c, fitted)
+        siblings = []
+        for p in rest:
+            if self.fatal:  # stopping: the chunk is failed and will not be committed
+                c.failed = True
+                self._settle(c)
+                continue
+            await self.sem.acquire()
+            siblings.append(asyncio.create_task(self._one(doc, p, c, fitted)))
+        if siblings:
+            await asyncio.gather(*siblings)
+
+    def _settle(self, c: Chunk):
+        c.pending -= 1
+        if c.complete:
+            self.changed.set()
+
+    async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit):
+        try:
+            while True:
+                seen = self.generation
+                try:
+                    out = await self._request(doc, prompt, fit, c.index)
+                    break
+                except ServerUnavailable:
+                    if not await self._restart_server(seen):
+                        raise
+            c.add(out)
+            self.progress.finished_unit(out.metadata["_fp_fields"].get("output_tokens") or 0)
+        except ServerUnavailable as e:
+            c.failed = True
+            server = self.step.server
+            if isinstance(server, ManagedServer) and self.restarts:
+                e = ServerUnavailable(f"{e}; the model server died {self.restarts + 1} times, restarts exhausted "
+                                      f"(see {server.log_path or 'its log'})")
+            self.fatal.append(e)
+            self.changed.set()
+        except asyncio.CancelledError:
+            c.failed = True
+            raise
+        except Exception as e:  # our own bug: stop rather than lose the document
+            c.failed = True
+            self.fatal.append(e)
+            self.changed.set()
+        finally:
+            self.sem.release()
+            self._settle(c)
+
+    async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int) -> Document:
+        """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context."""
+        known = {"model": self.client.model}
+        try:
+            fitted = await fit()
+            known["input_truncated"] = fitted.truncated
+            key, ok = self.inflight.begin(doc.id, prompt.name, chunk), False
+            try:
+                res = await self.client.chat(prompt.render(fitted.text), self.step.sampling,
+                                             request_seed(self.step.sampling.seed, doc.id, prompt.name),
+                                             extra=self.step.extra_fields.get(prompt.name))
+                ok = True
+            finally:
+                self.inflight.end(key, ok)
+        except RequestRejected as e:
+            return generation(doc, prompt, reject=e.reason, detail=e.detail or None, **known)
+        parsed = parse_output(res.text, prompt.extract_tag)
+        known.update(finish_reason=res.finish_reason, input_tokens=res.prompt_tokens,
+                     cached_tokens=res.cached_tokens, output_tokens=res.completion_tokens)
+        if parsed.problem:
+            return generation(doc, prompt, res.text, reject=parsed.problem, raw=res.text,
+                              source_text=fitted.text, **known)
+        return generation(doc, prompt, parsed.text, raw=res.text, source_text=fitted.text,
+                          reasoning=parsed.reasoning, **known)
+
+    async def _restart_server(self, seen_generation: int) -> bool:
+        """Restart a managed server that died (once for all the requests that saw it die)."""
+        server = self.step.server
+        if not isinstance(server, ManagedServer):
+            return False
+        # everything is decided under the lock: while one request restarts the server, `proc` is briefly None,
+        # and a request that fails in that window must wait for the restart, not give up
+        async with self.restart_lock:
+            if self.generation != seen_generation:
+                return True  # another request restarted it already
+            if server.proc is None:  # not a server this task started (nothing to restart)
+                return False
+            if server.alive() or self.restarts >= self.step.max_server_restarts:
+                return False
+            self.restarts += 1
+            limit = self.step.max_server_restarts
+            logger.warning(f"task {self.rank}: model server died; restart {self.restarts}/{limit}")
+            self.progress.note(f"model server died: restart {self.restarts}/{limit}")
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
+            self.client.base_url = server.base_url
+            self.generation += 1
+            return True
