@@ -207,7 +207,7 @@ def publish(args) -> int:
 
 
 def _publish(args) -> int:
-    from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+    from huggingface_hub import HfApi, constants, get_token
 
     root = Path(args.run_dir)
     repo = args.repo
@@ -220,17 +220,7 @@ def _publish(args) -> int:
     include = not args.no_rejects
     secrets = card.secret_values()
 
-    readme = root / card.CARD
-    if readme.exists() and not card.is_ours(readme):
-        card_text = card.scrub(readme.read_text(encoding="utf-8"), secrets)
-        card_note = "yours (no `finephrase card` marker): uploaded as it is"
-        refresh = False
-    else:
-        stats = card.collect_stats(root, manifest)
-        card_text = card.render(root, manifest, stats, card.compute_stats(root, manifest), repo=repo,
-                                include_extras=include, **card.card_options(args))
-        card_note = "the card, refreshed"
-        refresh = True
+    card_text, card_note, refresh = _card_to_upload(root, manifest, repo, include, secrets, args)
     card_data = card_text.encode()
     manifest_data = card.scrub((root / card.MANIFEST).read_text(encoding="utf-8"), secrets).encode()
     up, left, empty = data_files(root, prompts, include)
@@ -246,8 +236,36 @@ def _publish(args) -> int:
     if not get_token():
         raise UsageError("no Hugging Face token found: run `hf auth login`, or set HF_TOKEN to a token with write "
                          "access to the repo")
-    api = HfApi()
-    p = Publisher(args.retries, secrets)
+    size = sum(s for _, s in up)
+    info = _upload(HfApi(), Publisher(args.retries, secrets), args, root, url, prompts, up, empty, card_data,
+                   manifest_data)
+    commit = getattr(info, "oid", None)
+    print(f"published {len(up) + 2:,} files ({card.human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
+          + (f" (commit {commit[:12]})" if commit else ""))
+    print(f'load: datasets.load_dataset("{repo}", "all")  # or a prompt: '
+          + ", ".join(f'"{q}"' for q in prompts))
+    return 0
+
+
+def _card_to_upload(root: Path, manifest: dict, repo: str, include: bool, secrets, args) -> tuple[str, str, bool]:
+    """The README.md to upload, what it is, and whether it is ours to refresh on disk."""
+    readme = root / card.CARD
+    if readme.exists() and not card.is_ours(readme):
+        return card.scrub(readme.read_text(encoding="utf-8"), secrets), \
+            "yours (no `finephrase card` marker): uploaded as it is", False
+    stats = card.collect_stats(root, manifest)
+    text = card.render(root, manifest, stats, card.compute_stats(root, manifest), repo=repo, include_extras=include,
+                       **card.card_options(args))
+    return text, "the card, refreshed", True
+
+
+def _upload(api, p: "Publisher", args, root: Path, url: str, prompts: list[str], up, empty, card_data: bytes,
+            manifest_data: bytes):
+    """Create the repo (and branch), upload the data files, then commit the card and manifest. Returns the last
+    commit's info; an error is one line with what to do."""
+    from huggingface_hub import CommitOperationAdd
+
+    repo, revision, include, secrets = args.repo, args.revision or "main", not args.no_rejects, p.secrets
     size = sum(s for _, s in up)
     try:
         p.call("creating the repo", lambda: api.create_repo(repo, repo_type="dataset", private=args.private or None,
@@ -292,12 +310,7 @@ def _publish(args) -> int:
         if status in (401, 403):
             hint = "check that the token (HF_TOKEN or `hf auth login`) has write access to the namespace"
         raise FinephraseError(f"publish to {repo} stopped: {_one_line(e, secrets)}; {hint}") from None
-    commit = getattr(info, "oid", None)
-    print(f"published {len(up) + 2:,} files ({card.human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
-          + (f" (commit {commit[:12]})" if commit else ""))
-    print(f'load: datasets.load_dataset("{repo}", "all")  # or a prompt: '
-          + ", ".join(f'"{q}"' for q in prompts))
-    return 0
+    return info
 
 
 def add_parser(sub):

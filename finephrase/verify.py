@@ -82,10 +82,35 @@ def verify_run(root: Path) -> Report:
     if now != cfg["input_files"]:
         report.problem(f"the inputs changed since the run ({now['count']} files now, {cfg['input_files']['count']} "
                        f"then, or their names or sizes differ): the check below is against today's inputs")
-
     ledgers = all_ledgers(root)
+    found, reject_rows = _files_on_disk(root, prompts, ledgers, report)
+    totals = Counter()
+    for rank in range(tasks):
+        state = ledgers.get(rank)
+        if state is None or not state.finished:
+            done = sum(e["docs"] for e in state.entries) if state else 0
+            report.problem(f"task {rank} has not finished ({done} documents committed): rerun the same command")
+        expected = Counter()
+        for doc in reader.iter_documents(rank, tasks, columns=[cfg["id_column"]]):
+            expected[doc.id] += 1
+        totals["input_documents"] += sum(expected.values())
+        totals["filtered"] += sum(found[rank]["<filtered>"].values())
+        _check_task(report, rank, prompts, expected, found[rank])
+    for p in prompts:
+        n = sum(found[rank][p].total() for rank in found)
+        totals[f"rows/{p}"] = n - reject_rows[p]
+        totals[f"rejects/{p}"] = reject_rows[p]
+    report.stats = dict(totals)
+    report.stats["kind"] = "run"
+    report.stats["prompts"] = prompts
+    report.stats["tasks"] = tasks
+    return report
+
+
+def _files_on_disk(root: Path, prompts: list[str], ledgers, report: Report):
+    """The ids in the committed files, by rank and by prompt (rows and rejects together; `<filtered>` for the
+    filtered list), and the reject rows per prompt. Files no ledger line commits are reported."""
     committed = {f for s in ledgers.values() for e in s.entries for f in e.get("files", [])}
-    # what is on disk, by rank
     found: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     places = {p: [root / p, root / "rejects" / p] for p in prompts}
     places["<filtered>"] = [root / "filtered"]
@@ -110,51 +135,35 @@ def verify_run(root: Path) -> Report:
     if leftovers:
         report.problem(f"{len(leftovers)} files not committed by any ledger line (an interrupted run; rerun the "
                        f"same command to clean up and resume): {_examples(leftovers)}")
+    return found, reject_rows
 
-    totals = Counter()
-    for rank in range(tasks):
-        state = ledgers.get(rank)
-        if state is None or not state.finished:
-            done = sum(e["docs"] for e in state.entries) if state else 0
-            report.problem(f"task {rank} has not finished ({done} documents committed): rerun the same command")
-        expected = Counter()
-        for doc in reader.iter_documents(rank, tasks, columns=[cfg["id_column"]]):
-            expected[doc.id] += 1
-        totals["input_documents"] += sum(expected.values())
-        filtered = found[rank]["<filtered>"]
-        totals["filtered"] += sum(filtered.values())
-        extra_filtered = filtered - expected
-        if extra_filtered:
-            report.problem(f"task {rank}: {sum(extra_filtered.values())} filtered records not in the input: "
-                           f"{_examples(extra_filtered)}")
-        want = expected - filtered
-        for p in prompts:
-            got = found[rank][p]  # rows and rejects together
-            missing = want - got
-            duplicated = {i for i, n in got.items() if n > want.get(i, 0) and i in want}
-            unknown = {i for i in got if i not in expected}
-            if missing:
-                report.problem(f"task {rank}, prompt {p}: {sum(missing.values())} documents missing: "
-                               f"{_examples(missing)}")
-            if duplicated:
-                report.problem(f"task {rank}, prompt {p}: {len(duplicated)} documents duplicated: "
-                               f"{_examples(duplicated)}")
-            if unknown:
-                report.problem(f"task {rank}, prompt {p}: {len(unknown)} ids not in the input: "
-                               f"{_examples(unknown)}")
-            for i in set(got) & set(filtered):
-                if got[i] + filtered[i] > expected[i]:
-                    report.problem(f"task {rank}, prompt {p}: {i} is both filtered and produced")
-                    break
+
+def _check_task(report: Report, rank: int, prompts: list[str], expected: Counter, found: dict[str, Counter]):
+    """One task: every expected id filtered, or once per prompt in rows or rejects; nothing else."""
+    filtered = found["<filtered>"]
+    extra_filtered = filtered - expected
+    if extra_filtered:
+        report.problem(f"task {rank}: {sum(extra_filtered.values())} filtered records not in the input: "
+                       f"{_examples(extra_filtered)}")
+    want = expected - filtered
     for p in prompts:
-        n = sum(found[rank][p].total() for rank in found)
-        totals[f"rows/{p}"] = n - reject_rows[p]
-        totals[f"rejects/{p}"] = reject_rows[p]
-    report.stats = dict(totals)
-    report.stats["kind"] = "run"
-    report.stats["prompts"] = prompts
-    report.stats["tasks"] = tasks
-    return report
+        got = found[p]  # rows and rejects together
+        missing = want - got
+        duplicated = {i for i, n in got.items() if n > want.get(i, 0) and i in want}
+        unknown = {i for i in got if i not in expected}
+        if missing:
+            report.problem(f"task {rank}, prompt {p}: {sum(missing.values())} documents missing: "
+                           f"{_examples(missing)}")
+        if duplicated:
+            report.problem(f"task {rank}, prompt {p}: {len(duplicated)} documents duplicated: "
+                           f"{_examples(duplicated)}")
+        if unknown:
+            report.problem(f"task {rank}, prompt {p}: {len(unknown)} ids not in the input: "
+                           f"{_examples(unknown)}")
+        for i in set(got) & set(filtered):
+            if got[i] + filtered[i] > expected[i]:
+                report.problem(f"task {rank}, prompt {p}: {i} is both filtered and produced")
+                break
 
 
 # -- a dedup output -------------------------------------------------------------------------------------------
