@@ -16,3 +16,23 @@ DRAINED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
 
 class Drained(FinephraseError):
     """The task stopped early on request; what it committed is kept."""
+
+
+def drain_on_signals() -> None:
+    """SIGTERM and SIGUSR1 start a drain; a second signal interrupts (KeyboardInterrupt). Only in the main thread,
+    and only for signals the process does not handle already (a caller's own handlers stay)."""
+    import signal
+    import sys
+
+    def on_signal(signum, frame):
+        if DRAIN.is_set():  # second signal: stop now
+            raise KeyboardInterrupt
+        DRAIN.set()
+        print(f"\n{signal.Signals(signum).name}: draining (finishing requests in flight, committing complete "
+              f"chunks); signal again to stop at once", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, on_signal)

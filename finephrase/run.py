@@ -23,7 +23,8 @@ import orjson
 
 from finephrase.client import ChatClient, RequestRejected, Sampling
 from finephrase.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
-from finephrase.errors import UsageError
+from finephrase.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
+from finephrase.errors import FinephraseError, UsageError
 from finephrase.executor import LocalExecutor
 from finephrase.layout import LOGS, MANIFEST
 from finephrase.ledger import Ledger
@@ -39,9 +40,40 @@ _describe_difference = describe_difference  # the name sweep.py knew it by
 
 
 def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
-        gpus_per_task: int | None = None, output: str | None = None) -> dict:
+        gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool | None = None) -> dict:
     """Run (or resume) `pipeline` as `tasks` tasks (only task `rank` with `rank`: one SLURM array task), with
-    `workers` processes. `output`, if given, must be the ChunkWriter's folder. Returns the manifest."""
+    `workers` processes. `output`, if given, must be the ChunkWriter's folder. Returns the manifest.
+
+    SIGTERM and SIGUSR1 drain the run (drain.py). Called from a script's `if __name__ == "__main__":` (or with
+    `exit_on_error=True`), an error ends the script the way it ends `finephrase rephrase`: one line, and exit code
+    2 (bad settings or input), 75 (drained: rerun to resume), 130 (interrupted) or 1 (a task failed; its
+    traceback is in the task's log)."""
+    if exit_on_error is None:
+        caller = sys._getframe(1).f_globals
+        exit_on_error = caller.get("__name__") == "__main__" and "__file__" in caller
+    drain_on_signals()
+    if not exit_on_error:
+        return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
+    try:
+        return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
+    except Drained as e:
+        _exit(f"drained: {e}; rerun the same command (or requeue) to resume", DRAINED_EXIT_CODE)
+    except FinephraseError as e:
+        _exit(f"error: {e}", 2)
+    except KeyboardInterrupt:
+        _exit("\ninterrupted: committed chunks are kept; rerun the same command to resume", 130)
+    except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
+        logs = Path(inspect_pipeline(pipeline).output) / LOGS / "logs"
+        _exit(f"error: {type(e).__name__}: {e} (task logs: {logs}/)", 1)
+
+
+def _exit(message: str, code: int):
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: bool, gpus_per_task: int | None,
+         output: str | None) -> dict:
     t0 = time.monotonic()
     shape = inspect_pipeline(pipeline)
     if output is not None and Path(output).resolve() != Path(shape.output).resolve():
@@ -149,7 +181,7 @@ def _already_finished(out: Path, rank: int | None, tasks: int) -> dict:
 def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
     """Run (or resume) the pipeline `cfg` stands for (what `finephrase rephrase` does). Returns the manifest."""
     return run(build_pipeline(cfg), tasks=cfg.tasks, rank=cfg.rank, workers=cfg.workers, overwrite=overwrite,
-               gpus_per_task=cfg.gpus_per_task)
+               gpus_per_task=cfg.gpus_per_task, exit_on_error=False)
 
 
 def slurm_task(output: str | Path | None = None) -> dict:

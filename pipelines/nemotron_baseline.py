@@ -6,32 +6,39 @@ vLLM, one H100 per task, with the same serving recipe as pipelines/production.py
 
 Nemotron-CC itself applied Wikipedia-style rephrasing to its low-quality data and the other four prompts to its
 high-quality data; here all five see the same documents, so that they compare with FinePhrase's formats. For the
-original split, make two configs: `where=["int_score <= 1"]` with "wikipedia_style_rephrasing" and
-`where=["int_score >= 4"]` with the other four, each with its own OUTPUT.
+original split, make two pipelines: `Select(where("int_score <= 1"))` with "wikipedia_style_rephrasing" and
+`Select(where("int_score >= 4"))` with the other four, each with its own OUTPUT.
 
-Edit what you need; everything here is a plain setting.
+A datatrove pipeline: a list of steps (docs/pipelines.md).
 """
 
+from finephrase.client import Sampling
+from finephrase.models import get_preset
+from finephrase.pipeline.filters.quality import QualityFilter
+from finephrase.pipeline.inference.rephrase import Rephrase
+from finephrase.pipeline.readers.resumable import ResumableReader
+from finephrase.pipeline.writers.chunk_writer import ChunkWriter
 from finephrase.prompts import load_prompts
-from finephrase.run import RunConfig, execute, slurm_task
+from finephrase.run import run, slurm_task
+from finephrase.serving import VllmServer
 
 OUTPUT = "output/nemotron-baseline"  # a folder on the shared filesystem
+# the preset (finephrase/models.py, `finephrase models`): HuggingFaceTB/SmolLM2-1.7B-Instruct served with the
+# paper's flags (--max-num-seqs 2048, --max-num-batched-tokens 32768, suffix-32 speculative decoding) and 2,048
+# requests in flight per task; flags added after preset.serve_args() win
+preset = get_preset("smollm2-1.7b")
 
-config = RunConfig.for_backend(
-    "vllm",
-    # the preset (finephrase/models.py, `finephrase models`): HuggingFaceTB/SmolLM2-1.7B-Instruct served with the
-    # paper's flags (--max-num-seqs 2048, --max-num-batched-tokens 32768, suffix-32 speculative decoding) and
-    # 2,048 requests in flight per task; vllm_args=[...] below would come after them and win
-    model="smollm2-1.7b",
-    inputs=["hf://datasets/HuggingFaceFW/fineweb-edu/sample/350BT"],
-    output=OUTPUT,
-    prompts=load_prompts("distill,diverse_qa_pairs,extract_knowledge,knowledge_list,wikipedia_style_rephrasing"),
-    context_length=8192,
-    max_tokens=2048,  # sampling: the model's generation config (vLLM --generation-config auto)
-    gpu_memory_utilization=0.95,
-    chunk_size=2000,
-    **slurm_task(OUTPUT),  # rank and task count of this SLURM array task
-)
+pipeline = [
+    ResumableReader("hf://datasets/HuggingFaceFW/fineweb-edu/sample/350BT"),
+    Rephrase(
+        load_prompts("distill,diverse_qa_pairs,extract_knowledge,knowledge_list,wikipedia_style_rephrasing"),
+        VllmServer(preset.hub_id, context_length=8192, gpu_memory_utilization=0.95, extra_args=preset.serve_args()),
+        Sampling(max_tokens=2048),  # temperature/top-p: the model's generation config (vLLM --generation-config auto)
+        max_concurrency=preset.max_concurrency,
+    ),
+    QualityFilter(),
+    ChunkWriter(OUTPUT, chunk_size=2000),
+]
 
-if __name__ == "__main__":
-    execute(config)
+if __name__ == "__main__":  # required: datatrove's workers re-import this file
+    run(pipeline, **slurm_task(OUTPUT))  # rank and task count of this SLURM array task

@@ -25,8 +25,8 @@ pipeline = [
     Rephrase(
         load_prompts("faq,math,table,tutorial"),
         VllmServer("HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, gpu_memory_utilization=0.95,
-                   extra_args=["--max-num-seqs=2048", "--max-num-batched-tokens=32768",
-                               '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}']),  # not Gemma-3
+                   extra_args=["--max-num-seqs=2048", "--max-num-batched-tokens=32768",  # speculative: not Gemma-3
+                               '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}']),
         Sampling(max_tokens=2048),  # temperature/top-p: the model's generation config (vLLM --generation-config auto)
         max_concurrency=2048,  # keep vLLM's queue full
         # constrain_format=True,  # vLLM structured outputs with each template's grammar (docs/quality.md; planned,

@@ -4,21 +4,36 @@ low-quality pool (int_score <= 1) with the same prompt into two folders, to comp
     python pipelines/source_pools.py
 """
 
+from finephrase.client import Sampling
+from finephrase.pipeline.filters.quality import QualityFilter
+from finephrase.pipeline.filters.select import Select, TokenBudget, where
+from finephrase.pipeline.inference.rephrase import Rephrase
+from finephrase.pipeline.readers.resumable import ResumableReader
+from finephrase.pipeline.writers.chunk_writer import ChunkWriter
 from finephrase.prompts import load_prompts
-from finephrase.run import RunConfig, execute
+from finephrase.run import run
+from finephrase.serving import LlamaCppServer
 
 POOLS = {"hq": "int_score >= 4", "lq": "int_score <= 1"}
 
+
+def pool_pipeline(condition: str, output: str) -> list:
+    return [
+        ResumableReader("data/sample/python-docs.parquet"),
+        Select(where(condition)),
+        TokenBudget(20_000),  # source tokens to select per pool (token_count column)
+        Rephrase(
+            load_prompts("faq"),
+            LlamaCppServer(context_length=2048, slots=4),
+            Sampling(temperature=0.2, top_p=0.9, seed=0, max_tokens=512),
+            max_concurrency=4,
+            constrain_format=True,  # the FAQ grammar (docs/quality.md): the 135M model rarely writes one without it
+        ),
+        QualityFilter(),
+        ChunkWriter(output, chunk_size=20),
+    ]
+
+
 if __name__ == "__main__":
     for pool, condition in POOLS.items():
-        execute(RunConfig.for_backend(
-            "embedded",
-            inputs=["data/sample/python-docs.parquet"],
-            output=f"output/pools/{pool}",
-            prompts=load_prompts("faq"),
-            where=[condition],
-            token_budget=20_000,  # source tokens to select per pool (token_count column)
-            max_tokens=512,
-            constrain_format=True,  # the FAQ grammar (docs/quality.md): the 135M model rarely writes one without it
-            seed=0,
-        ))
+        run(pool_pipeline(condition, f"output/pools/{pool}"))

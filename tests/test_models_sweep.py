@@ -456,7 +456,11 @@ def test_example_sweep_and_baseline_load():
 
     import runpy
 
-    config = runpy.run_path(str(REPO / "pipelines" / "nemotron_baseline.py"), run_name="baseline")["config"]
-    assert [p.name for p in config.prompts] == ["distill", "diverse_qa_pairs", "extract_knowledge", "knowledge_list",
-                                                "wikipedia_style_rephrasing"]
-    assert config.model == "HuggingFaceTB/SmolLM2-1.7B-Instruct" and config.vllm_args == SMOLLM2_FLAGS
+    from finephrase.pipeline.shape import inspect_pipeline
+
+    pipeline = runpy.run_path(str(REPO / "pipelines" / "nemotron_baseline.py"), run_name="baseline")["pipeline"]
+    rephrase = inspect_pipeline(pipeline).rephrase
+    assert [p.name for p in rephrase.prompts] == ["distill", "diverse_qa_pairs", "extract_knowledge",
+                                                  "knowledge_list", "wikipedia_style_rephrasing"]
+    assert rephrase.server.hf_model == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
+    assert rephrase.server.extra_args == SMOLLM2_FLAGS and rephrase.max_concurrency == 2048
