@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
 from finephrase import __version__
-from finephrase.drain import DRAIN, DRAINED_EXIT_CODE, Drained
+from finephrase.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
 from finephrase.errors import FinephraseError
 
 
@@ -40,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # each module's add_parser(sub) adds its command and sets `func`; this order is the order of `--help`
     from finephrase import card, dedup, mix, models, plan, project, publish, recheck, report, status, sweep
+    from finephrase.compact import command as compact
 
-    for module in (rephrase, prompts, verify, status, plan, report, models, sweep, recheck, dedup, mix, card, publish,
-                   project):
+    for module in (rephrase, prompts, verify, status, plan, report, models, sweep, recheck, dedup, mix, compact, card,
+                   publish, project):
         module.add_parser(sub)
     return parser
 
@@ -54,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
 
-    def on_term(signum, frame):
-        if DRAIN.is_set():  # second signal: stop now
-            raise KeyboardInterrupt
-        DRAIN.set()
-        print(f"\n{signal.Signals(signum).name}: draining (finishing requests in flight, committing complete "
-              f"chunks); signal again to stop at once", file=sys.stderr)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGUSR1, on_term)
+    drain_on_signals()  # SIGTERM / SIGUSR1: drain; a second one stops at once
     from finephrase.console import setup_console_logging
 
     setup_console_logging()

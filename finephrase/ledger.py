@@ -206,8 +206,8 @@ class TaskLock:
     or requeued task never finds a stale lock; a second process on the same rank (a manual resubmit while the
     old job still runs) fails at once instead of committing the same chunks twice."""
 
-    def __init__(self, output_dir: str | Path, rank: int):
-        self.path = Path(output_dir) / LEDGER_DIR / f"rank_{rank:05d}.lock"
+    def __init__(self, output_dir: str | Path, rank: int, folder: str = LEDGER_DIR):
+        self.path = Path(output_dir) / folder / f"rank_{rank:05d}.lock"
         self.rank = rank
         self._fh = None
 

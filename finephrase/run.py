@@ -36,9 +36,6 @@ from finephrase.preflight import check_inputs
 from finephrase.progress import prefill_line
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
 
-_describe_difference = describe_difference  # the name sweep.py knew it by
-
-
 def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
         gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool | None = None) -> dict:
     """Run (or resume) `pipeline` as `tasks` tasks (only task `rank` with `rank`: one SLURM array task), with

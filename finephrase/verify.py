@@ -60,11 +60,21 @@ def verify(output_dir: str | Path) -> Report:
     """Check a rephrase run or a dedup output (see the module's docstring); a UsageError for any other folder."""
     root = Path(output_dir)
     kind = folder_kind(root)
+    if kind in ("run", "dedup") and (manifest := _compacted(root)):
+        from finephrase.compact.verify import verify_compacted
+
+        return verify_compacted(root, manifest)
     if kind == "dedup":
         return verify_dedup(root)
     if kind != "run":
         raise refuse_folder(root, kind, "verify", "rephrase runs and dedup outputs")
     return verify_run(root)
+
+
+def _compacted(root: Path) -> dict | None:
+    """The manifest of a compacted folder (`finephrase compact`), else None."""
+    manifest = load_manifest(root) if (root / MANIFEST).is_file() else {}
+    return manifest if manifest.get("compacted") else None
 
 
 def verify_run(root: Path) -> Report:

@@ -1,0 +1,10 @@
+"""Compaction: a finished run's chunk files rewritten into Hub-sized shards, exactly once (`finephrase compact`).
+
+- plan.py: which source files go into which shard (the same plan for every task);
+- write.py: writing one shard (streamed, row groups, statistics; tmp, fsync, rename);
+- core.py: the tasks, the done logs (the commit point), the totals check and OUT's manifest;
+- source.py: what can be compacted; command.py: the command.
+"""
+
+from finephrase.compact.core import compact, done_shards  # noqa: F401
+from finephrase.compact.plan import DEFAULT_TARGET_BYTES, Shard, make_plan, parse_size  # noqa: F401
