@@ -2,8 +2,8 @@
 removed rows aside with their reason, remember which kept row each duplicate belongs to, and finalize.
 
 The dedup itself is datatrove's: ExactDedupSignature / ExactFindDedups / ExactDedupFilter, then
-MinhashDedupSignature / MinhashDedupBuckets / MinhashDedupCluster / MinhashDedupFilter. `finephrase.dedup`
-chains them into stages (see `pipelines/dedup.py` and docs/dedup.md).
+MinhashDedupSignature / MinhashDedupBuckets / MinhashDedupCluster / MinhashDedupFilter. `finephrase.dedup.stages`
+puts them and these steps into each stage's list (`pipelines/dedup.py` spells the same lists out; docs/dedup.md).
 """
 
 from finephrase.pipeline.dedup.common import (

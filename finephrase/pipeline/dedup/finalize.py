@@ -58,16 +58,15 @@ class Finalize(PipelineStep):
     type = "🫂 - DEDUP"
     name = "🧾 dedup finalize"
 
-    def __init__(self, run_dir: str, output: str, prompts: list[str], units: list[tuple[str, list[str]]],
-                 record: dict):
+    def __init__(self, run_dir: str, output: str, prompts: list[str], units: list, record: dict):
         """run_dir: the run deduplicated; output: OUTPUT; prompts: all the run's prompts; units: (work folder
-        under OUTPUT/.dedup, its prompts) of each chain of stages; record: source, scope, params, tasks (goes into
-        the manifest's `dedup`)."""
+        under OUTPUT/.dedup, its prompts, ...) of each chain of stages, e.g. `DedupPlan.units()`; record: source,
+        scope, params, tasks (goes into the manifest's `dedup`)."""
         super().__init__()
         self.run_dir = str(run_dir)
         self.output = str(output)
         self.prompts = list(prompts)
-        self.units = [(u, list(ps)) for u, ps in units]
+        self.units = [(str(u[0]), list(u[1])) for u in units]
         self.record = dict(record)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
