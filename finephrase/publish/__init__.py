@@ -1,0 +1,25 @@
+"""`finephrase publish DIR --repo ORG/NAME`: upload a finished run to a Hugging Face dataset repo.
+
+    finephrase publish output/fwe --repo my-org/fwe-faq --dry-run     # what would go up; no token needed
+    finephrase publish output/fwe --repo my-org/fwe-faq --private     # rerun the same command after a failure
+
+Steps: check the run (as `finephrase card`: finished and passing `finephrase verify`), refresh DIR/README.md (the
+card; a README.md without the card's marker line is the user's and is uploaded as it is), create the repo if
+needed, then upload in as few commits as the client allows:
+
+1. the data files (`<prompt>/*.parquet`, and unless --no-rejects `rejects/<prompt>/*.parquet`,
+   `filtered/*.parquet`, `removed/<prompt>/*.parquet`) in one resumable folder upload: huggingface_hub's
+   `upload_large_folder` where the installed version has it, else `upload_folder`, which in huggingface_hub 2.4
+   (with hf_xet) is the streamed multi-commit upload that replaced it (hundreds of files per commit, retries with
+   backoff on 429 / 5xx, honours Retry-After, and on a rerun skips every file the repo already holds);
+2. README.md and manifest.json in one last commit, so the configs appear once their files are there.
+
+Never uploaded: `.ledger/`, `logs/`, `.cache/`, `.dedup/`, hidden files, locks, temporary files. manifest.json
+goes up with anything shaped like a token replaced (`hf_***`), as the card.
+
+The token comes from where huggingface_hub looks (HF_TOKEN, `hf auth login`); it is never printed, and every
+message from the Hub is scrubbed of it before it is shown.
+"""
+
+from finephrase.publish.command import add_parser, publish  # noqa: F401
+from finephrase.publish.selection import data_files, data_patterns, ignore_patterns  # noqa: F401
