@@ -31,6 +31,42 @@ def write_parquet(path: Path, rows: list[dict], row_group_size: int | None = Non
     return path
 
 
+def read_rows(folder: Path) -> list[dict]:
+    """Every row of the parquet files of `folder` ([] when it does not exist)."""
+    return pq.read_table(folder).to_pylist() if Path(folder).is_dir() else []
+
+
+def source_ids(out: Path, prompt: str = "faq") -> list[str]:
+    """The sorted source ids of every generation of `prompt` in the run folder `out` (rows and rejects)."""
+    return sorted(r["source_id"] for r in read_generations(out, prompt))
+
+
+def ledger_entries(out: Path, rank: int = 0) -> list[dict]:
+    """The lines of task `rank`'s ledger ([] before its first commit)."""
+    import orjson
+
+    path = Path(out) / ".ledger" / f"rank_{rank:05d}.jsonl"
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def ledger_line_count(out: Path, rank: int = 0) -> int:
+    """Lines in task `rank`'s ledger, counted without parsing (a line being written is not counted)."""
+    path = Path(out) / ".ledger" / f"rank_{rank:05d}.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, *phrases: str, only_line: bool = True):
+    """Exit 2 and an `error: ...` line holding every phrase, no traceback; `only_line`: nothing else on stderr."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    if only_line:
+        assert len(lines) == 1, r.stderr
+    assert lines[-1].startswith("error:"), r.stderr
+    for phrase in phrases:
+        assert phrase in lines[-1], (phrase, lines[-1])
+
+
 def read_generations(out: Path, prompt: str) -> list[dict]:
     """Every generation of `prompt` in the run folder `out`: its published rows, then its rejects."""
     return [r for d in (out / prompt, out / "rejects" / prompt) if d.exists() for r in pq.read_table(d).to_pylist()]

@@ -5,7 +5,7 @@ import gzip
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, small_rows
+from conftest import assert_one_line_error, run_cli, small_rows
 from fakeserver import FakeServer
 
 
@@ -14,15 +14,6 @@ def fake():
     s = FakeServer().start()
     yield s
     s.stop()
-
-
-def _one_line_error(r, *words):
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("error:"), r.stderr
-    for w in words:
-        assert w in line, (w, line)
 
 
 def test_document_level_problems_become_rejects(fake, tmp_path):
@@ -75,26 +66,26 @@ def test_run_level_problems_are_one_line(case, tmp_path, small_docs):
     endpoint = ["--backend", "endpoint", "--endpoint-url", "http://127.0.0.1:9"]
     if case == "missing_input":
         r = run_cli("rephrase", tmp_path / "nope.parquet", "--prompt", "faq", "--output", out, *endpoint)
-        _one_line_error(r, "does not exist")
+        assert_one_line_error(r, "does not exist", only_line=False)
     elif case == "unknown_prompt":
         r = run_cli("rephrase", small_docs, "--prompt", "faq,poem", "--output", out, *endpoint)
-        _one_line_error(r, "unknown prompt 'poem'", "finephrase prompts")
+        assert_one_line_error(r, "unknown prompt 'poem'", "finephrase prompts", only_line=False)
     elif case == "unreachable":
         r = run_cli("rephrase", small_docs, "--prompt", "faq", "--output", out, *endpoint)
-        _one_line_error(r, "unreachable", "--endpoint-url")
+        assert_one_line_error(r, "unreachable", "--endpoint-url", only_line=False)
     elif case == "no_placeholder":
         t = tmp_path / "mine.toml"
         t.write_text('name = "mine"\nfamily = "custom"\nversion = 1\ntemplate = "Rewrite this."\n')
         r = run_cli("rephrase", small_docs, "--prompt", t, "--output", out, *endpoint)
-        _one_line_error(r, "{{document}}")
+        assert_one_line_error(r, "{{document}}", only_line=False)
     elif case == "bad_where":
         r = run_cli("rephrase", small_docs, "--prompt", "faq", "--output", out, "--where", "int_score >>> 4",
                     *endpoint)
-        _one_line_error(r, "int_score >>> 4")
+        assert_one_line_error(r, "int_score >>> 4", only_line=False)
     elif case == "not_a_run":
         (out / "x").mkdir(parents=True)
         r = run_cli("verify", out)
-        _one_line_error(r, "not a finephrase run")
+        assert_one_line_error(r, "not a finephrase run", only_line=False)
     assert not (out / "manifest.json").exists()
 
 

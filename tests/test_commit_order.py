@@ -15,7 +15,7 @@ import time
 import orjson
 import pyarrow.parquet as pq
 
-from conftest import REPO, run_cli, write_parquet
+from conftest import REPO, ledger_entries, run_cli, write_parquet
 from fakeserver import FakeServer
 
 from finephrase.client import request_seed
@@ -24,11 +24,6 @@ from finephrase.client import request_seed
 def _rows(n: int, slow=()) -> list[dict]:
     return [{"id": f"d{i}", "text": ("SLOW " if i in slow else "") + f"Document {i} is about topic {i % 7} and "
              f"explains it in a few words, with an example of {i}."} for i in range(n)]
-
-
-def _ledger(out) -> list[dict]:
-    path = out / ".ledger" / "rank_00000.jsonl"
-    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
 
 def _args(src, out, url, *extra):
@@ -45,7 +40,7 @@ def test_a_straggler_holds_back_only_its_own_chunk(tmp_path):
         assert r.returncode == 0, r.stderr
     finally:
         fake.stop()
-    entries = [e for e in _ledger(out) if not e.get("finished")]
+    entries = [e for e in ledger_entries(out) if not e.get("finished")]
     order = [e["chunk"] for e in entries]
     # chunk 0 holds the straggler: every other chunk (38 documents, far more than the old window of open chunks)
     # committed while it was still in flight
@@ -129,7 +124,7 @@ def test_kill9_while_chunks_commit_out_of_order(tmp_path):
             if d.exists():
                 pairs += [(x["source_id"], p) for x in pq.read_table(d, columns=["source_id"]).to_pylist()]
     assert len(pairs) == len(set(pairs)) and sorted(pairs) == sorted((r["id"], p) for r in rows for p in prompts)
-    entries = [e for e in _ledger(out) if not e.get("finished")]
+    entries = [e for e in ledger_entries(out) if not e.get("finished")]
     assert any(a["chunk"] > b["chunk"] for a, b in zip(entries, entries[1:])), "no chunk committed out of order"
     committed_at = {}  # document (1-based read index) -> when its chunk committed
     for e in entries:

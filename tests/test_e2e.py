@@ -8,14 +8,10 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, small_rows, write_parquet
+from conftest import read_rows, run_cli, small_rows, write_parquet
 from consumer import assert_no_empty_parquet, load_every_config
 
 FAST = ["--max-tokens", "96", "--context-length", "1024", "--seed", "0"]
-
-
-def _read(folder):
-    return pq.read_table(folder).to_pylist() if folder.exists() else []
 
 
 def test_embedded_two_prompts_exactly_once(tmp_path):
@@ -35,7 +31,7 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
 
     ids = [row["id"] for row in docs]
     for prompt in ("faq", "summarize"):
-        rows, rejects = _read(out / prompt), _read(out / "rejects" / prompt)
+        rows, rejects = read_rows(out / prompt), read_rows(out / "rejects" / prompt)
         got = [r_["source_id"] for r_ in rows] + [r_["source_id"] for r_ in rejects]
         assert sorted(got) == sorted(ids), prompt  # exactly one row or reject per document
         for row in rows:
@@ -50,7 +46,7 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
         assert long_one[0]["input_truncated"] is True
         if long_one[0]["input_tokens"] is not None:
             assert 650 < long_one[0]["input_tokens"] <= 1024 - 160
-    all_rows = _read(out / "faq") + _read(out / "summarize")
+    all_rows = read_rows(out / "faq") + read_rows(out / "summarize")
     assert all_rows, "the real model produced no publishable row at all"
     hashes = {row["prompt"]: row["prompt_hash"] for row in all_rows}
     manifest = orjson.loads((out / "manifest.json").read_bytes())
@@ -71,9 +67,9 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
         socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
 
     datasets = pytest.importorskip("datasets")
-    shown = "faq" if _read(out / "faq") else "summarize"
+    shown = "faq" if read_rows(out / "faq") else "summarize"
     ds = datasets.load_dataset("parquet", data_files=str(out / shown / "*.parquet"), split="train")
-    assert ds.num_rows == len(_read(out / shown))
+    assert ds.num_rows == len(read_rows(out / shown))
     assert {"id", "source_id", "prompt", "prompt_hash", "text", "model", "finish_reason", "input_tokens",
             "output_tokens", "input_truncated", "url", "dump"} <= set(ds.column_names)
     # what a consumer sees: no empty file anywhere (a chunk whose rows were all rejected writes none), and
@@ -93,7 +89,7 @@ def test_long_document_truncated_with_model_tokenizer(llama_endpoint, tmp_path):
     r = run_cli("rephrase", src, "--prompt", "summarize", "--output", out, "--backend", "endpoint",
                 "--endpoint-url", llama_endpoint, "--max-tokens", "64", "--context-length", "1024")
     assert r.returncode == 0, r.stderr
-    got = _read(out / "summarize") + _read(out / "rejects" / "summarize")
+    got = read_rows(out / "summarize") + read_rows(out / "rejects" / "summarize")
     assert len(got) == 1 and got[0]["input_truncated"] is True
     # the prompt that reached the model fits the context: budget = 1024 - 64 - template - margin
     assert got[0].get("reject_reason") != "context_overflow"

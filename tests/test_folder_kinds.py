@@ -13,7 +13,7 @@ import orjson
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from test_dedup import build_run
 from test_mix import make_run, make_sources
 
@@ -54,14 +54,6 @@ def _manifest(d: Path) -> dict:
 
 def _write_manifest(d: Path, m: dict):
     (d / "manifest.json").write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
-
-
-def _one_line_error(r, *phrases):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], (phrase, lines[0])
 
 
 def _front_matter(text: str) -> dict:
@@ -169,7 +161,7 @@ def test_report_refuses_a_dedup_output(dedup):
     run, out = dedup
     source = str(run.resolve())
     r = run_cli("report", out)
-    _one_line_error(r, f"is a dedup output of {source}", "`finephrase report` reads rephrase runs",
+    assert_one_line_error(r, f"is a dedup output of {source}", "`finephrase report` reads rephrase runs",
                     f"`finephrase report {source}`", f"`finephrase status {out}`")
     assert not (out / "report").exists()
 
@@ -177,7 +169,7 @@ def test_report_refuses_a_dedup_output(dedup):
 @pytest.mark.parametrize("command", ["verify", "status", "report"])
 def test_a_mix_is_refused_with_what_it_is(mix, command):
     r = run_cli(command, mix)
-    _one_line_error(r, f"{mix} is a mix (mix.json): its shares are in mix.json; `finephrase {command}` reads "
+    assert_one_line_error(r, f"{mix} is a mix (mix.json): its shares are in mix.json; `finephrase {command}` reads "
                        f"rephrase runs")
     assert not (mix / "report").exists()
 
@@ -186,11 +178,11 @@ def test_a_mix_is_refused_with_what_it_is(mix, command):
 def test_another_folder_is_refused_with_what_it_is(tmp_path, command):
     (tmp_path / "notes.txt").write_text("hello")
     r = run_cli(command, tmp_path)
-    _one_line_error(r, f"{tmp_path} is not a finephrase run, dedup output or mix (no manifest.json or mix.json)",
+    assert_one_line_error(r, f"{tmp_path} is not a finephrase run, dedup output or mix (no manifest.json or mix.json)",
                     f"`finephrase {command}` reads rephrase runs")
     (tmp_path / ".dedup").mkdir()
     r = run_cli(command, tmp_path)
-    _one_line_error(r, "is an unfinished dedup output", "rerun its `finephrase dedup` command")
+    assert_one_line_error(r, "is an unfinished dedup output", "rerun its `finephrase dedup` command")
 
 
 # -- card -----------------------------------------------------------------------------------------------------

@@ -13,9 +13,8 @@ import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pyarrow.parquet as pq
 
-from conftest import run_cli, small_rows, write_parquet
+from conftest import read_rows, run_cli, small_rows, write_parquet
 from finephrase.formats import check_format
 from finephrase.gate import QualityGate
 from finephrase.prompts import load_prompt
@@ -36,10 +35,6 @@ SHAPES = {
 }
 
 
-def _read(folder):
-    return pq.read_table(folder).to_pylist() if folder.is_dir() else []
-
-
 def test_published_rows_pass_their_templates_check(tmp_path):
     docs = small_rows(4, chars=900)
     src = write_parquet(tmp_path / "in" / "docs.parquet", docs)
@@ -52,14 +47,14 @@ def test_published_rows_pass_their_templates_check(tmp_path):
     reasons = Counter()
     for p in PROMPTS:
         tpl = load_prompt(p)
-        for row in _read(out / p):
+        for row in read_rows(out / p):
             assert check_format(row["text"], tpl.check) is None, (p, row["text"][:300])
             assert QualityGate().check(row["text"], row["finish_reason"], prompt=tpl,
                                        source=text_of[row["source_id"]]) is None, (p, row["text"][:300])
-        for rej in _read(out / "rejects" / p):
+        for rej in read_rows(out / "rejects" / p):
             assert rej["reject_reason"].startswith(REASON_PREFIXES), rej["reject_reason"]
             reasons[rej["reject_reason"].split(":")[0]] += 1
-        assert len(_read(out / p)) + len(_read(out / "rejects" / p)) == len(docs)
+        assert len(read_rows(out / p)) + len(read_rows(out / "rejects" / p)) == len(docs)
     # the 135M model rarely writes what it is asked: the gate must be seen rejecting for shape or non-answers
     assert reasons["format"] + reasons["non_answer"] > 0, reasons
     assert run_cli("verify", out).returncode == 0
@@ -133,7 +128,7 @@ def test_constrained_generation_sends_the_grammar_and_every_generation_has_its_s
             load_prompt(which).request_fields("llamacpp")
     generations = 0
     for p in ("faq", "table"):
-        for row in _read(out / p) + _read(out / "rejects" / p):
+        for row in read_rows(out / p) + read_rows(out / "rejects" / p):
             if row["finish_reason"] != "stop":  # cut by max tokens: a prefix of the shape
                 continue
             generations += 1

@@ -9,12 +9,7 @@ import time
 import orjson
 import pyarrow.parquet as pq
 
-from conftest import REPO, run_cli, small_rows, write_parquet
-
-
-def _ledger_lines(out):
-    p = out / ".ledger" / "rank_00000.jsonl"
-    return p.read_bytes().count(b"\n") if p.exists() else 0
+from conftest import REPO, ledger_line_count, run_cli, small_rows, write_parquet
 
 
 def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
@@ -27,7 +22,7 @@ def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 300
-    while _ledger_lines(out) < 1:
+    while ledger_line_count(out) < 1:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -93,7 +88,7 @@ def test_sigterm_drains_then_resumes(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while _ledger_lines(out) < 1:
+    while ledger_line_count(out) < 1:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -129,7 +124,7 @@ def test_model_server_killed_mid_run_is_restarted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while _ledger_lines(out) < 1:
+    while ledger_line_count(out) < 1:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)

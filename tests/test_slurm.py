@@ -6,13 +6,12 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, run_cli, small_rows, write_parquet
+from conftest import REPO, ledger_line_count, run_cli, small_rows, source_ids, write_parquet
 
 pytestmark = pytest.mark.slurm
 
@@ -60,21 +59,11 @@ def _wait_gone(job, timeout=300):
         time.sleep(0.5)
 
 
-def _ledger_lines(out, rank=0):
-    p = Path(out) / ".ledger" / f"rank_{rank:05d}.jsonl"
-    return p.read_bytes().count(b"\n") if p.exists() else 0
-
-
 def _wait_first_commit(out, job, timeout=300):
     deadline = time.monotonic() + timeout
-    while _ledger_lines(out) < 1:
+    while ledger_line_count(out) < 1:
         assert time.monotonic() < deadline and _queued(job), "no chunk committed"
         time.sleep(0.1)
-
-
-def _ids(out):
-    return sorted(x["source_id"] for d in ("faq", "rejects/faq") if (out / d).exists()
-                  for x in pq.read_table(out / d).to_pylist())
 
 
 def test_array_job_exactly_once(tmp_path):
@@ -94,7 +83,7 @@ def test_array_job_exactly_once(tmp_path):
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["status"] == "finished" and manifest["config"]["tasks"] == 2
     assert {s["rank"] for s in manifest["sessions"]} == {0, 1}
-    assert _ids(out) == sorted(r["id"] for r in rows)
+    assert source_ids(out) == sorted(r["id"] for r in rows)
     # the dedup stage ran after the array, on the finished run: every row kept or removed, once
     _wait_gone(stage)
     stage_log = (tmp_path / "logs" / f"{stage}_stage.out").read_text()
@@ -142,7 +131,7 @@ def test_requeue_mid_run(tmp_path):
     assert "attempt 0" in log and "attempt 1" in log, log[-3000:]  # the earlier attempt's log is kept
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
-    assert _ids(out) == sorted(r["id"] for r in rows)
+    assert source_ids(out) == sorted(r["id"] for r in rows)
     # the afterok stage ran once, after the task's last attempt ended, and found the run complete
     _wait_gone(stage)
     stage_log = (tmp_path / "logs" / f"{stage}_stage.out").read_text()
@@ -189,4 +178,33 @@ def test_scancel_then_resubmit(tmp_path):
     _wait_gone(job2)
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
-    assert _ids(out) == sorted(r["id"] for r in rows)
+    assert source_ids(out) == sorted(r["id"] for r in rows)
+
+
+def test_compaction_array_after_the_rephrase_array(tmp_path):
+    """`finephrase compact` as a 2-task array chained after the rephrase array: each task writes its own shards
+    (the plan's rank::tasks), the one that commits the last shard writes the manifest; the result verifies."""
+    inputs, rows = _inputs(tmp_path, files=2, per_file=4)
+    out, compacted = tmp_path / "out", tmp_path / "compacted"
+    job = _submit(tmp_path, out, inputs)
+    logs = tmp_path / "logs"
+    r = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=15", "--array=0-1",
+                        f"--dependency=afterok:{job}", f"--output={logs}/%A_%a_compact.out", "slurm/stage.sh",
+                        "compact", str(out), "--output", str(compacted), "--target-rows", "1"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    stage = r.stdout.strip().split(";")[0]
+    _wait_gone(job)
+    _wait_gone(stage)
+    task_logs = sorted(logs.glob(f"{stage}_*_compact.out"))
+    assert len(task_logs) == 2 and all("stage exit 0" in p.read_text() for p in task_logs), \
+        [p.read_text()[-1500:] for p in task_logs]
+    done = {rank: [orjson.loads(line)["path"] for line in
+                   (compacted / ".compact" / f"done_{rank:05d}.jsonl").read_bytes().splitlines()] for rank in (0, 1)}
+    assert done[0] and done[1] and not set(done[0]) & set(done[1])  # both tasks wrote, no shard twice
+    plan = orjson.loads((compacted / ".compact" / "plan.json").read_bytes())
+    assert sorted(done[0] + done[1]) == sorted(s["path"] for s in plan["shards"])
+    assert orjson.loads((compacted / "manifest.json").read_bytes())["compacted"]["folders"]
+    v = run_cli("verify", compacted)
+    assert v.returncode == 0, v.stdout
+    assert source_ids(compacted) == sorted(r["id"] for r in rows)

@@ -20,7 +20,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, SAMPLE, read_generations, run_cli, small_rows, write_parquet
+from conftest import REPO, SAMPLE, ledger_line_count, read_generations, run_cli, small_rows, write_parquet
 
 pytestmark = pytest.mark.vllm
 
@@ -59,11 +59,6 @@ def group_gone(pgid: int, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.5)
     return True
-
-
-def _ledger_lines(out):
-    p = out / ".ledger" / "rank_00000.jsonl"
-    return p.read_bytes().count(b"\n") if p.exists() else 0
 
 
 @pytest.mark.timeout(1200)
@@ -109,7 +104,7 @@ def test_vllm_server_killed_mid_run_is_restarted(tmp_path):
     server: list[str] = []
     try:
         deadline = time.monotonic() + 900
-        while _ledger_lines(out) < 1:
+        while ledger_line_count(out) < 1:
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "no chunk committed in 900 s"
             time.sleep(0.05)
