@@ -4,7 +4,9 @@
 #
 #   JOB=$(sbatch --parsable --array=0-99 slurm/rephrase.sh rephrase INPUT --prompt faq --output out/run)
 #   DEDUP=$(sbatch --parsable --dependency=afterok:$JOB slurm/stage.sh dedup out/run --output out/run-dedup)
-#   sbatch --dependency=afterok:$DEDUP slurm/stage.sh publish out/run-dedup --repo ORG/NAME
+#   COMPACT=$(sbatch --parsable --array=0-15 --dependency=afterok:$DEDUP slurm/stage.sh compact out/run-dedup \
+#             --output out/run-final)                # an array: each task writes its own shards
+#   sbatch --dependency=afterok:$COMPACT slurm/stage.sh publish out/run-final --repo ORG/NAME
 #   sbatch --dependency=afterok:$JOB slurm/stage.sh pipelines/dedup.py            # a pipeline definition
 #
 # ARGS are `finephrase` subcommand arguments, or a Python file and its arguments. afterok on an array job waits

@@ -135,8 +135,15 @@ def test_occupancy(tmp_path):
     assert set(data["targets"]["verdicts"]) == {"in_flight", "wall", "peak_rss"} and not data["failed"]
 
 
+def test_compact(tmp_path):
+    out, data = run_bench("compact", tmp_path)  # 50 MB and 500 MB of chunk files
+    assert "MB/s per core" in out and "peak RSS ratio" in out
+    assert len(data["sizes"]) == 2 and data["rss_ratio"] > 0 and data["mb_per_core"] > 0
+    assert all(s["rows"] == s["runs"][0]["rows"] for s in data["sizes"])
+
+
 @pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
-                                  "occupancy"])
+                                  "occupancy", "compact"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)

@@ -6,5 +6,6 @@
 - source.py: what can be compacted; command.py: the command.
 """
 
+from finephrase.compact.command import compact_folder  # noqa: F401
 from finephrase.compact.core import compact, done_shards  # noqa: F401
 from finephrase.compact.plan import DEFAULT_TARGET_BYTES, Shard, make_plan, parse_size  # noqa: F401

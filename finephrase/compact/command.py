@@ -45,18 +45,27 @@ def task_of(rank: int | None, tasks: int | None) -> tuple[int, int]:
     return rank, tasks
 
 
-def main(args) -> int:
+def compact_folder(source: str | Path, output: str | Path, target_size: str | int | None = None,
+                   target_rows: int | None = None, rank: int | None = None, tasks: int | None = None,
+                   quiet: bool = False) -> dict:
+    """`finephrase compact` in Python (pipelines/compact.py): check the source, then this task's shards (rank
+    and tasks from the SLURM array when not given). Returns what core.compact returns."""
     from finephrase.compact.core import compact
     from finephrase.compact.source import check_source
 
-    source, out = Path(args.run_dir), Path(args.output)
+    source, out = Path(source), Path(output)
     manifest, prompts = check_source(source, out)
-    target_bytes = parse_size(args.target_size) if args.target_size else (
-        None if args.target_rows else DEFAULT_TARGET_BYTES)
-    if args.target_rows is not None and args.target_rows < 1:
+    target_bytes = parse_size(target_size) if target_size else (None if target_rows else DEFAULT_TARGET_BYTES)
+    if target_rows is not None and target_rows < 1:
         raise UsageError("--target-rows must be at least 1")
-    rank, tasks = task_of(args.rank, args.tasks)
-    result = compact(source, out, manifest, prompts, target_bytes, args.target_rows, rank, tasks, args.quiet)
+    rank, tasks = task_of(rank, tasks)
+    return compact(source, out, manifest, prompts, target_bytes, target_rows, rank, tasks, quiet)
+
+
+def main(args) -> int:
+    source, out = Path(args.run_dir), Path(args.output)
+    result = compact_folder(source, out, args.target_size, args.target_rows, args.rank, args.tasks, args.quiet)
+    rank, _ = task_of(args.rank, args.tasks)
     if result["manifest"] is None:
         print(f"compact: task {rank} done ({result['written']} shards written, {result['skipped']} done before); "
               f"{result['left']} shards left to other tasks")

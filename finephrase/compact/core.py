@@ -45,6 +45,7 @@ def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, li
         for rel in folders:
             folders[rel] = [(f.relative_to(root).as_posix(), num_rows(f), f.stat().st_size)
                             for f in parquet_files(root / rel)]
+        folders.update(_run_extras(manifest, prompts, folders))
         return folders
     for state in all_ledgers(root).values():
         for e in state.entries:
@@ -52,6 +53,19 @@ def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, li
                 folders.setdefault(folder_of(f), []).append((f, _committed_rows(e, folder_of(f)),
                                                              (root / f).stat().st_size))
     return {rel: sorted(files) for rel, files in folders.items()}
+
+
+def _run_extras(manifest: dict, prompts: list[str], have: dict) -> dict[str, list[tuple[str, int, int]]]:
+    """A dedup output holds no rejects or filtered lists: those of the run it came from (absolute paths), while
+    that run is still there, so a compacted dedup output publishes them too."""
+    run = Path((manifest.get("dedup") or {}).get("source") or "")
+    if not run.is_dir() or not (run / "manifest.json").is_file():
+        return {}
+    out = {}
+    for rel in [f"{REJECTS}/{p}" for p in prompts] + [FILTERED]:
+        if rel not in have and (run / rel).is_dir():
+            out[rel] = [(str(f.resolve()), num_rows(f), f.stat().st_size) for f in parquet_files(run / rel)]
+    return {rel: files for rel, files in out.items() if files}
 
 
 def _committed_rows(entry: dict, rel: str) -> int:
@@ -161,17 +175,14 @@ def finalize(source: Path, out: Path, manifest: dict, plan: dict, shards: list[S
 
 def _check_totals(manifest: dict, folders: dict[str, dict]):
     counts = manifest.get("counts") or {}
-    want = {}
-    if "dedup" in manifest:
-        for p, n in (manifest["dedup"].get("kept") or {}).items():
-            want[p] = n
-    else:
-        want.update(counts.get("rows") or {})
-        for key, n in (counts.get("rejects") or {}).items():
-            rel = f"{REJECTS}/{key.split('/', 1)[0]}"
-            want[rel] = want.get(rel, 0) + n
-        if counts.get("filtered"):
-            want[FILTERED] = sum(counts["filtered"].values())
+    want = dict(counts.get("rows") or {})  # a dedup output's: the kept rows
+    for key, n in (counts.get("rejects") or {}).items():
+        rel = f"{REJECTS}/{key.split('/', 1)[0]}"
+        want[rel] = want.get(rel, 0) + n
+    if counts.get("filtered"):
+        want[FILTERED] = sum(counts["filtered"].values())
+    if "dedup" in manifest:  # its rejects and filtered come from the run, only while the run is there
+        want = {rel: n for rel, n in want.items() if rel in folders or not rel.startswith((REJECTS, FILTERED))}
     for rel, n in want.items():
         got = folders.get(rel, {}).get("rows", 0)
         if got != n:

@@ -103,12 +103,30 @@ def _parquet_names(folder: Path) -> list[str]:
     return [p.name for p in parquet_files(folder)]
 
 
+def _committed_files(run: Path, manifest: dict) -> set[str]:
+    """The run's data files: what its ledgers commit (every task finished), or a compacted run's shards."""
+    from finephrase.ledger import all_ledgers
+
+    if manifest.get("compacted"):
+        from finephrase.compact.core import COMPACT_DIR, PLAN
+
+        import orjson
+
+        return {s["path"] for s in orjson.loads((run / COMPACT_DIR / PLAN).read_bytes())["shards"]}
+    ledgers = all_ledgers(run)
+    tasks = manifest["config"]["tasks"]
+    unfinished = [r for r in range(tasks) if r not in ledgers or not ledgers[r].finished]
+    if unfinished:
+        raise UsageError(f"{run} is not a finished run: task(s) {', '.join(map(str, unfinished[:5]))} of {tasks} "
+                         f"have not finished (see `finephrase verify {run}`)")
+    return {f for s in ledgers.values() for e in s.entries for f in e.get("files", [])}
+
+
 def check_run(run: Path, full_verify: bool = False) -> dict:
     """The run's manifest if RUN is a finished run whose rows are all committed and counted; a UsageError else.
 
     Without `full_verify` this reads only RUN (manifest, ledgers, parquet footers); with it, `finephrase verify`
     also re-reads the run's inputs to prove every (document, prompt) has exactly one row or reject."""
-    from finephrase.ledger import all_ledgers
     from finephrase.status import load_manifest
 
     manifest = load_manifest(run)
@@ -122,13 +140,7 @@ def check_run(run: Path, full_verify: bool = False) -> dict:
     prompts = list(manifest["config"].get("prompts") or [])
     if not prompts:
         raise UsageError(f"{run}/{MANIFEST} lists no prompts")
-    ledgers = all_ledgers(run)
-    tasks = manifest["config"]["tasks"]
-    unfinished = [r for r in range(tasks) if r not in ledgers or not ledgers[r].finished]
-    if unfinished:
-        raise UsageError(f"{run} is not a finished run: task(s) {', '.join(map(str, unfinished[:5]))} of {tasks} "
-                         f"have not finished (see `finephrase verify {run}`)")
-    committed = {f for s in ledgers.values() for e in s.entries for f in e.get("files", [])}
+    committed = _committed_files(run, manifest)
     expected = (manifest.get("counts") or {}).get("rows") or {}
     for p in prompts:
         names = _parquet_names(run / p)

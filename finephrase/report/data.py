@@ -21,6 +21,11 @@ def check_is_run(root: Path) -> None:
     kind = folder_kind(root)
     if kind != "run":
         raise refuse_folder(root, kind, "report")
+    from finephrase.status.folders import load_manifest
+
+    if source := (load_manifest(root).get("compacted") or {}).get("source"):
+        raise UsageError(f"{root} is a compaction of {source} (shards, no ledgers): `finephrase report {source}` "
+                         f"plots the run")
 
 
 @dataclass

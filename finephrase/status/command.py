@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from finephrase.argtypes import non_negative_float, non_negative_int, positive_float
-from finephrase.status.folders import folder_kind, refuse_folder
+from finephrase.status.folders import folder_kind, load_manifest, refuse_folder
 from finephrase.status.rendering import render, render_dedup
 from finephrase.status.summary import DEFAULT_RECENT_MINUTES, collect, dedup_summary
 
@@ -44,8 +44,26 @@ def _print_once(text: str):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _compaction_summary(root: Path) -> str | None:
+    """What `status` says of a compacted folder (`finephrase compact`): it is finished, its shards and rows."""
+    manifest = load_manifest(root)
+    c = manifest.get("compacted")
+    if not c:
+        return None
+    folders = c.get("folders") or {}
+    shards, rows = sum(f["shards"] for f in folders.values()), sum(f["rows"] for f in folders.values())
+    size = sum(f["bytes"] for f in folders.values())
+    return (f"{root}: FINISHED compaction of {c.get('source')} ({c.get('created_at')}): {shards:,} shards, "
+            f"{rows:,} rows, {size / 1e6:,.1f} MB in {len(folders)} folders ("
+            + ", ".join(f"{k} {v['shards']}" for k, v in folders.items())
+            + f"). `finephrase verify {root}` checks it; `finephrase status {c.get('source')}` shows the run")
+
+
 def main(args) -> int:
     kind = folder_kind(args.run_dir)
+    if kind in ("run", "dedup") and (text := _compaction_summary(Path(args.run_dir))):
+        _print_once(orjson.dumps(load_manifest(Path(args.run_dir))["compacted"]).decode() if args.json else text)
+        return 0
     if kind == "dedup":  # complete when it exists: nothing to watch
         rep = dedup_summary(args.run_dir)
         _print_once(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() if args.json else render_dedup(rep))

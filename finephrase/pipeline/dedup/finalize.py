@@ -111,6 +111,7 @@ def finalize(run: Path, out: Path, prompts: list[str], units: list[tuple[str, li
                 f"the output is incomplete (no manifest written): rerun with --overwrite")
 
     manifest = orjson.loads((run / MANIFEST).read_bytes())
+    manifest.pop("compacted", None)  # a compacted run's files are its shards; this folder's are dedup's own
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     counts = dict(manifest.get("counts") or {})
     counts["rows"] = kept
