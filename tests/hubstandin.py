@@ -37,6 +37,11 @@ Faults: the first requests to each endpoint named in --faults get the listed sta
 `Retry-After: 0`. `--hang-after-commits N`: after N commits by this process, commit requests hang (the test
 kills the server then: a kill that lands mid-upload, deterministically).
 
+Limits: the Hub's, enforced on every commit (--max-files-per-commit 100, --max-entries-per-folder 10000,
+--max-files-per-repo 100000, --max-file-bytes 20e9: a commit that reaches one is refused with 400 and nothing of
+it is applied; --max-commits-per-hour 128: past it a commit gets 429 with Retry-After), so a test that passes
+proves an upload stays inside them. Each refusal is an event (`limit`).
+
 Auth: every request (but /api/agent-harnesses) must carry `Authorization: Bearer <--token>`, else 401.
 
 Run: python tests/hubstandin.py --port 0 --state DIR --token hf_x  (prints `ready PORT` on stdout).
@@ -58,6 +63,30 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 FAULTABLE = ("preupload", "commit", "create")
+# the Hub's limits (huggingface.co/docs/hub/repositories-recommendations; the commit rate as users report it)
+LIMITS = {"files_per_commit": 100, "entries_per_folder": 10_000, "files_per_repo": 100_000,
+          "file_bytes": 20 * 10**9, "commits_per_hour": 128}
+
+
+def limit_problem(tree: dict, adds: dict, limits: dict) -> str | None:
+    """Why a commit adding `adds` to `tree` breaks one of the Hub's limits, or None."""
+    if len(adds) >= limits["files_per_commit"]:
+        return f"{len(adds)} files in one commit (fewer than {limits['files_per_commit']} allowed)"
+    big = [p for p, data in adds.items() if len(data) >= limits["file_bytes"]]
+    if big:
+        return f"file {big[0]} is {len(adds[big[0]])} bytes (files must be under {limits['file_bytes']})"
+    paths = set(tree) | set(adds)
+    if len(paths) >= limits["files_per_repo"]:
+        return f"the repo would hold {len(paths)} files (fewer than {limits['files_per_repo']} allowed)"
+    entries: dict[str, set] = {}
+    for p in paths:
+        parts = p.split("/")
+        for i in range(len(parts)):
+            entries.setdefault("/".join(parts[:i]), set()).add(parts[i])
+    folder, names = max(entries.items(), key=lambda kv: len(kv[1]))
+    if len(names) >= limits["entries_per_folder"]:
+        return f"folder '{folder or '/'}' would hold {len(names)} entries (fewer than {limits['entries_per_folder']})"
+    return None
 
 
 def git_oid(data: bytes) -> str:
@@ -111,8 +140,10 @@ def read_events(state_dir: str | Path) -> list[dict]:
 
 class HubStandIn:
     def __init__(self, state: Path, token: str, port: int = 0, seed: int = 0, fault_rate: float = 0.0,
-                 faults: str = "", hang_after_commits: int | None = None):
+                 faults: str = "", hang_after_commits: int | None = None, limits: dict | None = None):
         self.store = Store(Path(state))
+        self.limits = {**LIMITS, **(limits or {})}
+        self.commit_times: list[float] = []
         self.token = token
         self.rng = random.Random(seed)
         self.fault_rate = fault_rate
@@ -339,6 +370,19 @@ class HubStandIn:
             b = self._branch(h, r, rev)
             if b is None:
                 return
+            now = time.monotonic()
+            self.commit_times = [t for t in self.commit_times if now - t < 3600]
+            if len(self.commit_times) >= self.limits["commits_per_hour"]:
+                self.store.event(event="limit", repo=repo, what="commits per hour")
+                h._send(429, {"error": "You have exceeded the rate limit for repository commits"},
+                        {"Retry-After": "60"})
+                return
+            problem = limit_problem(b["tree"], adds, self.limits)
+            if problem:
+                self.store.event(event="limit", repo=repo, what=problem)
+                h._send(400, {"error": problem})
+                return
+            self.commit_times.append(now)
             if header.get("parentCommit") and header["parentCommit"] != b["sha"]:
                 h._send(412, {"error": "A commit has happened since. Please refresh and try again."})
                 return
@@ -370,9 +414,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fault-rate", type=float, default=0.0)
     ap.add_argument("--faults", default="", help="scheduled faults: ENDPOINT:CODE,... (first requests)")
     ap.add_argument("--hang-after-commits", type=int)
+    for name, default in LIMITS.items():
+        ap.add_argument(f"--max-{name.replace('_', '-')}", type=int, default=default, dest=name)
     a = ap.parse_args(argv)
     s = HubStandIn(Path(a.state), a.token, port=a.port, seed=a.seed, fault_rate=a.fault_rate, faults=a.faults,
-                   hang_after_commits=a.hang_after_commits)
+                   hang_after_commits=a.hang_after_commits, limits={k: getattr(a, k) for k in LIMITS})
     print(f"ready {s.port}", flush=True)
     s.serve_forever()
     return 0

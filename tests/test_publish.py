@@ -111,11 +111,11 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
             assert time.time() < deadline and first.poll() is None, log1.read_text()[-3000:]
             time.sleep(0.2)
         assert sum(e["event"] == "commit" for e in read_events(state)) == 1
+        failed_before = log1.read_text().count("failed (")
         hub.send_signal(signal.SIGKILL)  # the Hub dies mid-upload
         hub.wait()
-        # the client notices and retries with backoff (for minutes, splitting the commit); a user or a job's time
-        # limit stops it meanwhile
-        while "thrown while requesting" not in log1.read_text():
+        # the client notices and retries the commit with backoff; a user or a job's time limit stops it meanwhile
+        while log1.read_text().count("failed (") <= failed_before:
             assert time.time() < deadline + 30 and first.poll() is None, log1.read_text()[-3000:]
             time.sleep(0.2)
         first.send_signal(signal.SIGTERM)
@@ -127,7 +127,7 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
             hub.kill()
     err1 = log1.read_text()
     assert first.returncode == 130, err1[-3000:]
-    # the message is among the last lines (huggingface_hub's upload threads may still log a retry after it)
+    # the message is among the last lines (a retry may still be logged after it)
     assert any(line.startswith("publish interrupted: what is committed stays")
                for line in err1.strip().splitlines()[-4:]), err1[-3000:]
     partial = read_tree(state, REPO_ID)
@@ -153,7 +153,8 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
     commits = [e for e in events if e["event"] == "commit"]
     faults = [e for e in events if e["event"] == "fault"]
     assert any(f["code"] == 429 for f in faults) and any(f["code"] >= 500 for f in faults), faults
-    assert 3 <= len(commits) <= 6, commits  # data in a few large commits, then the card + manifest
+    assert 3 <= len(commits) <= 6, commits  # data in a few commits, then the card + manifest
+    assert all(c["files"] < 100 for c in commits)  # the Hub's limit per commit (the stand-in enforces it too)
     assert sum(c["files"] for c in commits) == len(want)  # nothing committed twice: the rerun skipped them
     assert commits[-1]["summary"].startswith("Dataset card") and commits[-1]["files"] == 2
     assert not [e for e in events if e["event"] in ("unhandled", "unauthorized", "error")]

@@ -3,16 +3,18 @@
     finephrase publish output/fwe --repo my-org/fwe-faq --dry-run     # what would go up; no token needed
     finephrase publish output/fwe --repo my-org/fwe-faq --private     # rerun the same command after a failure
 
-Steps: check the run (as `finephrase card`: finished and passing `finephrase verify`), refresh DIR/README.md (the
-card; a README.md without the card's marker line is the user's and is uploaded as it is), create the repo if
-needed, then upload in as few commits as the client allows:
+Steps: check the run (as `finephrase card`: finished and passing `finephrase verify`) and the Hub's limits
+(hub_limits.py: a selection that would break one is refused, naming `finephrase compact`), refresh DIR/README.md
+(the card; a README.md without the card's marker line is the user's and is uploaded as it is), create the repo if
+needed, then:
 
 1. the data files (`<prompt>/*.parquet`, and unless --no-rejects `rejects/<prompt>/*.parquet`,
-   `filtered/*.parquet`, `removed/<prompt>/*.parquet`) in one resumable folder upload: huggingface_hub's
-   `upload_large_folder` where the installed version has it, else `upload_folder`, which in huggingface_hub 2.4
-   (with hf_xet) is the streamed multi-commit upload that replaced it (hundreds of files per commit, retries with
-   backoff on 429 / 5xx, honours Retry-After, and on a rerun skips every file the repo already holds);
+   `filtered/*.parquet`, `removed/<prompt>/*.parquet`) in commits of fewer than 100 files, paced under
+   --max-commits-per-hour, skipping the files the repo holds (commits.py);
 2. README.md and manifest.json in one last commit, so the configs appear once their files are there.
+
+Modules: selection.py (what goes up), commits.py (batches, pace), hub_errors.py (one-line errors, retries),
+dry_run.py, command.py.
 
 Never uploaded: `.ledger/`, `logs/`, `.cache/`, `.dedup/`, hidden files, locks, temporary files. manifest.json
 goes up with anything shaped like a token replaced (`hf_***`), as the card.

@@ -167,9 +167,9 @@ def add_parser(sub):
     p.add_argument("--dry-run", action="store_true",
                    help="list what would be uploaded (files, sizes, total, target) and upload nothing; no token needed")
     p.add_argument("--retries", type=non_negative_int, default=2,
-                   help="times to retry the data upload after huggingface_hub's own retries gave up on a 429 / 5xx "
-                   "/ connection error (default 2); each retry continues where the last stopped. Single requests "
-                   "(create the repo, the card commit) are retried max(5, RETRIES) times")
+                   help="times to retry each step (creating the repo, each data commit, the card commit) after a "
+                   "429 / 5xx / connection error, at least 5 (default 2, so 5); waits the server's Retry-After + 1 s, "
+                   "else 1 s, 2 s, 4 s, ... Each retry continues where the last stopped")
     p.add_argument("--max-commits-per-hour", type=positive_int, default=100,
                    help=f"pace the data commits under this rate (default 100; the Hub answers 429 past about "
                    f"{COMMITS_PER_HOUR} per hour per repo)")

@@ -61,8 +61,10 @@ def upload_in_commits(api, publisher, repo: str, revision: str, root: Path, up: 
         pace.wait()
         ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(root / p)) for p, _ in group]
         message = f"finephrase data {i}/{len(groups)} ({group[0][0]} .. {group[-1][0]})"
+        # a commit is atomic and a retry skips what the repo holds: retried like the single requests
         publisher.call(f"commit {i}/{len(groups)}", lambda: api.create_commit(
-            repo, repo_type="dataset", revision=revision, operations=ops, commit_message=message))
+            repo, repo_type="dataset", revision=revision, operations=ops, commit_message=message),
+            retries=max(publisher.retries, 5), base_wait=1)
         done = sum(len(g) for g in groups[:i])
         rate = done / max(time.monotonic() - t0, 1e-9)
         print(f"publish: commit {i}/{len(groups)}: {done:,}/{len(todo):,} files | ETA "
