@@ -21,11 +21,21 @@ def check_is_run(root: Path) -> None:
     kind = folder_kind(root)
     if kind != "run":
         raise refuse_folder(root, kind, "report")
-    from finephrase.status.folders import load_manifest
-
-    if source := (load_manifest(root).get("compacted") or {}).get("source"):
+    if source := _compacted_from(root):
         raise UsageError(f"{root} is a compaction of {source} (shards, no ledgers): `finephrase report {source}` "
                          f"plots the run")
+
+
+def _compacted_from(root: Path) -> str | None:
+    """The source of a compacted folder (`finephrase compact`), read leniently (load_run says what else is wrong
+    with a manifest)."""
+    import orjson
+
+    try:
+        manifest = orjson.loads((root / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return (manifest.get("compacted") or {}).get("source") if isinstance(manifest, dict) else None
 
 
 @dataclass
