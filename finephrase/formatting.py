@@ -28,3 +28,12 @@ def duration_decimal(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def human_bytes(n: float) -> str:
+    """`512 B`, `9.7 KB`, `41.3 GB` (powers of 1,000, one decimal)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"

@@ -27,7 +27,7 @@ from finephrase.card.command import CARD, add_card_options, add_parser, build_ca
     write_card
 from finephrase.card.data import RESERVED_CONFIGS, check_finished, extras_root, load_manifest, prompt_names
 from finephrase.card.frontmatter import configs, front_matter, size_category
-from finephrase.card.markdown import MARKER, human_bytes, render
+from finephrase.card.markdown import MARKER, render
 from finephrase.card.privacy import TOKEN_RE, public_command, public_path, scrub, secret_values
 from finephrase.card.provenance import KNOWN_LICENSES, SAMPLE_DESCRIPTION, SAMPLE_LICENSE, engine, license_of, \
     model_revision_text, sources
@@ -37,7 +37,7 @@ from finephrase.layout import MANIFEST
 __all__ = [
     "CARD", "KNOWN_LICENSES", "MANIFEST", "MARKER", "RESERVED_CONFIGS", "SAMPLE_DESCRIPTION", "SAMPLE_LICENSE",
     "TOKEN_RE", "add_card_options", "add_parser", "build_card", "card_options", "check_finished", "collect_stats",
-    "compute_stats", "configs", "engine", "extras_root", "front_matter", "human_bytes", "is_ours", "license_of",
+    "compute_stats", "configs", "engine", "extras_root", "front_matter", "is_ours", "license_of",
     "load_manifest", "main", "model_revision_text", "prompt_names", "public_command", "public_path", "render",
     "scrub", "secret_values", "size_category", "sources", "write_card",
 ]

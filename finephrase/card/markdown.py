@@ -22,14 +22,6 @@ def card_template() -> Template:
     return Template(resources.files("finephrase.card").joinpath(TEMPLATE).read_text(encoding="utf-8"))
 
 
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, repo: str | None = None,
            include_extras: bool = True, license: str | None = None, pretty_name: str | None = None,
            source_dataset: str | None = None, source_revision: str | None = None,

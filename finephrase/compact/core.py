@@ -28,7 +28,7 @@ from finephrase.compact.plan import Shard, make_plan, plan_digest, source_folder
 from finephrase.compact.write import write_shard
 from finephrase.datafiles import num_rows, parquet_files
 from finephrase.errors import UsageError
-from finephrase.formatting import duration
+from finephrase.formatting import duration, human_bytes
 from finephrase.hub_limits import folder_of
 from finephrase.layout import FILTERED, REJECTS, durable_write, write_manifest
 from finephrase.ledger import TaskLock, all_ledgers
@@ -209,8 +209,8 @@ class _Progress:
         self.last = now
         rate = self.bytes / max(now - self.t0, 1e-9)
         eta = (self.total - self.bytes) / rate if rate else None
-        _say(False, f"compact: {self.n}/{self.count} shards, {self.bytes / 1e6:,.0f} of {self.total / 1e6:,.0f} MB "
-                    f"read ({rate / 1e6:.0f} MB/s) | last {record['path']} ({record['rows']:,} rows) | "
+        _say(False, f"compact: {self.n}/{self.count} shards, {human_bytes(self.bytes)} of {human_bytes(self.total)} "
+                    f"read ({human_bytes(rate)}/s) | last {record['path']} ({record['rows']:,} rows) | "
                     f"ETA {duration(eta)}")
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from finephrase import card
+from finephrase.formatting import human_bytes
 from finephrase.argtypes import non_negative_int, positive_int
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.publish.dry_run import dry_run
@@ -77,7 +78,7 @@ def _publish(args) -> int:
     size = sum(s for _, s in up)
     info = _upload(HfApi(), Publisher(args.retries, secrets), args, root, url, up, card_data, manifest_data)
     commit = getattr(info, "oid", None)
-    print(f"published {len(up) + 2:,} files ({card.human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
+    print(f"published {len(up) + 2:,} files ({human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
           + (f" (commit {commit[:12]})" if commit else ""))
     print(f'load: datasets.load_dataset("{repo}", "all")  # or a prompt: '
           + ", ".join(f'"{q}"' for q in prompts))
@@ -116,7 +117,7 @@ def _upload(api, p: "Publisher", args, root: Path, url: str, up, card_data: byte
             p.call("creating the branch", lambda: api.create_branch(repo, branch=revision, repo_type="dataset",
                                                                     exist_ok=True),
                    retries=max(args.retries, 5), base_wait=1)
-        print(f"publish: uploading {len(up):,} data files ({card.human_bytes(size)}) from {root} to {url} ...",
+        print(f"publish: uploading {len(up):,} data files ({human_bytes(size)}) from {root} to {url} ...",
               file=sys.stderr, flush=True)
 
         if up:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from finephrase import card
+from finephrase.formatting import human_bytes
 from finephrase.publish.selection import _folder
 
 
@@ -24,9 +24,9 @@ def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, l
     for path, size in up:
         groups[_folder(path)][0] += 1
         groups[_folder(path)][1] += size
-    print("by folder: " + "; ".join(f"{k}/ {n:,} files {card.human_bytes(b)}" for k, (n, b) in groups.items()))
+    print("by folder: " + "; ".join(f"{k}/ {n:,} files {human_bytes(b)}" for k, (n, b) in groups.items()))
     total = sum(s for _, s in up) + card_bytes + manifest_bytes
-    print(f"total: {len(up) + 2:,} files, {card.human_bytes(total)} ({total:,} bytes)")
+    print(f"total: {len(up) + 2:,} files, {human_bytes(total)} ({total:,} bytes)")
     if left:
         lg = defaultdict(int)
         for p in left:
