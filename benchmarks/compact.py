@@ -6,7 +6,8 @@ input) means the RSS ratio stays near 1.
     python benchmarks/compact.py --quick         # 20 MB vs 200 MB
 
 The input is a folder of chunk files as a run writes them (OUTPUT_SCHEMA, zstd, 2,000 rows each) holding large
-rows: ~6 KB texts made from the bundled sample's documents, so they compress like real text. Each size is
+rows: ~6 KB texts made of the bundled sample's words, perturbed so that they compress like fresh text (about 3x)
+rather than like the sample repeated. Each size is
 compacted by its own process (shards of 500 MB, the default), with Arrow limited to one CPU thread; the process's
 CPU time (user + sys) and peak RSS come from `os.wait4`. Throughput is parquet input bytes per CPU-second
 (per core) and per wall second.
@@ -19,6 +20,7 @@ bytes per output token.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -55,6 +57,14 @@ print(rows, time.perf_counter() - t0)
 """
 
 
+def _text_like(words: list[str], rng: random.Random, n_words: int = 1000) -> str:
+    """~6 KB that compresses like fresh text: a window of the sample's words with half of them replaced by random
+    words of the sample (the sample alone, 120 documents cycled, would repeat and compress 5x)."""
+    start = rng.randrange(len(words) - n_words)
+    return " ".join(w if rng.random() < 0.5 else words[rng.randrange(len(words))]
+                    for w in words[start:start + n_words])
+
+
 def make_input(folder: Path, target_bytes: int) -> dict:
     """Chunk files of large rows until `target_bytes` of parquet are written."""
     import pyarrow as pa
@@ -62,14 +72,15 @@ def make_input(folder: Path, target_bytes: int) -> dict:
 
     from finephrase.schema import OUTPUT_SCHEMA
 
-    texts = [r["text"] for r in sample_texts(3000)]
+    words = " ".join(r["text"] for r in sample_texts(3000)).split(" ")
+    rng = random.Random(0)
     folder.mkdir(parents=True, exist_ok=True)
     written = files = chars = 0
     while written < target_bytes:
         rows = []
         for i in range(ROWS_PER_FILE):
             n = files * ROWS_PER_FILE + i
-            text = f"Question {n}: " + texts[n % len(texts)] + "\n\n" + texts[(n * 7 + 3) % len(texts)]
+            text = f"Question {n}: " + _text_like(words, rng)
             rows.append({"id": f"doc-{n:09d}/faq", "source_id": f"doc-{n:09d}", "prompt": "faq",
                          "prompt_hash": "eb2e853e243d37db", "text": text, "model": "SmolLM2-1.7B-Instruct",
                          "finish_reason": "stop", "input_tokens": 900 + n % 500, "cached_tokens": 0,
@@ -117,7 +128,7 @@ def bytes_per_token(largest: dict) -> dict:
     from finephrase.serving import packaged_gguf_path
     from finephrase.tokenizer import GGUFTokenizer
 
-    texts = [r["text"] for r in sample_texts(3000)]
+    texts = [r["text"] for r in sample_texts(3000)]  # real text: the tokenizer's characters per token
     tokens = sum(GGUFTokenizer(packaged_gguf_path()).count_batch(texts))
     chars_per_token = sum(len(t) for t in texts) / tokens
     per_char = largest["bytes"] / largest["text_chars"]
