@@ -102,9 +102,8 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         local = dict(local_tasks=1, local_rank_offset=rank) if rank is not None else {}
         LocalExecutor(shape.steps, tasks=tasks, workers=workers, logging_dir=str(out / LOGS), **local).run()
     finally:
-        shape.rephrase.server = server
-        if isinstance(server, ManagedServer) or server.backend == "endpoint":
-            server.stop()
+        shape.rephrase.server = server  # the shared handle given to the workers goes; the server stops
+        server.stop()
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
             manifest = finalize_manifest(out, tasks, (manifest["sessions"][-1]["id"], ranks))
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts]),

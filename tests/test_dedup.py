@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, write_parquet
+from conftest import REPO, read_rows, run_cli, write_parquet
 from consumer import assert_no_empty_parquet, load_every_config
 from finephrase.ledger import Ledger
 from finephrase.pipeline.dedup import REMOVED_SCHEMA
@@ -145,11 +145,6 @@ def fixture_run(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("dedup")
     planted = build_run(root)
     return root / "run", planted
-
-
-def read_rows(folder: Path) -> list[dict]:
-    files = sorted(folder.glob("*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
 
 
 def input_rows(run: Path) -> dict[str, dict]:
@@ -319,3 +314,39 @@ def test_interrupted_dedup_resumes_without_duplicates(fixture_run, tmp_path):
     assert all("done before" in line for line in lines[:6]) and "done before" not in lines[6]
     kept, removed = check_output(run, out)
     assert set(removed) == set(planted["exact"]) | set(planted["near"])
+
+
+def _shape(steps: list) -> list:
+    """A step list's classes and the settings that decide the output (folders, configs), comparable by value."""
+    keys = ("output_folder", "data_folder", "input_folder", "config", "prompts", "reason", "name")
+    out = []
+    for s in steps:
+        attrs = {}
+        for k in keys:
+            v = getattr(s, k, None)
+            if v is not None:
+                attrs[k] = getattr(v, "path", v) if k != "config" else repr(v)
+        out.append((type(s).__name__, attrs))
+    return out
+
+
+def test_the_pipeline_file_spells_out_the_clis_stages(fixture_run, tmp_path):
+    """pipelines/dedup.py writes each stage's list out by hand; the CLI builds them in finephrase/dedup/stages.py:
+    the same steps, tasks and log folders, stage by stage (so editing one without the other is caught)."""
+    import runpy
+
+    from finephrase.dedup import DedupPlan
+
+    run, _ = fixture_run
+    mod = runpy.run_path(str(REPO / "pipelines" / "dedup.py"), run_name="dedup_pipeline")
+    plan = DedupPlan(run, tmp_path / "out", scope="prompt", tasks=mod["TASKS"], minhash=mod["MINHASH"])
+    for unit, stages in zip(plan.units(), plan.chains()):
+        last, executors = mod["dedup_unit"](str(plan.run), str(plan.output), unit), []
+        while last is not None:
+            executors.append(last)
+            last = last.depends
+        executors.reverse()
+        assert len(executors) == len(stages) == 7
+        for e, stage in zip(executors, stages):
+            assert _shape(e.pipeline) == _shape(stage.pipeline), stage.name
+            assert e.world_size == stage.tasks and str(e.logging_dir.path) == stage.logging_dir, stage.name
