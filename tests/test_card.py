@@ -155,6 +155,41 @@ def test_every_config_loads_with_datasets(run, tmp_path):
     assert sorted(x["prompt"] for x in streamed) == sorted(p for p in PROMPTS for _ in range(want[p]["rows"]))
 
 
+def _source_with_two_rows(run, tmp_path):
+    """A copy of the run (and its manifest) with at least 2 published rows of one prompt: the 135M model sometimes
+    publishes a single row of 6 documents, so, when needed, rejects that have a text are moved into the prompt's
+    rows (files and counts kept consistent). What is tested here is the card of a dedup folder, not the model."""
+    from finephrase.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
+
+    src = tmp_path / "source"
+    shutil.copytree(run, src)
+    m = orjson.loads((src / "manifest.json").read_bytes())
+    published = {q: pq.read_table(src / q).num_rows if (src / q).is_dir() else 0 for q in PROMPTS}
+    q = max(PROMPTS, key=published.get)
+    if published[q] >= 2:
+        return src, m
+    rejects = pq.read_table(src / "rejects" / q).to_pylist()
+    moved = [r for r in rejects if r.get("text")][: 2 - published[q]]
+    rows = (pq.read_table(src / q).to_pylist() if (src / q).is_dir() else []) + [
+        {k: r.get(k) for k in OUTPUT_SCHEMA.names} | {"id": f"{r['source_id']}/{q}"} for r in moved]
+    shutil.rmtree(src / q, ignore_errors=True)
+    shutil.rmtree(src / "rejects" / q)
+    (src / q).mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA), src / q / "00000_000000.parquet")
+    left = [r for r in rejects if r not in moved]
+    if left:
+        (src / "rejects" / q).mkdir()
+        pq.write_table(pa.Table.from_pylist(left, schema=REJECT_SCHEMA), src / "rejects" / q / "00000_000000.parquet")
+    m["counts"]["rows"][q] = len(rows)
+    for r in moved:
+        key = f"{q}/{r['reject_reason']}"
+        m["counts"]["rejects"][key] -= 1
+        if not m["counts"]["rejects"][key]:
+            del m["counts"]["rejects"][key]
+    (src / "manifest.json").write_bytes(orjson.dumps(m))
+    return src, m
+
+
 def test_dedup_output(run, tmp_path):
     """A dedup output as `finephrase dedup` writes it: kept rows in <prompt>/RRRRR.parquet, removed ones in
     removed/<prompt>/{exact,near}_RRRRR.parquet, a `dedup` block in the manifest, no rejects/ or filtered/ (they stay
@@ -162,10 +197,10 @@ def test_dedup_output(run, tmp_path):
     datasets = pytest.importorskip("datasets")
     d = tmp_path / "dedup"
     d.mkdir()
-    m = orjson.loads((run / "manifest.json").read_bytes())
+    run, m = _source_with_two_rows(run, tmp_path)  # the dedup's source run
     published = {q: pq.read_table(run / q).num_rows if (run / q).is_dir() else 0 for q in PROMPTS}
     p = max(PROMPTS, key=published.get)  # one of its rows is "removed" as a duplicate; the others stay
-    assert sum(published.values()) >= 2, published
+    assert published[p] >= 2, published
     kept, rows_in = {}, {}
     for q in PROMPTS:
         t = pq.read_table(run / q) if (run / q).is_dir() else None
@@ -236,16 +271,17 @@ def test_dedup_output(run, tmp_path):
 def test_unfinished_runs_are_refused_with_one_line(run, tmp_path):
     d = tmp_path / "run"
     shutil.copytree(run, d)
-    # a published file of any prompt (the 135M model may publish no row of one prompt in 5 documents)
-    victim = next(f for p in PROMPTS for f in sorted((d / p).glob("*.parquet")))
-    folder = victim.parent.name
+    # a published file of any prompt, else a reject file (the 135M model may publish no row of a prompt)
+    folders = [*PROMPTS, *(f"rejects/{p}" for p in PROMPTS)]
+    victim = next(f for folder in folders for f in sorted((d / folder).glob("*.parquet")))
+    rel = victim.relative_to(d)
     victim.unlink()
     r = run_cli("card", d)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert "does not pass `finephrase verify`" in r.stderr and "missing" in r.stderr
     assert not (d / "README.md").exists()
 
-    shutil.copy(run / folder / victim.name, victim)
+    shutil.copy(run / rel, victim)
     m = orjson.loads((d / "manifest.json").read_bytes())
     m["status"] = "running"
     (d / "manifest.json").write_bytes(orjson.dumps(m))
