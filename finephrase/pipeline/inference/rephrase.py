@@ -151,7 +151,10 @@ class Rephrase(PipelineStep):
         finally:
             if thread.is_alive() and loop_ready.done():  # stopped from here (Ctrl-C, a failing step downstream)
                 loop, task = loop_ready.result()
-                loop.call_soon_threadsafe(task.cancel)
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:  # the loop closed meanwhile: nothing left to cancel
+                    pass
             thread.join(timeout=60)
 
     def snapshot_path(self, rank: int) -> Path | None:
