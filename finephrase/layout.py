@@ -20,6 +20,8 @@ crash the file is either the old one or the new one, never empty or torn.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import orjson
 from finephrase.errors import UsageError
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # serializes manifest updates between the tasks of one run
 LEDGER_DIR = ".ledger"
 REJECTS = "rejects"
 FILTERED = "filtered"
@@ -88,3 +91,16 @@ def read_manifest(root: str | Path) -> dict:
 
 def write_manifest(root: str | Path, manifest: dict) -> Path:
     return durable_write(Path(root) / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Serialize updates of `out` between the tasks of one run (SLURM array tasks start together): an exclusive
+    flock on `out/.lock`."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

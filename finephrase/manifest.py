@@ -8,8 +8,6 @@ model's revision, software versions).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import platform
@@ -26,13 +24,12 @@ import orjson
 
 from finephrase import __version__
 from finephrase.errors import UsageError
-from finephrase.layout import MANIFEST, write_manifest
+from finephrase.layout import LOCK, MANIFEST, output_lock, write_manifest
 from finephrase.ledger import LEDGER_DIR, all_ledgers
 from finephrase.occupancy import session_occupancy
 from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint
 from finephrase.serving import packaged_gguf_path
 
-LOCK = ".lock"
 
 
 def fingerprint(shape: Shape, tasks: int, input_files) -> dict:
@@ -97,18 +94,6 @@ def describe_difference(old: dict, new: dict) -> str:
         else:
             parts.append(f"{k}: {o!r} -> {n!r}")
     return "; ".join(parts)
-
-
-@contextlib.contextmanager
-def output_lock(out: Path):
-    """Serialize manifest updates between the tasks of one run (SLURM array tasks start together)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _contents(out: Path) -> list[Path]:

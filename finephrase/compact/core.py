@@ -15,8 +15,6 @@ source's counts and writes the manifest.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import sys
 import time
@@ -30,7 +28,7 @@ from finephrase.datafiles import num_rows, parquet_files
 from finephrase.errors import UsageError
 from finephrase.formatting import duration, human_bytes
 from finephrase.hub_limits import folder_of
-from finephrase.layout import FILTERED, REJECTS, durable_write, write_manifest
+from finephrase.layout import FILTERED, REJECTS, durable_write, output_lock, write_manifest
 from finephrase.ledger import TaskLock, all_ledgers
 
 COMPACT_DIR = ".compact"
@@ -77,24 +75,13 @@ def _committed_rows(entry: dict, rel: str) -> int:
     return entry.get("rows", {}).get(rel, 0)
 
 
-@contextlib.contextmanager
-def _locked(out: Path):
-    (out / COMPACT_DIR).mkdir(parents=True, exist_ok=True)
-    with open(out / COMPACT_DIR / ".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def load_or_make_plan(source: Path, out: Path, manifest: dict, prompts: list[str], target_bytes: int | None,
                       target_rows: int | None) -> tuple[list[Shard], dict]:
     """The plan in OUT/.compact/plan.json, made now by the first task to get here; another source or other
     targets than the plan's are refused."""
     if out.exists() and any(p.name != COMPACT_DIR for p in out.iterdir()) and not (out / COMPACT_DIR).is_dir():
         raise UsageError(f"{out} exists and is not a compaction: choose another --output")
-    with _locked(out):
+    with output_lock(out / COMPACT_DIR):
         path = out / COMPACT_DIR / PLAN
         want = {"source": str(source.resolve()), "target_bytes": target_bytes, "target_rows": target_rows}
         if path.is_file():
@@ -147,7 +134,7 @@ def compact(source: Path, out: Path, manifest: dict, prompts: list[str], target_
             record = write_shard(source, out, shard.path, shard.files, shard.rows)
             _commit(out, rank, record)
             progress.done(shard, record)
-    with _locked(out):
+    with output_lock(out / COMPACT_DIR):
         done = done_shards(out)
         left = [s for s in shards if s.path not in done]
         result = {"written": len(todo), "skipped": len(mine) - len(todo), "left": len(left), "manifest": None}
