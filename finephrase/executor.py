@@ -7,10 +7,13 @@ holds everything at DEBUG level, tracebacks included.
 
 from __future__ import annotations
 
+import io
+
 import datatrove.executor.base as dt_base
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.utils.logging import logger
 
+from finephrase.layout import durable_write
 from finephrase.console import setup_console_logging  # noqa: F401  (re-exported)
 
 
@@ -32,7 +35,41 @@ def close_task_logger(logfile):
     logfile.close()
 
 
+# written by every task of a run into the same logging folder: replaced atomically, never written in place (a
+# hundred array tasks that start together would interleave their bytes in one file)
+SHARED_LOG_FILES = ("executor.json", "stats.json")
+
+
+class _AtomicText(io.StringIO):
+    """A text file that lands at `path` only when closed, by durable_write (tmp file of its own, then rename)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def close(self):
+        if not self.closed:
+            durable_write(self.path, self.getvalue())
+        super().close()
+
+
+def _atomic_shared_files(folder) -> None:
+    """Make `folder.open(name, "w...")` of SHARED_LOG_FILES atomic (a local logging folder only)."""
+    plain_open = folder.open
+
+    def open_(path, mode="r", *args, **kwargs):
+        if path in SHARED_LOG_FILES and "w" in mode and folder.is_local():
+            return _AtomicText(folder.resolve_paths(path))
+        return plain_open(path, mode, *args, **kwargs)
+
+    folder.open = open_
+
+
 class LocalExecutor(LocalPipelineExecutor):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _atomic_shared_files(self.logging_dir)
+
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         originals = dt_base.add_task_logger, dt_base.close_task_logger
         dt_base.add_task_logger, dt_base.close_task_logger = add_task_logger, close_task_logger

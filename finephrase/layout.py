@@ -20,22 +20,24 @@ crash the file is either the old one or the new one, never empty or torn.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
+import threading
 from pathlib import Path
 
 import orjson
 
 from finephrase.errors import UsageError
+from finephrase.locks import FOLDER_LOCK, FOLDER_LOCK_HOLDER, folder_lock
 
 MANIFEST = "manifest.json"
-LOCK = ".lock"  # serializes manifest updates between the tasks of one run
+LOCK = FOLDER_LOCK  # serializes manifest updates between the tasks of one run (finephrase/locks.py)
 LEDGER_DIR = ".ledger"
 REJECTS = "rejects"
 FILTERED = "filtered"
 REMOVED = "removed"
 LOGS = "logs"
+# what finephrase itself puts into a folder before it is a run: it does not make the folder foreign
+OWN_FILES = frozenset({FOLDER_LOCK, FOLDER_LOCK_HOLDER, LOGS})
 TRAIN = "train"  # a mix output's rows
 ALL_CONFIG = "all"  # the card's config of every prompt's rows
 # folder and config names of finephrase's own: no prompt may be called so
@@ -63,7 +65,8 @@ def _replace_durably(path: str | Path, write) -> Path:
     """`write(file)` into a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # a name of this writer's own: two processes replacing one file never share (and steal) a temporary file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident() & 0xFFFFFF:06x}.tmp")
     with open(tmp, "wb") as f:
         write(f)
         f.flush()
@@ -93,14 +96,7 @@ def write_manifest(root: str | Path, manifest: dict) -> Path:
     return durable_write(Path(root) / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
 
 
-@contextlib.contextmanager
 def output_lock(out: Path):
-    """Serialize updates of `out` between the tasks of one run (SLURM array tasks start together): an exclusive
-    flock on `out/.lock`."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Serialize updates of `out` between the tasks of one run (SLURM array tasks start together): see
+    finephrase/locks.py (flock, or an atomically created holder file where the filesystem has no flock)."""
+    return folder_lock(out)

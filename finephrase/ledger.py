@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from finephrase.errors import FinephraseError
 from finephrase.layout import LEDGER_DIR, fsync_dir  # noqa: F401  (LEDGER_DIR: imported from here too)
+from finephrase.locks import TaskLock  # noqa: F401  (imported from here by the writers)
 import pyarrow.parquet as pq
 
 _CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
@@ -198,48 +199,6 @@ class Ledger:
             f.write(orjson.dumps(entry) + b"\n")
             f.flush()
             os.fsync(f.fileno())
-
-
-class TaskLock:
-    """Only one process works on a task (rank) at a time: an exclusive `flock` on `.ledger/rank_RRRRR.lock`,
-    held while the task runs. The kernel drops it when the process dies (kill -9, node loss), so a restarted
-    or requeued task never finds a stale lock; a second process on the same rank (a manual resubmit while the
-    old job still runs) fails at once instead of committing the same chunks twice."""
-
-    def __init__(self, output_dir: str | Path, rank: int, folder: str = LEDGER_DIR):
-        self.path = Path(output_dir) / folder / f"rank_{rank:05d}.lock"
-        self.rank = rank
-        self._fh = None
-
-    def __enter__(self):
-        import fcntl
-        import socket
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise FinephraseError(f"task {self.rank} is already running ({holder}): stop that one first "
-                                  f"(e.g. scancel), then resubmit") from None
-        fh.seek(0)
-        fh.truncate()
-        job = os.environ.get("SLURM_JOB_ID")
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}" + (f", SLURM job {job}" if job else "") + "\n")
-        fh.flush()
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
 
 
 def all_ledgers(output_dir: str | Path) -> dict[int, LedgerState]:

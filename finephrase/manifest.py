@@ -24,8 +24,9 @@ import orjson
 
 from finephrase import __version__
 from finephrase.errors import UsageError
-from finephrase.layout import LOCK, MANIFEST, output_lock, write_manifest
+from finephrase.layout import MANIFEST, OWN_FILES, output_lock, write_manifest
 from finephrase.ledger import LEDGER_DIR, all_ledgers
+from finephrase.locks import FOLDER_LOCK, FOLDER_LOCK_HOLDER
 from finephrase.occupancy import session_occupancy
 from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint
 from finephrase.serving import packaged_gguf_path
@@ -97,27 +98,29 @@ def describe_difference(old: dict, new: dict) -> str:
 
 
 def _contents(out: Path) -> list[Path]:
-    return [p for p in out.iterdir() if p.name != LOCK] if out.is_dir() else []
+    """What `out` holds besides finephrase's own lock and log files."""
+    return [p for p in out.iterdir() if p.name not in OWN_FILES] if out.is_dir() else []
 
 
 def prepare_output(out: Path, fp: dict, session: dict, prompts: list, rank: int | None = None,
                    overwrite: bool = False) -> dict:
-    """Create the output folder, or check that an existing one belongs to this very run (then it resumes)."""
-    is_run = (out / MANIFEST).exists() or (out / LEDGER_DIR).exists()
-    if _contents(out) and not is_run:
-        raise UsageError(f"output folder {out} exists, is not empty and is not a finephrase run: "
-                         f"choose another --output")
+    """Create the output folder, or check that an existing one belongs to this very run (then it resumes): one
+    step under the folder's lock, so tasks that start in the same second all see one folder being created."""
     if overwrite and rank is not None:
         raise UsageError("--overwrite cannot be combined with --rank (each task would delete the others' work): "
                          "delete the folder first")
     with output_lock(out):
+        is_run = (out / MANIFEST).exists() or (out / LEDGER_DIR).exists()
+        if not is_run and _contents(out):
+            raise UsageError(f"output folder {out} exists, is not empty and is not a finephrase run: "
+                             f"choose another --output")
         return _create_or_join(out, fp, session, prompts, overwrite)
 
 
 def _create_or_join(out: Path, fp: dict, session: dict, prompts: list, overwrite: bool) -> dict:
     manifest_path = out / MANIFEST
     if overwrite:
-        for p in _contents(out):
+        for p in (p for p in out.iterdir() if p.name not in (FOLDER_LOCK, FOLDER_LOCK_HOLDER)):
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     if manifest_path.exists():
         old = orjson.loads(manifest_path.read_bytes())
