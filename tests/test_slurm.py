@@ -208,3 +208,49 @@ def test_compaction_array_after_the_rephrase_array(tmp_path):
     v = run_cli("verify", compacted)
     assert v.returncode == 0, v.stdout
     assert source_ids(compacted) == sorted(r["id"] for r in rows)
+
+
+def test_sixteen_task_array_with_a_requeue(tmp_path):
+    """A 16-task array on one new output folder, one task requeued mid-run: no task exits non-zero (none fails
+    because another started or finished beside it), and the run verifies exactly once. The tasks talk to a
+    stand-in server (tests/fakeserver.py): what is under test is our own code on a real cluster, not a model."""
+    from fakeserver import FakeServer
+
+    for i in range(32):
+        write_parquet(tmp_path / "in" / f"part-{i:02d}.parquet",
+                      [{"id": f"p{i}-{j}", "text": f"Document {i}-{j} on subject {i * 8 + j}. " * 6} for j in range(8)])
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    logs.mkdir()
+    fake = FakeServer(delay=0.15).start()
+    try:
+        r = subprocess.run([*SBATCH, "--array=0-15", f"--output={logs}/%A_%a.out", "slurm/rephrase.sh", "rephrase",
+                            str(tmp_path / "in"), "--prompt", "faq,table", "--output", str(out), "--backend",
+                            "endpoint", "--endpoint-url", fake.url, "--chunk-size", "2", "--max-concurrency", "2"],
+                           cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        job = r.stdout.strip().split(";")[0]
+        deadline = time.monotonic() + 300
+        while ledger_line_count(out, rank=3) < 1:  # task 3 has committed a chunk: requeue it mid-run
+            assert time.monotonic() < deadline and _queued(job), "task 3 committed nothing"
+            time.sleep(0.1)
+        subprocess.run(["scontrol", "requeue", f"{job}_3"], check=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = subprocess.run(["squeue", "-h", "-j", f"{job}_3", "-o", "%T"], capture_output=True, text=True)
+            if "PENDING" in state.stdout:
+                subprocess.run(["scontrol", "update", f"jobid={job}_3", "StartTime=now"], capture_output=True)
+                break
+            time.sleep(0.2)
+        _wait_gone(job, timeout=600)
+    finally:
+        fake.stop()
+    task_logs = sorted(logs.glob(f"{job}_*.out"))
+    assert len(task_logs) == 16
+    for log in task_logs:
+        text = log.read_text()
+        ends = re.findall(r"task \d+ exit (\d+)", text)
+        assert ends and ends[-1] == "0" and "not a finephrase run" not in text, text[-2000:]
+    assert "attempt 1" in (logs / f"{job}_3.out").read_text()
+    v = run_cli("verify", out)
+    assert v.returncode == 0, v.stdout
+    assert len(source_ids(out)) == 32 * 8
