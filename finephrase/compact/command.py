@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from finephrase.array_task import task_of
 from finephrase.compact.plan import DEFAULT_TARGET_BYTES, parse_size
 from finephrase.errors import UsageError
 
@@ -30,19 +30,6 @@ def add_parser(sub):
                    help="tasks sharing the work (default: the SLURM array's size, or 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
-
-
-def task_of(rank: int | None, tasks: int | None) -> tuple[int, int]:
-    """(rank, tasks) from the flags, else from the SLURM array this runs in, else (0, 1)."""
-    if rank is None and "SLURM_ARRAY_TASK_ID" in os.environ:
-        rank = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
-        if tasks is None:
-            tasks = int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 0)) or (
-                int(os.environ.get("SLURM_ARRAY_TASK_MAX", rank)) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0)) + 1)
-    rank, tasks = rank or 0, tasks or 1
-    if tasks < 1 or not 0 <= rank < tasks:
-        raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
-    return rank, tasks
 
 
 def compact_folder(source: str | Path, output: str | Path, target_size: str | int | None = None,
