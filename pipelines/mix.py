@@ -27,6 +27,8 @@ config = MixConfig(
     max_tokens=None,  # cap on the mix's total tokens
     allow_repeats=False,  # True: keep every synthetic token and repeat source rows if the source is too small
     shard_rows=100_000,  # rows per output file
+    bucket_bytes=64 << 20,  # rows shuffled in memory at a time: bounds the memory (about 3x this)
+    tasks=None,  # a SLURM array shares the mix: rank and tasks from SLURM (docs/mixing.md, "A SLURM array")
 )
 
 if __name__ == "__main__":

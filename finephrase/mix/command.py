@@ -72,6 +72,13 @@ def add_parser(sub):
     p.add_argument("--workers", type=positive_int, default=0,
                    help="above 1: count tokens on all cores (tokenizers' thread pool), 1: in one thread "
                    "(default: CPUs, at most 8)")
+    p.add_argument("--bucket-size", default=None, metavar="SIZE",
+                   help="rows shuffled in memory at a time, and the write buffer, e.g. 64MB (default), 1GB: "
+                   "bounds the memory (about 3x this), whatever the mix's size")
+    p.add_argument("--rank", type=int, default=None,
+                   help="this task of --tasks (default: SLURM_ARRAY_TASK_ID, or 0); see docs/mixing.md")
+    p.add_argument("--tasks", type=int, default=None,
+                   help="tasks of a SLURM array sharing the mix (default: the array's size, or 1)")
     p.set_defaults(func=main)
 
 
@@ -84,7 +91,11 @@ def main(args) -> int:
         tokenizer=args.tokenizer, seed=args.seed, max_tokens=args.max_tokens, allow_repeats=args.allow_repeats,
         allow_unfinished=args.allow_unfinished,
         shard_rows=args.shard_rows, text_column=args.text_column, id_column=args.id_column,
-        workers=args.workers,
+        workers=args.workers, rank=args.rank, tasks=args.tasks,
     )
+    if args.bucket_size:
+        from finephrase.compact.plan import parse_size
+
+        cfg.bucket_bytes = parse_size(args.bucket_size)
     build_mix(cfg, command=sys.argv)
     return 0

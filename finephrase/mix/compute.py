@@ -3,25 +3,14 @@ meets each input's token budget."""
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from finephrase.mix.sources import MixInput
+from finephrase.mix.counting import read_spill
+from finephrase.mix.keys import N_BINS, bins, keys, select_stream
+from finephrase.mix.sources import MixInput, Unit
 
 FILL_TOLERANCE = 1e-3  # each input's budget is met to within 0.1% (or one row)
 FILL_SCAN = 100_000  # rows looked at past the first one that overshoots, to fill the rest of a budget
-_UNION = 0x6D6978  # seed tag of the final shuffle
-
-
-def _rng(seed: int, *tags: int) -> np.random.Generator:
-    return np.random.default_rng([seed, *tags])
-
-
-def _tag(name: str) -> int:
-    return zlib.crc32(name.encode())
-
-
 def fractions(inputs: list[MixInput], share: float) -> list[float]:
     """Each input's requested fraction of the total: its side's share, split by weight (default: its tokens)."""
     out = [0.0] * len(inputs)
@@ -82,18 +71,96 @@ def _fill(order: np.ndarray, toks: np.ndarray, budget: float) -> list[np.ndarray
     return taken
 
 
-def select(tokens: np.ndarray, budget: float, seed: int, name: str, allow_repeats: bool = False) -> np.ndarray:
-    """Indices of the rows an input contributes (shuffled with (seed, name); repeated only with allow_repeats)."""
-    usable = np.flatnonzero(tokens >= 0)
-    avail = float(tokens[usable].sum())
-    tag = _tag(name)
-    first = _rng(seed, tag, 0).permutation(usable)
+def select(inp: MixInput, units: list[Unit], spill, budget: float, seed: int,
+           allow_repeats: bool = False) -> dict:
+    """Which rows the input contributes, as a rule a row's selection key decides (no per-row array): `full`
+    whole passes over all its usable rows, then (`partial`) the rows of one more pass in selection-key order while
+    they fit the rest of the budget, filled near the end as _fill does. `spill(unit)` is a unit's count file.
+    Returns the rule plus the selected rows and tokens."""
+    avail, n_avail = float(inp.available_tokens), inp.available_rows
     if budget >= avail * (1 - 1e-12):
         if not allow_repeats or budget <= avail * (1 + FILL_TOLERANCE):
-            return first
-        passes = int(budget // avail)
-        chunks = [first] + [_rng(seed, tag, e).permutation(usable) for e in range(1, passes)]
-        last = _rng(seed, tag, passes).permutation(usable)
-        chunks += _fill(last, tokens[last], budget - passes * avail)
-        return np.concatenate(chunks)
-    return np.concatenate(_fill(first, tokens[first], budget) or [np.zeros(0, dtype=np.int64)])
+            return {"full": 1, "partial": None, "rows": n_avail, "tokens": int(avail), "unique": n_avail}
+        full = int(budget // avail)
+        rest = budget - full * avail
+    else:
+        full, rest = 0, budget
+    sel = {"full": full, "partial": None, "rows": full * n_avail, "tokens": int(full * avail),
+           "unique": n_avail if full else 0}
+    if rest <= 0:
+        return sel
+    streams = {u.index: select_stream(seed, inp.tag, full, u.tag) for u in units}
+    hist_t, hist_n = _histograms(units, spill, streams)
+    cum = np.cumsum(hist_t)
+    kstar = int(np.searchsorted(cum, rest, side="right"))  # the first bin that overshoots the rest
+    if kstar >= N_BINS:  # every row fits
+        kstar = N_BINS
+    got = float(cum[kstar - 1]) if kstar else 0.0
+    rows = int(hist_n[:kstar].sum())
+    chosen: dict[int, list[int]] = {}
+    kend = kstar - 1
+    if kstar < N_BINS:
+        ncum = np.cumsum(hist_n[kstar:])
+        kend = kstar + min(int(np.searchsorted(ncum, hist_n[kstar] + FILL_SCAN, side="left")), N_BINS - 1 - kstar)
+        cand_keys, cand_toks, cand_unit, cand_row = _candidates(units, spill, streams, kstar, kend)
+        order = np.lexsort((cand_row, cand_unit, cand_keys))
+        picked = _fill(order, cand_toks[order], rest - got)
+        if picked:
+            idx = np.concatenate(picked)
+            for u, r in sorted(zip(cand_unit[idx].tolist(), cand_row[idx].tolist())):
+                chosen.setdefault(u, []).append(r)
+            got += float(cand_toks[idx].sum())
+            rows += len(idx)
+    sel["partial"] = {"pass": full, "kstar": kstar, "kend": kend, "chosen": {str(u): r for u, r in chosen.items()}}
+    sel["rows"] += rows
+    sel["tokens"] += int(got)
+    sel["unique"] = n_avail if full else rows
+    return sel
+
+
+def _histograms(units: list[Unit], spill, streams: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and usable rows per selection-key bin, over all the input's units."""
+    hist_t = np.zeros(N_BINS, dtype=np.float64)
+    hist_n = np.zeros(N_BINS, dtype=np.int64)
+    for u in units:
+        for start, a in read_spill(spill(u)):
+            ok = np.flatnonzero(a[:, 0] >= 0)
+            b = bins(keys(streams[u.index], ok + start))
+            hist_t += np.bincount(b, weights=a[ok, 0], minlength=N_BINS)
+            hist_n += np.bincount(b, minlength=N_BINS)
+    return hist_t, hist_n
+
+
+def _candidates(units: list[Unit], spill, streams: dict[int, int], lo: int, hi: int):
+    """(key, tokens, unit, row) of the usable rows whose selection-key bin is in [lo, hi]."""
+    out: list[tuple] = []
+    for u in units:
+        for start, a in read_spill(spill(u)):
+            ok = np.flatnonzero(a[:, 0] >= 0)
+            k = keys(streams[u.index], ok + start)
+            b = bins(k)
+            m = (b >= lo) & (b <= hi)
+            if m.any():
+                out.append((k[m], a[ok[m], 0].astype(np.int64), np.full(int(m.sum()), u.index, dtype=np.int64),
+                            ok[m] + start))
+    if not out:
+        z = np.zeros(0, dtype=np.int64)
+        return z.astype(np.uint64), z, z, z
+    return tuple(np.concatenate(c) for c in zip(*out))
+
+
+def multiplicity(sel: dict, unit: Unit, stream: int | None, start: int, toks: np.ndarray) -> np.ndarray:
+    """How many times each row of a spill chunk (first row `start`, tokens `toks`) is in the mix."""
+    usable = toks >= 0
+    m = np.where(usable, sel["full"], 0).astype(np.int64)
+    part = sel["partial"]
+    if part is None:
+        return m
+    rows = np.arange(start, start + len(toks), dtype=np.int64)
+    b = bins(keys(stream, rows))
+    take = usable & (b < part["kstar"])
+    chosen = part["chosen"].get(str(unit.index))
+    if chosen:
+        c = np.asarray(chosen, dtype=np.int64)
+        take |= usable & np.isin(rows, c[(c >= start) & (c < start + len(toks))])
+    return m + take

@@ -13,6 +13,7 @@ DEFAULT_SHARD_ROWS = 100_000
 MIX_FILE = "mix.json"
 TRAIN_DIR = TRAIN
 TMP_DIR = ".mix-tmp"
+DEFAULT_BUCKET_BYTES = 64 << 20  # shuffle bucket (and write buffer) size: bounds the memory
 
 
 @dataclass
@@ -32,6 +33,9 @@ class MixConfig:
     text_column: str = "text"  # of the source inputs (synthetic rows: `text`)
     id_column: str = "id"
     workers: int = 0  # tokenizer threads (0: min(8, CPUs))
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES  # rows shuffled in memory at a time (and the scatter buffer)
+    rank: int | None = None  # this task of `tasks` (None: SLURM_ARRAY_TASK_ID, or 0)
+    tasks: int | None = None  # tasks of a SLURM array sharing the mix (None: the array's size, or 1)
 
     def check(self):
         if not self.synthetic:
@@ -53,5 +57,7 @@ class MixConfig:
             raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
         if self.shard_rows < 1:
             raise UsageError(f"--shard-rows must be at least 1, got {self.shard_rows}")
+        if self.bucket_bytes < 1:
+            raise UsageError(f"--bucket-size must be at least 1 byte, got {self.bucket_bytes}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")

@@ -3,7 +3,7 @@ record of a part once."""
 
 from __future__ import annotations
 
-from array import array
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from finephrase.errors import UsageError
 from finephrase.mix.config import DEFAULT_TOKENIZER
-from finephrase.mix.sources import Part
+from finephrase.mix.sources import Unit
 
 
 class TokenCounter:
@@ -92,31 +92,52 @@ def load_tokenizer(name: str = DEFAULT_TOKENIZER, workers: int = 1) -> TokenCoun
 
 
 COUNT_BATCH = 1024
+SPILL_DTYPE = np.int32  # per row: (tokens, -1 = not usable; characters), 8 bytes a row, on disk only
+_MAX32 = 2**31 - 1
 
 
-def count_part(part: Part, counter: TokenCounter):
-    tokens = array("q")  # 8 bytes a row, not a Python int each
-    chars = array("q")
-    pending: list[tuple[int, str]] = []
+def count_unit(unit: Unit, counter: TokenCounter, spill: Path) -> dict:
+    """Count one file's records into `spill` (written to a temporary name, then renamed: the file is complete
+    when it exists); returns its totals: rows, usable rows, tokens, characters and skipped rows by reason."""
+    bad: Counter = Counter()
+    totals = {"rows": 0, "usable": 0, "tokens": 0, "chars": 0}
+    pending: list[tuple[int, str | None]] = []
+    tmp = spill.with_name(spill.name + ".tmp")
 
-    def flush():
-        for (i, _), n in zip(pending, counter.count_batch([t for _, t in pending])):
-            tokens[i] = n
+    def flush(fh):
+        texts = [t for _, t in pending if t is not None]
+        counts = iter(counter.count_batch(texts) if texts else [])
+        toks = [next(counts) if t is not None else -1 for _, t in pending]
+        chars = [n for n, _ in pending]
+        totals["tokens"] += sum(k for k in toks if k > 0)
+        totals["chars"] += sum(n for n, t in pending if t is not None)
+        out = np.minimum(np.array([toks, chars], dtype=np.int64).T, _MAX32).astype(SPILL_DTYPE)
+        fh.write(out.tobytes())
         pending.clear()
 
-    for doc in part.documents():
-        reason = doc.metadata.get("_fp_reject")
-        tokens.append(-1)
-        chars.append(len(doc.text))
-        if reason:
-            part.bad[reason] += 1
-            continue
-        pending.append((len(tokens) - 1, doc.text))
-        if len(pending) >= COUNT_BATCH:
-            flush()
-    flush()
-    part.tokens = np.frombuffer(tokens, dtype=np.int64) if len(tokens) else np.zeros(0, dtype=np.int64)
-    part.chars = np.frombuffer(chars, dtype=np.int64) if len(chars) else np.zeros(0, dtype=np.int64)
-    if len(tokens) and part.bad.get("missing_text", 0) == len(tokens):
-        raise UsageError(f"{part.label}: no column '{part.text_column}' in its records"
-                         + (" (pass --text-column)" if part.label.startswith("source:") else ""))
+    with open(tmp, "wb") as fh:
+        for doc in unit.documents():
+            reason = doc.metadata.get("_fp_reject")
+            totals["rows"] += 1
+            if reason:
+                bad[reason] += 1
+            else:
+                totals["usable"] += 1
+            pending.append((len(doc.text), None if reason else doc.text))
+            if len(pending) >= COUNT_BATCH:
+                flush(fh)
+        flush(fh)
+    tmp.replace(spill)
+    return {**totals, "bad": dict(sorted(bad.items()))}
+
+
+def read_spill(spill: Path, chunk: int = 1 << 16):
+    """(first row, array of shape (n, 2): tokens, characters) chunk by chunk: a file's counts in bounded memory."""
+    with open(spill, "rb") as fh:
+        start = 0
+        while True:
+            a = np.fromfile(fh, dtype=SPILL_DTYPE, count=2 * chunk)
+            if not len(a):
+                return
+            yield start, a.reshape(-1, 2)
+            start += len(a) // 2

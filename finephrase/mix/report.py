@@ -5,40 +5,37 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from finephrase.mix.config import TOLERANCE, MixConfig
 
 
-def _report(cfg: MixConfig, inputs, fracs, selections, labels, counter, total, limiting, files,
+def _input_entry(inp, frac: float, sel: dict, written: dict[str, dict]) -> dict:
+    entry = {"kind": inp.kind, "name": inp.name, "path": inp.path, "weight": inp.weight,
+             "requested_share": frac, "available": {"rows": 0, "tokens": 0}, "skipped_rows": 0,
+             "selected": {"rows": 0, "tokens": 0}, "parts": {}}
+    for part in inp.parts:
+        got = written[part.label]
+        d = {"files": part.n_files, "available": {"rows": part.usable, "tokens": part.tokens},
+             "skipped_rows": dict(sorted(part.bad.items())),
+             "selected": {"rows": got["rows"], "tokens": got["tokens"]}}
+        if part.skipped_files:
+            d["uncommitted_files_left_out"] = part.skipped_files
+        entry["parts"][part.label] = d
+        for key in ("rows", "tokens"):
+            entry["available"][key] += d["available"][key]
+            entry["selected"][key] += d["selected"][key]
+        entry["skipped_rows"] += sum(part.bad.values())
+    entry["repeated_rows"] = sel["rows"] - sel["unique"]
+    return entry
+
+
+def _report(cfg: MixConfig, inputs, plan: dict, written: dict[str, dict], counter, files: list[str],
             command: list[str] | None) -> dict:
+    """`written`: rows and tokens per part label, as the tasks wrote them."""
     from finephrase import __version__
 
-    parts: dict[str, dict] = {}
-    per_input = []
-    for inp, f, sel in zip(inputs, fracs, selections):
-        entry = {"kind": inp.kind, "name": inp.name, "path": inp.path, "weight": inp.weight,
-                 "requested_share": f, "available": {"rows": 0, "tokens": 0}, "skipped_rows": 0,
-                 "selected": {"rows": int(len(sel)), "tokens": 0}, "parts": {}}
-        base = 0
-        for part in inp.parts:
-            n = len(part.tokens)
-            mine = sel[(sel >= base) & (sel < base + n)] - base
-            usable = part.tokens >= 0
-            d = {"files": part.n_files, "available": {"rows": int(usable.sum()),
-                                                          "tokens": int(part.tokens[usable].sum())},
-                 "skipped_rows": dict(sorted(part.bad.items())),
-                 "selected": {"rows": int(len(mine)), "tokens": int(part.tokens[mine].sum())}}
-            if part.skipped_files:
-                d["uncommitted_files_left_out"] = part.skipped_files
-            entry["parts"][part.label] = d
-            parts[part.label] = dict(d["selected"])
-            for key in ("rows", "tokens"):
-                entry["available"][key] += d["available"][key]
-            entry["skipped_rows"] += sum(part.bad.values())
-            entry["selected"]["tokens"] += d["selected"]["tokens"]
-            base += n
-        per_input.append(entry)
+    per_input = [_input_entry(inp, f, sel, written)
+                 for inp, f, sel in zip(inputs, plan["fractions"], plan["selections"])]
+    parts = {label: dict(d["selected"]) for e in per_input for label, d in e["parts"].items()}
     tot_tokens = sum(e["selected"]["tokens"] for e in per_input)
     tot_rows = sum(e["selected"]["rows"] for e in per_input)
     shares = {}
@@ -47,12 +44,12 @@ def _report(cfg: MixConfig, inputs, fracs, selections, labels, counter, total, l
         got = sum(e["selected"]["tokens"] for e in per_input if e["kind"] == kind) / tot_tokens
         shares[kind] = {"requested": req, "achieved": got}
         ok &= abs(got - req) <= TOLERANCE
-    for e, sel in zip(per_input, selections):
+    for e in per_input:
         e["achieved_share"] = e["selected"]["tokens"] / tot_tokens
         ok &= abs(e["achieved_share"] - e["requested_share"]) <= TOLERANCE
-        e["repeated_rows"] = int(len(sel) - len(np.unique(sel)))
-    for label, d in parts.items():
+    for d in parts.values():
         d["share"] = d["tokens"] / tot_tokens
+    limiting = plan["limiting"]
     return {
         "finephrase_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -65,7 +62,7 @@ def _report(cfg: MixConfig, inputs, fracs, selections, labels, counter, total, l
                     "text_column": cfg.text_column, "id_column": cfg.id_column},
         "tokenizer": counter.describe(),
         "seed": cfg.seed,
-        "planned_tokens": round(total),
+        "planned_tokens": round(plan["total"]),
         "limited_by": "max_tokens" if limiting is None else f"{inputs[limiting].kind}:{inputs[limiting].name}",
         "inputs": per_input,
         "parts": parts,

@@ -8,7 +8,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
@@ -29,9 +28,11 @@ class Part:
     id_column: str
     skipped_files: int = 0  # synthetic: files of chunks no ledger line commits
     n_files: int = 0
-    # filled by counting
-    tokens: np.ndarray | None = None  # int64 per record; -1 = not usable
-    chars: np.ndarray | None = None  # int64 per record (checked again when the rows are written)
+    # filled from the counts (totals only: the per-row counts stay on disk, in the spill files)
+    rows: int = 0  # records read
+    usable: int = 0  # records with text
+    tokens: int = 0
+    chars: int = 0
     bad: Counter = field(default_factory=Counter)
 
     def reader(self):
@@ -39,8 +40,43 @@ class Part:
 
         return ResumableReader(self.files, text_column=self.text_column, id_column=self.id_column)
 
+
+@dataclass(eq=False)
+class Unit:
+    """One file of a part: the unit of counting and of scattering (tasks of an array take units[rank::tasks])."""
+
+    index: int  # in the list of all units
+    input: int  # index of its input
+    part: Part
+    file: object  # the reader's InputFile
+    reader: object
+
+    @property
+    def tag(self) -> str:
+        return self.part.label + "\0" + self.file.relpath
+
     def documents(self):
-        return self.reader().iter_documents(columns=[self.text_column, self.id_column])
+        """The file's documents, ids as `finephrase rephrase` gives them (positional FILE:N from 1)."""
+        r, f = self.reader, self.file
+        line = 0
+        for rec, pos, reject, _ in r.iter_records(f, 0, [r.text_column, r.id_column]):
+            if f.kind == "parquet":
+                index = pos
+            else:
+                line += 1
+                index = line
+            yield r._document(rec, f.relpath, index, reject)
+
+
+def list_units(inputs: list[MixInput]) -> list[Unit]:
+    """Every file of every part, in a fixed order (inputs, parts, the reader's file order)."""
+    units: list[Unit] = []
+    for i, inp in enumerate(inputs):
+        for part in inp.parts:
+            reader = part.reader()
+            for f in reader.files:
+                units.append(Unit(len(units), i, part, f, reader))
+    return units
 
 
 @dataclass(eq=False)
@@ -53,12 +89,20 @@ class MixInput:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def tokens(self) -> np.ndarray:
-        return np.concatenate([p.tokens for p in self.parts])
+    def tag(self) -> str:
+        return self.name + "\0" + self.kind
 
     @property
     def available_tokens(self) -> int:
-        return int(sum(int(p.tokens[p.tokens >= 0].sum()) for p in self.parts))
+        return sum(p.tokens for p in self.parts)
+
+    @property
+    def available_rows(self) -> int:
+        return sum(p.usable for p in self.parts)
+
+    @property
+    def available_chars(self) -> int:
+        return sum(p.chars for p in self.parts)
 
 
 _NAME = re.compile(r"^([A-Za-z0-9_.+-]+)=(.+)$")

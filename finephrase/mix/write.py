@@ -1,5 +1,6 @@
-"""Writing a mix: the output folder's checks, the selected rows streamed into per-shard bucket files under
-OUT/.mix-tmp/, each shard ordered and written as OUT/train/NNNNN.parquet, then swapped in with OUT/mix.json last."""
+"""Writing a mix: the output folder's checks; the selected rows appended to bucket files under OUT/.mix-tmp/ by
+the top bits of their order key (a bucketed shuffle on disk); each bucket read and ordered in memory, one at a
+time, and streamed into OUT/train/NNNNN.parquet; then swapped in with OUT/mix.json last."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pyarrow.parquet as pq
 from finephrase.errors import UsageError
 from finephrase.layout import durable_write, fsync_dir
 from finephrase.mix.config import MIX_FILE, TMP_DIR, TRAIN_DIR
-from finephrase.mix.sources import MixInput
 
 MIX_SCHEMA = pa.schema([
     pa.field("text", pa.string(), nullable=False),
@@ -26,36 +26,42 @@ MIX_SCHEMA = pa.schema([
 
 
 class _Buckets:
-    """Rows bound for each output shard, appended to OUT/.mix-tmp/buckets/SSSSS.jsonl in batches."""
+    """Selected rows, appended to OUT/.mix-tmp/buckets/BBBBBB/RRRRR.jsonl (one file per bucket and task) in
+    batches of about `flush_bytes`: memory holds one batch, never the mix."""
 
-    def __init__(self, folder: Path, flush_bytes: int = 64 << 20):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path, rank: int, n_buckets: int, flush_bytes: int):
+        self.folder, self.rank = folder, rank
         self.buf: dict[int, list[bytes]] = {}
         self.size = 0
         self.flush_bytes = flush_bytes
+        self.counts = np.zeros(n_buckets, dtype=np.int64)
 
-    def add(self, shard: int, line: bytes):
-        self.buf.setdefault(shard, []).append(line)
+    def add(self, bucket: int, line: bytes):
+        self.buf.setdefault(bucket, []).append(line)
+        self.counts[bucket] += 1
         self.size += len(line)
         if self.size >= self.flush_bytes:
             self.flush()
 
     def flush(self):
-        for shard, lines in self.buf.items():
-            with open(self.folder / f"{shard:05d}.jsonl", "ab") as f:
+        for bucket, lines in sorted(self.buf.items()):
+            d = self.folder / f"{bucket:06d}"
+            d.mkdir(parents=True, exist_ok=True)
+            with open(d / f"{self.rank:05d}.jsonl", "ab") as f:
                 f.write(b"".join(lines))
         self.buf.clear()
         self.size = 0
 
-    def read(self, shard: int) -> list:
-        path = self.folder / f"{shard:05d}.jsonl"
-        if not path.exists():
-            return []
+
+def read_bucket(folder: Path, bucket: int) -> list:
+    """A bucket's rows (all tasks' files), in mix order: by order key, then unit, row and pass."""
+    rows = []
+    d = folder / f"{bucket:06d}"
+    for path in sorted(d.glob("*.jsonl")) if d.is_dir() else []:
         with open(path, "rb") as f:
-            rows = [orjson.loads(line) for line in f]
-        path.unlink()
-        return rows
+            rows += [orjson.loads(line) for line in f]
+    rows.sort(key=lambda r: (r[0], r[5], r[6], r[7]))
+    return rows
 
 
 def _check_output(out: Path):
@@ -71,70 +77,69 @@ def _prepare_output(out: Path):
     shutil.rmtree(out / TMP_DIR, ignore_errors=True)  # left by an interrupted mix
 
 
-def _bucket_rows(buckets: _Buckets, inputs: list[MixInput], selections: list[np.ndarray], pos: np.ndarray,
-                 labels: list[str], shard_rows: int):
-    """Every selected record into the bucket of its shard; entry j (inputs in order, then their selections) goes to
-    position pos[j]."""
-    offset = 0
-    for inp, sel in zip(inputs, selections):
-        p = pos[offset:offset + len(sel)]
-        offset += len(sel)
-        _bucket_input(buckets, inp, sel, p, labels, shard_rows)
-    buckets.flush()
+class ShardWriter:
+    """Rows in mix order into train_tmp/NNNNN.parquet (`shard_rows` each, the last fewer), row group by row group:
+    memory holds one row group. `add(position, row)` takes rows of consecutive positions."""
 
+    def __init__(self, train_tmp: Path, labels: list[str], n_rows: int, shard_rows: int):
+        self.dir, self.labels, self.n_rows, self.shard_rows = train_tmp, labels, n_rows, shard_rows
+        self.group = min(shard_rows, 10_000)
+        train_tmp.mkdir(parents=True, exist_ok=True)
+        self.rows: list = []
+        self.writer = None
+        self.shard = -1
+        self.in_shard = 0
+        self.done: list[dict] = []
 
-def _bucket_input(buckets: _Buckets, inp: MixInput, sel: np.ndarray, p: np.ndarray, labels: list[str],
-                  shard_rows: int):
-    """One input's selected records (`sel`: indices within the input, `p`: their positions), read in one pass and
-    checked against what was counted."""
-    order = np.argsort(sel, kind="stable")
-    ks, ps = sel[order], p[order]
-    at = 0  # next entry in ks
-    base = 0  # index of the part's first record within the input
-    for part in inp.parts:
-        if at >= len(ks):
-            break
-        end = base + len(part.tokens)
-        if ks[at] >= end:
-            base = end
-            continue
-        li = labels.index(part.label)
-        for k, doc in enumerate(part.documents(), start=base):
-            if k >= end:
-                raise UsageError(f"{part.label} changed while mixing (more records than when counted): rerun")
-            if ks[at] != k:
-                continue
-            if doc.metadata.get("_fp_reject") or len(doc.text) != part.chars[k - base]:
-                raise UsageError(f"{part.label} changed while mixing (record {k - base + 1} differs): rerun")
-            while at < len(ks) and ks[at] == k:
-                where = int(ps[at])
-                buckets.add(where // shard_rows,
-                            orjson.dumps([where, li, doc.id, int(part.tokens[k - base]), doc.text]) + b"\n")
-                at += 1
-            if at >= len(ks) or ks[at] >= end:
-                break
-        base = end
-    if at != len(ks):
-        raise UsageError(f"{inp.kind} input {inp.path} changed while mixing (fewer records than when counted): "
-                         f"rerun")
+    def add(self, pos: int, row: list):
+        s = pos // self.shard_rows
+        if s != self.shard:
+            if self.writer is not None:
+                raise UsageError(f"internal error: shard {self.shard} left unfinished")
+            self.shard, self.in_shard = s, 0
+            self.writer = pq.ParquetWriter(self._path(s, tmp=True), MIX_SCHEMA, compression="zstd")
+        if pos != s * self.shard_rows + self.in_shard + len(self.rows):
+            raise UsageError(f"internal error: position {pos} out of order in shard {s}")
+        self.rows.append(row)
+        if self.in_shard + len(self.rows) == min(self.shard_rows, self.n_rows - s * self.shard_rows):
+            self._close()
+        elif len(self.rows) >= self.group:
+            self._write_group()
 
+    def _path(self, s: int, tmp: bool = False) -> Path:
+        return self.dir / (f".{s:05d}.parquet.tmp" if tmp else f"{s:05d}.parquet")
 
-def _write_shards(buckets: _Buckets, train_tmp: Path, labels: list[str], n_rows: int, n_shards: int,
-                  shard_rows: int) -> list[str]:
-    """Each shard's rows in position order, as train_tmp/NNNNN.parquet; returns their paths relative to OUT."""
-    train_tmp.mkdir(parents=True, exist_ok=True)
-    files = []
-    for s in range(n_shards):
-        rows = sorted(buckets.read(s), key=lambda r: r[0])
-        expect = min(shard_rows, n_rows - s * shard_rows)
-        if len(rows) != expect or any(r[0] != s * shard_rows + i for i, r in enumerate(rows)):
-            raise UsageError(f"internal error: shard {s} has {len(rows)} rows, expected {expect}")
-        table = pa.table({"text": [r[4] for r in rows], "source": [labels[r[1]] for r in rows],
+    def _write_group(self):
+        rows = self.rows
+        table = pa.table({"text": [r[4] for r in rows], "source": [self.labels[r[1]] for r in rows],
                           "id": [r[2] for r in rows], "tokens": [r[3] for r in rows]}, schema=MIX_SCHEMA)
-        name = f"{s:05d}.parquet"
-        pq.write_table(table, train_tmp / name, compression="zstd", row_group_size=min(shard_rows, 10_000))
-        files.append(f"{TRAIN_DIR}/{name}")
-    return files
+        self.writer.write_table(table, row_group_size=self.group)
+        self.in_shard += len(rows)
+        self.rows = []
+
+    def _close(self):
+        if self.rows:
+            self._write_group()
+        self.writer.close()
+        self.writer = None
+        os.replace(self._path(self.shard, tmp=True), self._path(self.shard))
+        self.done.append({"shard": self.shard, "file": f"{TRAIN_DIR}/{self.shard:05d}.parquet",
+                          "rows": self.in_shard})
+
+
+def write_range(buckets: Path, sizes: np.ndarray, lo: int, hi: int, writer: ShardWriter):
+    """The rows at mix positions [lo, hi): each bucket that holds some is read and ordered, one at a time."""
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for b in range(len(sizes)):
+        a, z = int(starts[b]), int(starts[b + 1])
+        if z <= lo or a >= hi or a == z:
+            continue
+        rows = read_bucket(buckets, b)
+        if len(rows) != z - a:
+            raise UsageError(f"internal error: bucket {b} holds {len(rows)} rows, expected {z - a}")
+        for pos in range(max(a, lo), min(z, hi)):
+            writer.add(pos, rows[pos - a])
+        del rows
 
 
 def _swap_in(out: Path, tmp: Path, train_tmp: Path, report: dict):
