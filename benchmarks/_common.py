@@ -227,10 +227,12 @@ def finephrase_cmd(*args) -> list[str]:
 class ZeroServer:
     """benchmarks/zero_server.py in a subprocess; `url` once it answers GET /v1/models."""
 
-    def __init__(self, processes: int = 1, text: str | None = None, completion_tokens: int | None = None):
+    def __init__(self, processes: int = 1, text: str | None = None, completion_tokens: int | None = None,
+                 vary: bool = False):
         self.processes = processes
         self.text = text
         self.completion_tokens = completion_tokens
+        self.vary = vary  # --vary: an answer per request, in the prompt's shape, from the document's words
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
 
@@ -242,6 +244,8 @@ class ZeroServer:
             cmd += ["--text", self.text]
         if self.completion_tokens is not None:
             cmd += ["--completion-tokens", str(self.completion_tokens)]
+        if self.vary:
+            cmd.append("--vary")
         return cmd
 
     def start(self, timeout: float = 15.0) -> "ZeroServer":

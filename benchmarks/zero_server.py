@@ -14,6 +14,14 @@ pipelining, every response precomputed as bytes, the request body skipped withou
 decoded). `--processes N` runs N copies on one port with SO_REUSEPORT (the kernel spreads connections). It
 honours `Connection: close` (datatrove's localhost client opens one connection per request) and HTTP/1.0.
 
+`--vary` (benchmarks/scale.py) makes every chat completion depend on its request, still without decoding the
+JSON: the prompt is recognised by its instructions (faq, math, table, tutorial; others get the FAQ shape), a
+hash of the document's words picks one of a few pre-built templates of that prompt's shape, and the document's
+own words fill its slots. So distinct documents get distinct answers that pass the quality gate (in shape, on
+topic, not copied), and duplicate documents get duplicate answers that dedup removes. It is a stand-in, not a
+model: what it serves the scale rehearsal is finephrase's own costs at volume. Without `--vary` the behaviour
+is unchanged (one precomputed answer, bodies skipped unread).
+
 As a module, `benchmarks/_common.py:ZeroServer` starts it in a subprocess and waits until it answers.
 """
 
@@ -26,6 +34,7 @@ import signal
 import socket
 import sys
 import time
+import zlib
 
 DEFAULT_TEXT = (
     "Question: What is the main topic of this document?\n"
@@ -160,6 +169,143 @@ class ZeroProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+# -- --vary: an answer per request ---------------------------------------------------------------------------------
+
+# Pre-built answers of each prompt's shape: {0}..{12} are words of the document (12: its last one), {a} {b} {s}
+# numbers from the hash. Fixed runs between slots stay under 5 words, so two documents share few 5-word shingles.
+VARY_TEMPLATES = {
+    "faq": [
+        "Question: What is the {0} of the {1}?\nAnswer: The {0} of the {1} is {2} and {3}, as with {4}.\n\n"
+        "Question: How does {5} work with {6}?\nAnswer: It uses {7} to {8} the {9}, then {10}.\n\n"
+        "Question: Why is {11} part of it?\nAnswer: Because {11} and {12} go with {0} in each case.",
+        "Question: Where does {1} come from?\nAnswer: From {0} and {2}, which {3} the {4}.\n\n"
+        "Question: When is {5} used?\nAnswer: When {6} or {7} need {8} for {9}.\n\n"
+        "Question: Which {10} is linked to {11}?\nAnswer: The {12} one, next to {1}.",
+        "Question: Who needs {0} and {1}?\nAnswer: Anyone with {2} or {3} who has {4}.\n\n"
+        "Question: What does {5} add to {6}?\nAnswer: It adds {7} and {8} to the {9}.\n\n"
+        "Question: Is {10} the same as {11}?\nAnswer: No, {10} is {12} while {11} is not.",
+    ],
+    "math": [
+        "A {0} of {7} has {a} {1} and gets {b} more {2} from the {3} near {8}. How many {1} and {2} does the {0} "
+        "have now?\n\nSolution:\nStart with the {1} of the {0} and {9}: {a}.\n"
+        "Add the {2} from the {3} of {10}: {a} + {b} = {s}.\nFinal answer: {s} {1} and {2} ({11}, {12})",
+        "Each {4} of {0} holds {a} {5}, and there are {b} of them next to the {6} and {1}. How many {5} are there "
+        "in all?\n\nSolution:\nThere are {b} {4} by the {6} of {2}.\nEach {4} with {3} holds {a} {5}, so {a} * {b} "
+        "= {p}.\nFinal answer: {p} {5} ({7}, {11}, {12})",
+    ],
+    "table": [
+        "{0} and {1} in brief\n\n| {2} | {3} |\n|---|---|\n| {4} | {5} |\n| {6} | {7} |\n| {8} | {9} |\n\n"
+        "Question: Which {3} goes with {4}?\nAnswer: The {5}, with {12}.",
+        "{10} compared with {11}\n\n| {0} | {1} | {2} |\n|---|---|---|\n| {3} | {4} | {5} |\n| {6} | {7} | {8} |\n\n"
+        "Question: What is next to {3} in the {0} column?\nAnswer: {4}, and then {12}.",
+    ],
+    "tutorial": [
+        "How to use {0} with {1}\nThis guide shows how {2} and {3} fit with {4}.\n\n"
+        "1. Set up the {5} and check the {6}.\n2. Add {7} to the {8} and keep the {9}.\n"
+        "3. Run the {10} with {11} until it is done.\n4. Look at {12} and the {0} at the end.",
+        "Getting started with {0}\nYou will learn to bring {1} and {2} into {3}.\n\n"
+        "1. Find the {4} that has {5}.\n2. Put the {6} next to the {7} and {8}.\n"
+        "3. Test the {9} on {10} and {11}.\n4. Finish with {12} for the {0}.",
+    ],
+}
+# the instructions that tell the prompts apart (the last one in the body wins: they follow the document)
+VARY_MARKERS = ((b"as a FAQ", "faq"), (b"math word problem", "math"), (b"markdown table", "table"),
+                (b"tutorial", "tutorial"))
+VARY_SLOTS = 13
+# bytes -> lowercase letters, everything else a space (a JSON-escaped "\\n" is blanked before)
+_VARY_LETTERS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
+_VARY_STOP = frozenset(b"""this that with from have your which will their more also when there these what about
+into than them they were been some would could should other only each such over most very just then here does both
+many much made used using well like even because where after before while being between through under again those
+same make must shall upon once""".split())
+
+
+class Varier:
+    """--vary: one chat completion per request body, built from the body's bytes (never JSON-decoded)."""
+
+    def __init__(self, model: str, prompt_tokens: int, completion_tokens: int):
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        head = json.dumps({"id": "chatcmpl-zero", "object": "chat.completion", "created": 0, "model": model,
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}}]},
+                          separators=(",", ":"))
+        # '..."content":' + the answer + '},"finish_reason":"stop"}],"usage":{...}}'
+        self.prefix = head[: head.rindex('""')].encode()
+        self.suffix = b'},"finish_reason":"stop"}],"usage":' + json.dumps(usage, separators=(",", ":")).encode() + b"}"
+
+    @staticmethod
+    def text(body: bytes) -> str:
+        """The answer to one request: the prompt's shape, filled with the document's words."""
+        where = [(body.rfind(m), kind) for m, kind in VARY_MARKERS]
+        pos, kind = max(where)
+        start = body.find(b"below.\\n\\n")
+        start = start + 10 if 0 <= start < pos else 0
+        end = body.rfind(b"\\n\\n", start, pos) if pos > 0 else len(body)
+        end = end if end > start else len(body)
+        head = body[start:min(end, start + 2000)].replace(b"\\n", b"  ").translate(_VARY_LETTERS).split()
+        distinct = dict.fromkeys(w for w in head if 4 <= len(w) <= 14 and w not in _VARY_STOP)
+        picks = sorted(distinct, key=len, reverse=True)[:VARY_SLOTS - 1]  # the longest: the rarest, most topical
+        tail = [w for w in body[max(start, end - 300):end].replace(b"\\n", b"  ").translate(_VARY_LETTERS).split()
+                if 4 <= len(w) <= 14]
+        picks = picks or [b"topic"]
+        picks = (picks * (VARY_SLOTS // len(picks) + 1))[:VARY_SLOTS - 1] + [tail[-1] if tail else picks[-1]]
+        key = zlib.crc32(b" ".join(picks[:-1]))  # not the last word: a near copy (a sentence added) keeps it
+        turn = key % (VARY_SLOTS - 1)  # common long words land in different slots in different documents
+        picks = picks[turn:-1] + picks[:turn] + picks[-1:]
+        options = VARY_TEMPLATES[kind]
+        a, b = 2 + key % 37, 3 + (key >> 8) % 41
+        return options[(key >> 16) % len(options)].format(*(w.decode() for w in picks), a=a, b=b, s=a + b, p=a * b)
+
+    def response(self, body: bytes, close: bool) -> bytes:
+        raw = self.prefix + json.dumps(self.text(body)).encode() + self.suffix
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(raw)).encode()
+                + (b"\r\nConnection: close\r\n\r\n" if close else b"\r\nConnection: keep-alive\r\n\r\n") + raw)
+
+
+class VaryProtocol(ZeroProtocol):
+    """ZeroProtocol that reads each request's body: chat completions come from `varier`, the rest as before."""
+
+    __slots__ = ("varier",)
+
+    def __init__(self, responses: dict[str, bytes], varier: Varier):
+        super().__init__(responses)
+        self.varier = varier
+
+    def data_received(self, data: bytes):
+        out = []
+        close = False
+        buf = self.buf
+        buf += data
+        while buf and not close:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > 65536:
+                    close = True
+                    out.append(self.responses["400/close"])
+                break
+            first, lower, length = parse_request_head(bytes(buf[:end]))
+            if len(first) != 3 or length < 0 or b"transfer-encoding: chunked" in lower:
+                out.append(self.responses["400/close"])
+                close = True
+                break
+            body_end = end + 4 + length
+            if len(buf) < body_end:  # wait for the whole body
+                break
+            method, path, version = first
+            key = self.routes.get((method, path.split(b"?", 1)[0]), "404")
+            close = b"connection: close" in lower or (version == b"HTTP/1.0" and b"connection: keep-alive" not in lower)
+            ZeroProtocol.stats["requests"] += 1
+            if key == "chat":
+                out.append(self.varier.response(bytes(buf[end + 4:body_end]), close))
+            else:
+                out.append(self.responses[key + "/close" if close else key])
+            del buf[:body_end]
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if close:
+            self.transport.close()
+
+
 def _listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -180,12 +326,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def serve(sock: socket.socket, responses: dict[str, bytes]):
+def serve(sock: socket.socket, responses: dict[str, bytes], varier: Varier | None = None):
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
-    server = loop.run_until_complete(loop.create_server(lambda: ZeroProtocol(responses), sock=sock, backlog=4096))
+    factory = (lambda: VaryProtocol(responses, varier)) if varier else (lambda: ZeroProtocol(responses))
+    server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=4096))
     try:
         loop.run_forever()
     finally:
@@ -193,7 +340,7 @@ def serve(sock: socket.socket, responses: dict[str, bytes]):
         loop.close()
 
 
-def run_server(host: str, port: int, processes: int, responses: dict[str, bytes]):
+def run_server(host: str, port: int, processes: int, responses: dict[str, bytes], varier: Varier | None = None):
     sock = _listening_socket(host, port, reuse_port=processes > 1)
     port = sock.getsockname()[1]
     children = []
@@ -204,14 +351,14 @@ def run_server(host: str, port: int, processes: int, responses: dict[str, bytes]
             sock.close()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
-                serve(s, responses)
+                serve(s, responses, varier)
             finally:
                 os._exit(0)
         s.close()
         children.append(pid)
     print(f"listening on http://{host}:{port}", flush=True)
     try:
-        serve(sock, responses)
+        serve(sock, responses, varier)
     finally:
         for pid in children:
             try:
@@ -372,12 +519,16 @@ def main(argv: list[str] | None = None):
     p.add_argument("--text", default=DEFAULT_TEXT, help="the completion every request gets")
     p.add_argument("--prompt-tokens", type=int, default=1000, help="usage.prompt_tokens reported (1000)")
     p.add_argument("--completion-tokens", type=int, default=40, help="usage.completion_tokens reported (40)")
+    p.add_argument("--vary", action="store_true",
+                   help="answer each chat completion from its request: the prompt's shape (faq, math, table, "
+                   "tutorial) filled with the document's words (for benchmarks/scale.py; --text is then unused)")
     p.add_argument("--bench", action="store_true",
                    help="measure the server's ceiling instead: --bench [--quick] [--repeats N] [--json PATH] "
                    "(see --bench --help)")
     args = p.parse_args(argv)
     responses = build_responses(args.model, args.text, args.prompt_tokens, args.completion_tokens)
-    run_server(args.host, args.port, max(1, args.processes), responses)
+    varier = Varier(args.model, args.prompt_tokens, args.completion_tokens) if args.vary else None
+    run_server(args.host, args.port, max(1, args.processes), responses, varier)
 
 
 if __name__ == "__main__":

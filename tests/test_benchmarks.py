@@ -142,8 +142,55 @@ def test_compact(tmp_path):
     assert all(s["rows"] == s["runs"][0]["rows"] for s in data["sizes"])
 
 
+def test_scale(tmp_path):
+    # 1/100,000 of the paper (3,390 documents x faq, math, table, tutorial) as 16 rephrase tasks started together
+    # against the stand-in server (zero_server.py --vary), then verify, dedup, compact, card, gate, publish
+    # --dry-run and mix, each stage's processes measured (about a minute on 2 cores)
+    out, data = run_bench("scale", tmp_path, timeout=300)
+    assert "paper h" in out and "finephrase's own time" in out
+    (scale,) = data["scales"]
+    assert scale["denominator"] == 100_000 and scale["documents"] == 3390 and scale["rows"] == 13_560
+    stages = {r["stage"]: r for r in scale["stages"]}
+    assert {"rephrase", "verify", "dedup", "compact", "card", "gate", "publish", "mix"} <= set(stages)
+    assert stages["rephrase"]["processes"] == 16 and len(stages["rephrase"]["exit_codes"]) == 16
+    assert stages["rephrase"]["start_spread_s"] < 5  # started together
+    # tasks that lost a start-up race are started again (reported as a stage of their own); nothing else fails
+    assert not [f for f in data["failed"] if "rephrase" not in f], data["failed"]
+    assert stages["dedup"]["rows"] == stages["gate"]["rows"] > 0
+    for r in scale["stages"]:
+        assert r["wall_s"] > 0 and r["peak_rss_mib"] > 0 and r["processes"] == len(r["exit_codes"])
+        assert r["kind"] in ("array", "one")
+
+
+def test_zero_server_vary_answers_per_document():
+    """--vary: each document gets its own answer, in its prompt's shape, that the quality gate publishes."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import ZeroServer, sample_texts
+    finally:
+        sys.path.remove(str(BENCH))
+    import httpx
+
+    from finephrase.gate import QualityGate
+    from finephrase.prompts import load_prompts
+
+    docs = [r["text"] for r in sample_texts(3000)[:10]]
+    with ZeroServer(vary=True) as server, httpx.Client() as client:
+        for prompt in load_prompts("faq,math,table,tutorial"):
+            answers = []
+            for doc in docs + docs[:1]:
+                r = client.post(f"{server.url}/v1/chat/completions",
+                                json={"model": "zero", "messages": prompt.render(doc), "seed": len(answers)})
+                assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "stop"
+                answers.append(r.json()["choices"][0]["message"]["content"])
+            assert len(set(answers)) == len(docs) and answers[-1] == answers[0]  # a duplicate: the same answer
+            rejected = [QualityGate().check(a, "stop", prompt, d) for a, d in zip(answers, docs)]
+            assert sum(x is not None for x in rejected) <= 1, (prompt.name, rejected)
+        assert client.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "zero"
+
+
 @pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
-                                  "occupancy", "compact"])
+                                  "occupancy", "compact", "scale"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)
