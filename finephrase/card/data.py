@@ -46,7 +46,9 @@ def num_rows(paths) -> int:
 
 
 def check_finished(root: Path, manifest: dict, verify: bool = True) -> None:
-    """Refuse (one line) anything but a finished run that passes verify, or a consistent dedup output."""
+    """Refuse (one line) anything but a finished run that passes verify, or a consistent dedup output. Verify
+    reuses the tasks' verdicts recorded in DIR/.verify/ while what they covered is unchanged (after an array
+    verify it re-reads nothing) and checks the others again, so a run changed since is never passed."""
     status = manifest.get("status")
     dedup = manifest.get("dedup")
     if status != "finished" and not (dedup and status is None):

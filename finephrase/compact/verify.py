@@ -1,6 +1,7 @@
 """`finephrase verify OUT` on a compacted folder: every planned shard is there with its rows and nothing else is,
 and then the rows themselves: a compacted run against the original inputs (exactly one row or reject per
-(document, prompt), the filtered documents nowhere else), a compacted dedup output against its dedup record."""
+(document, prompt), the filtered documents nowhere else), a compacted dedup output against its dedup record.
+The ids of a compacted run are compared bucket by bucket (finephrase/verify/buckets.py), in bounded memory."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from finephrase.layout import FILTERED, REJECTS
 
 
 def verify_compacted(root: Path, manifest: dict):
-    from finephrase.verify import Report, _check_task, _examples, verify_dedup
+    from finephrase.verify.dedup import verify_dedup
+    from finephrase.verify.report import Report, examples
 
     report = verify_dedup(root) if "dedup" in manifest else Report()
     plan_path = root / COMPACT_DIR / PLAN
@@ -23,31 +25,61 @@ def verify_compacted(root: Path, manifest: dict):
         report.problem(f"{root} has no {COMPACT_DIR}/{PLAN}: not a complete compaction")
         return report
     shards = orjson.loads(plan_path.read_bytes())["shards"]
-    _check_shards(report, root, shards, done_shards(root), _examples)
+    _check_shards(report, root, shards, done_shards(root), examples)
     if "dedup" in manifest:
         report.stats["compacted"] = True
         return report
-    cfg = manifest["config"]
-    prompts, tasks = list(cfg["prompts"]), cfg["tasks"]
-    from finephrase.pipeline.readers.resumable import ResumableReader
-
-    reader = ResumableReader(cfg["inputs"], text_column=cfg["text_column"], id_column=cfg["id_column"],
-                             limit=cfg["limit"])
-    expected = Counter()
-    for rank in range(tasks):
-        for doc in reader.iter_documents(rank, tasks, columns=[cfg["id_column"]]):
-            expected[doc.id] += 1
-    found = {"<filtered>": _source_ids(root / FILTERED)}
-    rejects = {}
-    for p in prompts:
-        rejects[p] = _source_ids(root / REJECTS / p)
-        found[p] = _source_ids(root / p) + rejects[p]
-    _check_task(report, "all", prompts, expected, found)
-    report.stats = {"kind": "run", "compacted": True, "prompts": prompts, "tasks": tasks,
-                    "input_documents": expected.total(), "filtered": found["<filtered>"].total(),
-                    **{f"rows/{p}": found[p].total() - rejects[p].total() for p in prompts},
-                    **{f"rejects/{p}": rejects[p].total() for p in prompts}}
+    _check_rows(report, root, manifest["config"])
     return report
+
+
+def _check_rows(report, root: Path, cfg: dict):
+    """Exactly one row or reject per (input document, prompt) over the whole folder, bucket by bucket."""
+    from finephrase.verify.buckets import IdBuckets, bucket_count
+    from finephrase.verify.report import Tally, check_ids
+    from finephrase.verify.run import make_reader
+    from finephrase.verify.verdicts import VERIFY_DIR
+
+    prompts, tasks = list(cfg["prompts"]), cfg["tasks"]
+    places = [("<filtered>", root / FILTERED, "filtered"), *((p, root / p, f"rows/{p}") for p in prompts),
+              *((p, root / REJECTS / p, f"rejects/{p}") for p in prompts)]
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for _, d, _ in places for f in _files(d))
+    counts = Counter()
+    tally = Tally("task all", prompts)
+    with IdBuckets(bucket_count(rows), where=root / VERIFY_DIR) as buckets:
+        reader, batch = make_reader(cfg), []
+        for rank in range(tasks):
+            for doc in reader.iter_documents(rank, tasks, columns=[cfg["id_column"]]):
+                batch.append(doc.id)
+                if len(batch) >= 65_536:
+                    buckets.add("expected", batch)
+                    counts["input_documents"] += len(batch)
+                    batch = []
+        buckets.add("expected", batch)
+        counts["input_documents"] += len(batch)
+        for key, d, counted in places:
+            for path in _files(d):
+                for ids in _column_batches(path):
+                    buckets.add(key, ids)
+                    counts[counted] += len(ids)
+        for b in buckets.buckets(["expected", "<filtered>", *prompts]):
+            check_ids(tally, b.pop("expected"), b)
+    for line in tally.lines():
+        report.problem(line)
+    report.stats = {"kind": "run", "compacted": True, "prompts": prompts, "tasks": tasks,
+                    "input_documents": counts["input_documents"], "filtered": counts["filtered"],
+                    **{f"rows/{p}": counts[f"rows/{p}"] for p in prompts},
+                    **{f"rejects/{p}": counts[f"rejects/{p}"] for p in prompts}}
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def _column_batches(path: Path):
+    from finephrase.verify.buckets import column_batches
+
+    return column_batches(path, "source_id")
 
 
 def _check_shards(report, root: Path, shards: list[dict], done: dict, examples):
@@ -65,12 +97,3 @@ def _check_shards(report, root: Path, shards: list[dict], done: dict, examples):
              if p.relative_to(root).as_posix() not in planned and not p.name.startswith(".")]
     if extra:
         report.problem(f"{len(extra)} parquet files that no shard of the plan is: {examples(extra)}")
-
-
-def _source_ids(folder: Path) -> Counter:
-    ids = Counter()
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*.parquet")):
-            if not path.name.startswith("."):
-                ids.update(pq.read_table(path, columns=["source_id"]).column("source_id").to_pylist())
-    return ids

@@ -1,0 +1,75 @@
+"""The text of `finephrase verify DIR` (and its --json), and the command's entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import orjson
+
+from finephrase.array_task import task_of
+from finephrase.errors import UsageError
+from finephrase.verify.report import Report
+
+
+def render(report: Report, output) -> str:
+    """The text of `finephrase verify DIR` for a run or a dedup output (--json prints ok, problems and stats)."""
+    s = report.stats
+    if report.kind == "dedup":
+        against = "its source run's rows" if s.get("source_checked") else \
+            "the manifest only (the source run is no longer there)"
+        lines = [f"{output}: dedup output of {s.get('source')}, {s.get('input_rows', 0)} rows in, "
+                 f"{len(s.get('prompts', []))} prompts (scope {s.get('scope')}), checked against {against}"]
+        ok = f"OK: dedup output of {s.get('source')}: every row is kept or removed exactly once, counts as recorded"
+    else:
+        share = s.get("share")
+        of = f" (tasks {share['rank']}::{share['of']}: {share['tasks_checked']} of them)" if share else ""
+        lines = [f"{output}: {s.get('input_documents', 0)} input documents, {s.get('filtered', 0)} filtered, "
+                 f"{len(s.get('prompts', []))} prompts, {s.get('tasks')} tasks{of}"]
+        ok = "OK: every (document, prompt) has exactly one row or reject"
+    if report.ok:
+        lines.append(ok)
+    else:
+        lines.append(f"FAILED: {len(report.problems)} problems")
+        lines.extend(f"  - {line}" for line in report.problems)
+    return "\n".join(lines)
+
+
+def share_of(rank: str | None, tasks: int | None) -> tuple[int, int] | None:
+    """(R, N) from --rank/--tasks; `--rank auto` takes R from SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN) and
+    N, unless given, from SLURM_ARRAY_TASK_COUNT (or MAX - MIN + 1). None: the whole run."""
+    if rank is None:
+        if tasks is not None:
+            raise UsageError("--tasks needs --rank (e.g. --rank auto in a SLURM array)")
+        return None
+    if rank == "auto":
+        if "SLURM_ARRAY_TASK_ID" not in os.environ:
+            raise UsageError("--rank auto reads SLURM_ARRAY_TASK_ID, which is not set: run it in a SLURM array "
+                             "(sbatch --array=...) or pass --rank R --tasks N")
+        return task_of(None, tasks)
+    if not rank.isdigit():
+        raise UsageError(f"--rank {rank}: a number (0-based) or auto")
+    if tasks is None:
+        raise UsageError("--rank needs --tasks N (how many shares the run's tasks are split into)")
+    return task_of(int(rank), tasks)
+
+
+def main(args) -> int:
+    """`finephrase verify DIR [--json] [--rank R --tasks N] [--workers K] [--fresh]`: the report printed; exit 0
+    when ok, 1 otherwise."""
+    from finephrase.verify import verify
+
+    share = share_of(getattr(args, "rank", None), getattr(args, "tasks", None))
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: at least 1")
+    report = verify(args.output, share=share, workers=workers, fresh=getattr(args, "fresh", False))
+    if args.json:
+        print(orjson.dumps({"ok": report.ok, "problems": report.problems, "stats": report.stats},
+                           option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(report, args.output))
+    if report.reused:
+        print(f"({report.reused} recorded verdicts reused, {report.checked} checked now; --fresh checks all)",
+              file=sys.stderr)
+    return 0 if report.ok else 1
