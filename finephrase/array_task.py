@@ -19,3 +19,22 @@ def task_of(rank: int | None, tasks: int | None) -> tuple[int, int]:
     if tasks < 1 or not 0 <= rank < tasks:
         raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
     return rank, tasks
+
+
+def share_from_flags(rank: str | None, tasks: int | None) -> tuple[int, int] | None:
+    """(R, N) of a share given as `--rank R --tasks N` or `--rank auto` (R from the SLURM array this runs in, and N
+    too unless --tasks says; see task_of); None without --rank (the whole job)."""
+    if rank is None:
+        if tasks is not None:
+            raise UsageError("--tasks goes with --rank R (or --rank auto in a SLURM array)")
+        return None
+    if rank == "auto":
+        if "SLURM_ARRAY_TASK_ID" not in os.environ:
+            raise UsageError("--rank auto reads SLURM_ARRAY_TASK_ID, which is not set (not a SLURM array task): "
+                             "pass --rank R --tasks N")
+        return task_of(None, tasks)
+    if not rank.isdigit():
+        raise UsageError(f"--rank takes a task number (from 0) or `auto`, not {rank!r}")
+    if tasks is None:
+        raise UsageError("--rank R needs --tasks N (how many tasks share the work)")
+    return task_of(int(rank), tasks)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import orjson
 
-from finephrase.array_task import task_of
+from finephrase.array_task import share_from_flags
 from finephrase.errors import UsageError
 from finephrase.verify.report import Report
 
@@ -35,31 +34,12 @@ def render(report: Report, output) -> str:
     return "\n".join(lines)
 
 
-def share_of(rank: str | None, tasks: int | None) -> tuple[int, int] | None:
-    """(R, N) from --rank/--tasks; `--rank auto` takes R from SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN) and
-    N, unless given, from SLURM_ARRAY_TASK_COUNT (or MAX - MIN + 1). None: the whole run."""
-    if rank is None:
-        if tasks is not None:
-            raise UsageError("--tasks needs --rank (e.g. --rank auto in a SLURM array)")
-        return None
-    if rank == "auto":
-        if "SLURM_ARRAY_TASK_ID" not in os.environ:
-            raise UsageError("--rank auto reads SLURM_ARRAY_TASK_ID, which is not set: run it in a SLURM array "
-                             "(sbatch --array=...) or pass --rank R --tasks N")
-        return task_of(None, tasks)
-    if not rank.isdigit():
-        raise UsageError(f"--rank {rank}: a number (0-based) or auto")
-    if tasks is None:
-        raise UsageError("--rank needs --tasks N (how many shares the run's tasks are split into)")
-    return task_of(int(rank), tasks)
-
-
 def main(args) -> int:
     """`finephrase verify DIR [--json] [--rank R --tasks N] [--workers K] [--fresh]`: the report printed; exit 0
     when ok, 1 otherwise."""
     from finephrase.verify import verify
 
-    share = share_of(getattr(args, "rank", None), getattr(args, "tasks", None))
+    share = share_from_flags(getattr(args, "rank", None), getattr(args, "tasks", None))
     workers = getattr(args, "workers", 1) or 1
     if workers < 1:
         raise UsageError(f"--workers {workers}: at least 1")
