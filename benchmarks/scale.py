@@ -18,12 +18,21 @@ planted duplicates. It is not a model and needs none: what is under test is fine
 requests, gating, commits, manifests, verify, dedup, compaction, cards, mixing), not generation.
 
 Array stages (one process per task, --tasks of them at once here, 100 in the paper): rephrase, compact, and
-verify / gate when they take --rank (else one process). One-process stages: dedup, card, publish --dry-run, mix
-(and verify / gate without --rank). Extrapolation to the paper: array stage hours = paper rows / (rows per
-CPU-second of one process) / 100 (each task with a core of its own); one-process stage hours = paper rows /
-(rows/s) with no division. Rows are the stage's own (rephrase and verify: documents x prompts; dedup and gate:
-the run's published rows; compact, card, publish: the rows in the dedup output; mix: the synthetic rows plus the
-source documents), scaled to the paper by 339M / documents.
+verify / gate when they take --rank (else one process); mix when it takes --rank: its SLURM array form, the same
+--tasks processes `mix ... --rank R --tasks N --workers 1` started together round after round (count; plan,
+scatter; shards) until mix.json exists (at most 4), its output checked (mix.json, and train/ holding its rows).
+dedup, when it takes --tasks, runs as `dedup RUN --output OUT --tasks T --workers W` (W: this machine's CPUs),
+the parallel form of the command; its CPU is every process's (the wrapper is a child subreaper, so datatrove's
+forkserver pools are counted). One-process stages: card, publish --dry-run, the verify join and gate --merge
+(and dedup, mix, verify, gate without those flags). Extrapolation to the paper: array stage hours = paper rows /
+(rows per CPU-second) / 100 (each task with a core of its own); one-process stage hours = paper rows / (rows/s)
+with no division. Array stages with a part that does not split add it, extrapolated by rows and not divided:
+dedup the datatrove stages whose task count is not --tasks (exact find, clusters, finalize: 1 task; buckets:
+--buckets tasks, their time / their tasks), timed by datatrove's stats.json, the prompts' chains one after
+another as the command runs them; mix the plan (one task, `timing.plan_s` of mix.json). Rows are the stage's own
+(rephrase and verify: documents x prompts; dedup and gate: the run's published rows; compact, card, publish: the
+rows in the dedup output; mix: the synthetic rows plus the source documents), scaled to the paper by 339M /
+documents.
 """
 
 from __future__ import annotations
@@ -31,7 +40,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,32 +47,16 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (ZeroServer, base_parser, env_for_children, finephrase_cmd, fmt,  # noqa: E402
-                     machine, machine_line, sample_texts, table, write_results)
+from _common import (base_parser, finephrase_cmd, fmt, machine, machine_line, sample_texts, table,  # noqa: E402
+                     write_results)
+from _scale_stages import (PAPER_DOCS, PAPER_TASKS, PROMPTS, help_flags, parquet_rows, published_rows,  # noqa: E402
+                           run_dedup_tasks, run_measured, run_mix_array, run_rephrase, run_rows, summarize)
 
 NAME = "scale"
-PROMPTS = ("faq", "math", "table", "tutorial")
-PAPER_DOCS = 339_000_000
 PAPER_ROWS = PAPER_DOCS * len(PROMPTS)
-PAPER_TASKS = 100
 FILES_PER_TASK = 4  # finephrase shards whole files from 4 per task (ResumableReader.shard)
 STAGES = ("rephrase", "verify", "dedup", "compact", "card", "gate", "publish", "mix")
 INPUT_VERSION = 1  # bump when the generated documents change (the cache key)
-
-# Runs argv[3:] once the file argv[2] exists ("-": at once); writes "R" to the descriptor argv[1] when ready,
-# then "<exit code> <ru_maxrss KiB> <user+sys s> <start> <end>" (wall clock) when the command has exited.
-_WRAPPER = """
-import os, subprocess, sys, time
-fd, go = int(sys.argv[1]), sys.argv[2]
-os.write(fd, b"R")
-while go != "-" and not os.path.exists(go):
-    time.sleep(0.002)
-t0 = time.time()
-p = subprocess.Popen(sys.argv[3:])
-_, status, ru = os.wait4(p.pid, 0)
-os.write(fd, f"{os.waitstatus_to_exitcode(status)} {ru.ru_maxrss} {ru.ru_utime + ru.ru_stime} {t0} {time.time()}"
-         .encode())
-"""
 
 
 # -- input documents --------------------------------------------------------------------------------------------
@@ -167,87 +159,6 @@ def make_inputs(folder: Path, docs: int, files: int, seed: int = 0, dup_share: f
     return info
 
 
-# -- measured processes ---------------------------------------------------------------------------------------------
-
-
-def _last_error(log: Path) -> str | None:
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return None
-    errors = [ln for ln in lines if re.search(r"error|Error|ERROR|refus|not a finephrase", ln)]
-    return (errors or lines or [None])[-1]
-
-
-def run_measured(cmds: list[list], logs: list[Path], barrier: Path | None, timeout: float) -> list[dict]:
-    """Start every command (through the wrapper), all at once on `barrier` if given; wait for all of them.
-    Each: exit code, peak RSS (MiB), CPU s, start and end (wall clock), and its last error line if it failed."""
-    go = str(barrier) if barrier else "-"
-    if barrier:
-        barrier.unlink(missing_ok=True)
-    started = []
-    for cmd, log in zip(cmds, logs):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        r_fd, w_fd = os.pipe()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, str(w_fd), go, *map(str, cmd)], stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env_for_children(),
-                                    pass_fds=(w_fd,), start_new_session=True)
-        os.close(w_fd)
-        started.append((proc, r_fd, log))
-    for _, r_fd, _ in started:  # every wrapper is up and polling
-        os.read(r_fd, 1)
-    if barrier:
-        barrier.touch()
-    deadline = time.monotonic() + timeout
-    return [_collect(proc, r_fd, log, deadline) for proc, r_fd, log in started]
-
-
-def _collect(proc: subprocess.Popen, r_fd: int, log: Path, deadline: float) -> dict:
-    try:
-        proc.wait(max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait()
-    with os.fdopen(r_fd, "rb") as f:
-        report = f.read().decode().split()
-    if len(report) != 5:
-        return {"exit": proc.returncode or -9, "peak_rss_mib": None, "cpu_s": None, "start": None, "end": None,
-                "error": "killed: over --stage-timeout" if proc.returncode else _last_error(log)}
-    code, rss, cpu, t0, t1 = int(report[0]), int(report[1]), float(report[2]), float(report[3]), float(report[4])
-    return {"exit": code, "peak_rss_mib": round(rss / 1024, 1), "cpu_s": round(cpu, 2), "start": t0, "end": t1,
-            "error": _last_error(log) if code else None}
-
-
-def help_flags(command: str) -> set[str]:
-    """The long options `finephrase COMMAND --help` lists (others may be adding some right now)."""
-    r = subprocess.run(finephrase_cmd(command, "--help"), capture_output=True, text=True, env=env_for_children())
-    return set(re.findall(r"--[a-z][a-z-]+", r.stdout))
-
-
-# -- rows ---------------------------------------------------------------------------------------------------------
-
-
-def parquet_rows(folder: Path, sub: str = "") -> int:
-    """Rows in the parquet files under folder/sub (hidden folders such as .dedup/ and .ledger/ left out)."""
-    import pyarrow.parquet as pq
-
-    root = folder / sub if sub else folder
-    if not root.is_dir():
-        return 0
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in root.rglob("*.parquet")
-               if not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
-def published_rows(folder: Path) -> int:
-    return sum(parquet_rows(folder, p) for p in PROMPTS)
-
-
-def run_rows(folder: Path) -> int:
-    """Rows of a run: published and rejected (documents x prompts, less the filtered)."""
-    return published_rows(folder) + parquet_rows(folder, "rejects")
-
-
 # -- stages -----------------------------------------------------------------------------------------------------
 
 
@@ -297,8 +208,11 @@ class Scale:
             "dedup": finephrase_cmd("dedup", self.out, "--output", self.dedup),
             "card": finephrase_cmd("card", self.compact),
             "publish": finephrase_cmd("publish", self.compact, "--repo", "scale-rehearsal/finephrase", "--dry-run"),
-            "mix": finephrase_cmd("mix", "--synthetic", self.compact, "--source", self.inputs, "--output", self.mix),
+            "mix": self.mix_cmd(),
         }[stage]])]
+
+    def mix_cmd(self, *extra) -> list:
+        return finephrase_cmd("mix", "--synthetic", self.compact, "--source", self.inputs, "--output", self.mix, *extra)
 
     def rows(self, stage: str) -> int:
         """The rows a stage handles (after it ran)."""
@@ -311,55 +225,6 @@ class Scale:
         if stage in ("card", "publish"):
             return parquet_rows(self.compact)
         return published_rows(self.compact) + self.documents  # mix: synthetic rows + source documents
-
-
-def summarize(stage: str, kind: str, procs: list[dict], rows: int, documents: int) -> dict:
-    """One stage's record: the stage's wall (first start to last exit), the largest peak RSS of its processes,
-    rows/s per process (rows / the processes' summed walls), rows per CPU-second, and the paper's hours."""
-    timed = [p for p in procs if p["start"] is not None]
-    failed = sum(1 for p in procs if p["exit"] != 0)
-    rec = {"stage": stage, "kind": kind, "processes": len(procs), "failed": failed, "rows": rows,
-           "exit_codes": [p["exit"] for p in procs], "errors": sorted({p["error"] for p in procs if p["error"]}),
-           "wall_s": None, "peak_rss_mib": None, "cpu_s": None, "rows_per_s_per_process": None,
-           "rows_per_cpu_s": None, "paper_hours": None, "processes_detail": procs}
-    if not timed:
-        return rec
-    wall = max(p["end"] for p in timed) - min(p["start"] for p in timed)
-    walls = sum(p["end"] - p["start"] for p in timed)
-    cpu = sum(p["cpu_s"] for p in timed)
-    rec.update(wall_s=round(wall, 2), peak_rss_mib=max(p["peak_rss_mib"] for p in timed), cpu_s=round(cpu, 2),
-               start_spread_s=round(max(p["start"] for p in timed) - min(p["start"] for p in timed), 3),
-               rows_per_s_per_process=rows / walls if walls else None, rows_per_cpu_s=rows / cpu if cpu else None)
-    paper_rows = rows * PAPER_DOCS / documents
-    # an array stage with some tasks failed is still timed on the rows the others wrote (its exit≠0 says so)
-    if rows and (failed == 0 or kind == "array" and failed < len(procs)):
-        rec["paper_hours"] = (paper_rows / rec["rows_per_cpu_s"] / PAPER_TASKS if kind == "array"
-                              else paper_rows / (rows / wall)) / 3600
-    return rec
-
-
-def run_rephrase(sc: Scale, logs: Path) -> list[dict]:
-    """--tasks rephrase processes started at the same instant against the stand-in server; the ranks that
-    failed are then started once more together (as a requeue would), recorded as a stage of their own."""
-    a = sc.args
-    records = []
-    with ZeroServer(processes=a.server_processes, vary=True) as server:
-        sc.url = server.url
-        ranks = list(range(sc.tasks))
-        for attempt in ("rephrase", "rephrase (rerun of failed tasks)"):
-            cpu0, before = server.cpu_seconds(), run_rows(sc.out)
-            prefix = "rephrase" if attempt == "rephrase" else "rephrase-rerun"
-            procs = run_measured([sc.rephrase(r) for r in ranks], [logs / f"{prefix}-{r}.log" for r in ranks],
-                                 logs / "go", a.stage_timeout)
-            for r, p in zip(ranks, procs):
-                p["rank"] = r
-            rec = summarize(attempt, "array", procs, run_rows(sc.out) - before, sc.documents)
-            rec["server_cpu_s"] = round(server.cpu_seconds() - cpu0, 2)
-            records.append(rec)
-            ranks = [p["rank"] for p in procs if p["exit"] != 0]
-            if not ranks or attempt != "rephrase":
-                break
-    return records
 
 
 def _progress(r: dict):
@@ -386,6 +251,10 @@ def run_scale(denominator: int, args, work: Path, stages: list[str], flags: dict
             records += run_rephrase(sc, logs)
             for r in records:
                 _progress(r)
+        elif stage == "dedup" and "--tasks" in flags["dedup"] or stage == "mix" and "--rank" in flags["mix"]:
+            shutil.rmtree(sc.dedup if stage == "dedup" else sc.mix, ignore_errors=True)  # a finished one: no-op
+            records.append(run_dedup_tasks(sc, logs) if stage == "dedup" else run_mix_array(sc, logs, flags["mix"]))
+            _progress(records[-1])
         else:
             for label, kind, cmds in sc.steps(stage, flags):
                 name = re.sub(r"[^a-z]+", "-", label).strip("-")
@@ -404,7 +273,7 @@ def run_scale(denominator: int, args, work: Path, stages: list[str], flags: dict
 
 
 def _kind(rec: dict) -> str:
-    return f"array x{rec['processes']}" if rec["kind"] == "array" else "one process"
+    return rec.get("form") or (f"array x{rec['processes']}" if rec["kind"] == "array" else "one process")
 
 
 def scale_table(scale: dict) -> str:
@@ -413,6 +282,51 @@ def scale_table(scale: dict) -> str:
             for r in scale["stages"]]
     return table(["stage", "kind", "exit≠0", "rows", "wall s", "peak RSS MiB", "rows/s per process", "rows/CPU-s",
                   "paper h (100 tasks)"], rows)
+
+
+def print_scale(s: dict):
+    print(f"\n1/{s['denominator']:,}: {s['documents']:,} documents, {s['rows']:,} rows, {s['tasks']} tasks")
+    print(scale_table(s))
+    for r in s["stages"]:
+        if r["stage"].startswith("rephrase"):
+            print(f"{r['stage']}: {r['failed']} of {r['processes']} tasks exited non-zero"
+                  + (f" ({'; '.join(r['errors'])[:300]})" if r["errors"] else "")
+                  + f"; starts within {fmt(r.get('start_spread_s'), 3)}s; the stand-in server used "
+                  f"{fmt(r['server_cpu_s'], 1)} CPU-s")
+        elif "fixed_stages" in r:
+            print(_dedup_note(r))
+        elif "rounds" in r:
+            print(_mix_note(r))
+
+
+def _split(r: dict) -> str:
+    return (f"{fmt(r.get('paper_hours_split'), 2)} h + {fmt(r.get('paper_hours_fixed'), 2)} h = "
+            f"{fmt(r['paper_hours'], 2)} h")
+
+
+def _dedup_note(r: dict) -> str:
+    """How dedup's paper hours were made: its CPU over the tasks, plus the stages that do not split."""
+    fixed: dict[int, list] = {}
+    for f in r["fixed_stages"]:
+        fixed.setdefault(f["tasks"], []).append(f)
+    parts = "; ".join(f"{len(fs)} of {n} task{'s' if n > 1 else ''} ({fmt(sum(f['work_s'] for f in fs), 2)} s of "
+                      "datatrove step time" + (f" / {n}" if n > 1 else "") + ")" for n, fs in sorted(fixed.items()))
+    return (f"dedup ({r.get('form')}): paper h = its CPU ({fmt(r['cpu_s'], 1)} s, every process of it) / "
+            f"{PAPER_TASKS} tasks + the stages whose task count does not grow with --tasks, one after another, "
+            f"not divided ({parts or 'none found'}; {fmt(r.get('fixed_s'), 2)} s here): {_split(r)}"
+            + (f"; {r['note']}" if r.get("note") else ""))
+
+
+def _mix_note(r: dict) -> str:
+    """The array mix's rounds, its output check and how its paper hours were made."""
+    rounds = ", ".join(f"{x['round']}: {fmt(x['wall_s'], 1)} s, {fmt(x['cpu_s'], 1)} CPU-s" for x in r["rounds"])
+    said = "; ".join(f"round {x['round']} task 0: {x['task_0_said']}" for x in r["rounds"][:-1] if x["task_0_said"])
+    c = r["output_check"]
+    check = (f"mix.json and train/ agree on {c['train_rows']:,} rows" if c["ok"] else f"NOT as documented: "
+             f"{c['problem']}")
+    return (f"mix ({r.get('form')}; rounds {rounds}): {check}; paper h = CPU / {PAPER_TASKS} tasks + the plan "
+            f"(one task, {fmt(r.get('fixed_s'), 3)} s here): {_split(r) if c['ok'] else '-'}"
+            + (f"\n  ({said[:400]})" if said else ""))
 
 
 def compare(scales: list[dict]) -> list[dict]:
@@ -434,14 +348,17 @@ def compare(scales: list[dict]) -> list[dict]:
 
 def _marginal(little: dict | None, big: dict, large: dict) -> float | None:
     """The paper's hours from the cost of the rows the larger scale added (start-up and other fixed costs cancel):
-    CPU-seconds per row for an array stage (/ 100 tasks), wall seconds per row for a one-process stage."""
+    CPU-seconds per row for an array stage (/ 100 tasks), wall seconds per row for a one-process stage; plus, for
+    an array stage with a part that does not split (dedup, mix: `fixed_s`), that part's seconds per row."""
     key = "cpu_s" if big["kind"] == "array" else "wall_s"
     if not little or little is big or big["failed"] or little["failed"] or None in (big[key], little[key]) \
             or big["rows"] <= little["rows"]:
         return None
-    per_row = max(big[key] - little[key], 0.0) / (big["rows"] - little["rows"])
-    paper_rows = big["rows"] * PAPER_DOCS / large["documents"]
-    return paper_rows * per_row / (PAPER_TASKS if big["kind"] == "array" else 1) / 3600
+    added = big["rows"] - little["rows"]
+    per_row = max(big[key] - little[key], 0.0) / added / (PAPER_TASKS if big["kind"] == "array" else 1)
+    if big.get("fixed_s") is not None and little.get("fixed_s") is not None:
+        per_row += max(big["fixed_s"] - little["fixed_s"], 0.0) / added
+    return big["rows"] * PAPER_DOCS / large["documents"] * per_row / 3600
 
 
 def print_summary(scales: list[dict], summary: list[dict]):
@@ -487,7 +404,7 @@ def main(argv=None) -> int:
     if unknown := sorted(set(stages) - set(STAGES)):
         p.error(f"unknown stages: {', '.join(unknown)} (stages: {', '.join(STAGES)})")
     stages = [s for s in STAGES if s in stages]
-    flags = {c: help_flags(c) for c in ("verify", "gate", "compact")}
+    flags = {c: help_flags(c) for c in ("verify", "gate", "compact", "dedup", "mix")}
     print(machine_line(machine()))
     print(f"the paper: {PAPER_DOCS / 1e6:.0f}M documents x {len(PROMPTS)} prompts = {PAPER_ROWS / 1e9:.3f}B rows on "
           f"{PAPER_TASKS} tasks; here: " + ", ".join(f"1/{d:,}" for d in denominators)
@@ -500,14 +417,7 @@ def main(argv=None) -> int:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     for s in scales:
-        print(f"\n1/{s['denominator']:,}: {s['documents']:,} documents, {s['rows']:,} rows, {s['tasks']} tasks")
-        print(scale_table(s))
-        for r in s["stages"]:
-            if r["stage"].startswith("rephrase"):
-                print(f"{r['stage']}: {r['failed']} of {r['processes']} tasks exited non-zero"
-                      + (f" ({'; '.join(r['errors'])[:300]})" if r["errors"] else "")
-                      + f"; starts within {fmt(r.get('start_spread_s'), 3)}s; the stand-in server used "
-                      f"{fmt(r['server_cpu_s'], 1)} CPU-s")
+        print_scale(s)
     summary = compare(scales)
     print_summary(scales, summary)
     failed = [f"1/{s['denominator']:,} {r['stage']}" for s in scales for r in s["stages"] if r["failed"]]
