@@ -37,11 +37,16 @@ def count_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(folder))
 
 
-def _sum_column(folder: Path, column: str) -> int:
-    total = 0
+def _sum_columns(folder: Path, columns: list[str]) -> dict[str, int]:
+    """The sum of each of `columns` over the parquet files of `folder` (nulls count 0), file by file, in Arrow."""
+    import pyarrow.compute as pc
+
+    totals = dict.fromkeys(columns, 0)
     for p in parquet_files(folder):
-        total += sum(v or 0 for v in pq.read_table(p, columns=[column]).column(column).to_pylist())
-    return total
+        t = pq.read_table(p, columns=columns)
+        for c in columns:
+            totals[c] += (pc.sum(t.column(c)).as_py() or 0)
+    return totals
 
 
 def _load_index(folder: Path) -> dict[str, str]:
@@ -115,8 +120,9 @@ def finalize(run: Path, out: Path, prompts: list[str], units: list[tuple[str, li
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     counts = dict(manifest.get("counts") or {})
     counts["rows"] = kept
-    counts["input_tokens"] = sum(_sum_column(out / p, "input_tokens") for p in prompts)
-    counts["output_tokens"] = sum(_sum_column(out / p, "output_tokens") for p in prompts)
+    tokens = [_sum_columns(out / p, ["input_tokens", "output_tokens"]) for p in prompts]
+    counts["input_tokens"] = sum(t["input_tokens"] for t in tokens)
+    counts["output_tokens"] = sum(t["output_tokens"] for t in tokens)
     manifest["counts"] = counts
     manifest["dedup"] = {
         **record,
