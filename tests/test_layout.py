@@ -2,6 +2,7 @@
 prompts are loaded (a prompt called `train` or `all` would collide with a folder or a card config)."""
 
 import os
+import re
 
 import pytest
 
@@ -19,7 +20,9 @@ def test_durable_write_fsyncs_file_and_folder(tmp_path, monkeypatch):
                                                         real(fd)))
     path = layout.durable_write(tmp_path / "sub" / "manifest.json", '{"status": "finished"}')
     assert path.read_text() == '{"status": "finished"}'
-    assert [os.path.basename(p) for p in synced] == [".manifest.json.tmp", "sub"]  # the data, then the rename
+    names = [os.path.basename(p) for p in synced]  # the data (a temporary name of this writer's own), the rename
+    assert len(names) == 2 and re.fullmatch(rf"\.manifest\.json\.{os.getpid()}\.[0-9a-f]{{6}}\.tmp", names[0]), names
+    assert names[1] == "sub"
     assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json"]  # no temporary file left
     layout.write_manifest(tmp_path, {"a": 1})
     assert layout.read_manifest(tmp_path) == {"a": 1}
