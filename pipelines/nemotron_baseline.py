@@ -12,15 +12,18 @@ original split, make two pipelines: `Select(where("int_score <= 1"))` with "wiki
 A datatrove pipeline: a list of steps (docs/pipelines.md).
 """
 
-from finephrase.client import Sampling
-from finephrase.models import get_preset
-from finephrase.pipeline.filters.quality import QualityFilter
-from finephrase.pipeline.inference.rephrase import Rephrase
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run, slurm_task
-from finephrase.serving import VllmServer
+from finephrase.pipeline import (
+    ChunkWriter,
+    QualityFilter,
+    Rephrase,
+    ResumableReader,
+    Sampling,
+    VllmServer,
+    get_preset,
+    load_prompts,
+    run,
+    slurm_task,
+)
 
 OUTPUT = "output/nemotron-baseline"  # a folder on the shared filesystem
 # the preset (finephrase/models.py, `finephrase models`): HuggingFaceTB/SmolLM2-1.7B-Instruct served with the

@@ -8,20 +8,25 @@ any datatrove filter can go before Rephrase (what it refuses is listed under OUT
 refuses becomes a reject). A rerun resumes; a rerun with changed steps into the same OUTPUT is refused.
 """
 
-from finephrase.client import Sampling
-from finephrase.pipeline.filters.quality import QualityFilter
-from finephrase.pipeline.inference.rephrase import Rephrase
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run, slurm_task
-from finephrase.serving import VllmServer
+from finephrase.pipeline import (  # noqa: F401  (Select, where: for the selection below)
+    ChunkWriter,
+    QualityFilter,
+    Rephrase,
+    ResumableReader,
+    Sampling,
+    Select,
+    VllmServer,
+    load_prompts,
+    run,
+    slurm_task,
+    where,
+)
 
 OUTPUT = "output/finephrase"  # a folder on the shared filesystem
 
 pipeline = [
     ResumableReader("hf://datasets/HuggingFaceFW/fineweb-edu/sample/350BT"),  # sharded over the array's tasks
-    # Select(where("int_score >= 4")),  # source selection (finephrase.pipeline.filters.select), e.g. the HQ pool
+    # Select(where("int_score >= 4")),  # source selection, e.g. the HQ pool
     Rephrase(
         load_prompts("faq,math,table,tutorial"),
         VllmServer("HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, gpu_memory_utilization=0.95,

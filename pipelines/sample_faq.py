@@ -5,17 +5,19 @@ A pipeline definition to copy and edit (docs/pipelines.md). Run it from the repo
     python pipelines/sample_faq.py            # rerun to resume; `finephrase verify output/sample-faq` to check
 """
 
-from datatrove.pipeline.filters import LambdaFilter
-
-from finephrase.client import Sampling
-from finephrase.pipeline.filters.quality import QualityFilter
-from finephrase.pipeline.filters.select import Select, where
-from finephrase.pipeline.inference.rephrase import Rephrase
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run
-from finephrase.serving import LlamaCppServer
+from finephrase.pipeline import (
+    ChunkWriter,
+    LlamaCppServer,
+    NamedFilter,
+    QualityFilter,
+    Rephrase,
+    ResumableReader,
+    Sampling,
+    Select,
+    load_prompts,
+    run,
+    where,
+)
 
 OUTPUT = "output/sample-faq"
 
@@ -23,7 +25,9 @@ pipeline = [
     ResumableReader("data/sample/python-docs.parquet", limit=8),  # files, folders, globs or hf:// paths
     # source selection: documents refused here are listed under OUTPUT/filtered/ with the reason, not rephrased
     Select(where("int_score >= 4")),  # FineWeb-Edu's high-quality pool; "int_score <= 1" for the low-quality one
-    LambdaFilter(lambda doc: "python" in doc.text.lower()),  # any datatrove filter, as a step of its own
+    # any datatrove filter, as a step of its own; a NamedFilter gives what it refuses a readable reason. A change
+    # to the lambda (or to a filter's parameters) is a changed run: a rerun into OUTPUT is then refused
+    NamedFilter(lambda doc: "python" in doc.text.lower(), "no_python"),
     Rephrase(
         load_prompts("faq,tutorial"),  # any names from `finephrase prompts`
         LlamaCppServer(context_length=2048, slots=4),  # the packaged SmolLM2-135M-Instruct (or gguf=PATH)

@@ -4,15 +4,19 @@ low-quality pool (int_score <= 1) with the same prompt into two folders, to comp
     python pipelines/source_pools.py
 """
 
-from finephrase.client import Sampling
-from finephrase.pipeline.filters.quality import QualityFilter
-from finephrase.pipeline.filters.select import Select, TokenBudget, where
-from finephrase.pipeline.inference.rephrase import Rephrase
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run
-from finephrase.serving import LlamaCppServer
+from finephrase.pipeline import (
+    ChunkWriter,
+    LlamaCppServer,
+    QualityFilter,
+    Rephrase,
+    ResumableReader,
+    Sampling,
+    Select,
+    TokenBudget,
+    load_prompts,
+    run,
+    where,
+)
 
 POOLS = {"hq": "int_score >= 4", "lq": "int_score <= 1"}
 

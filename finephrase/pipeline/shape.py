@@ -13,12 +13,14 @@ with its reason, so `finephrase verify` still accounts for every document.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from finephrase.errors import UsageError
+from finephrase.pipeline.filters.behaviour import describe_filter
 from finephrase.pipeline.filters.marking import Accounted, MarkingFilter
 from finephrase.pipeline.filters.quality import QualityFilter
 from finephrase.pipeline.filters.select import Select, TokenBudget
@@ -37,6 +39,7 @@ class Shape:
     token_budget: TokenBudget | None = None
     generation_filters: list = field(default_factory=list)  # filters after Rephrase, the gate aside
     gates: list[QualityFilter] = field(default_factory=list)
+    warned: set = field(default_factory=set)  # filters already warned about (once per run)
 
     @property
     def output(self) -> str:
@@ -113,18 +116,22 @@ def filter_name(f) -> str:
 
 def selection_fingerprint(shape: Shape) -> dict:
     """The source selection as run settings: `where`/`language_is`/`length_between`/`sample` by their settings,
-    any other filter by its name (so editing a filter's code without renaming it is not noticed)."""
+    any other filter by its name, and (`filter_behaviour`, only when there is one) by what it does."""
     sel = {"where": [], "languages": [], "min_chars": None, "max_chars": None, "sample_rate": None,
            "token_budget": shape.token_budget.budget if shape.token_budget else None, "filters": []}
+    others = []
     for f in shape.source_filters:
         setting = getattr(f, "setting", None)
         if not setting:
             sel["filters"].append(filter_name(f))
+            others.append(f)
         for k, v in (setting or {}).items():
             if isinstance(sel[k], list):
                 sel[k] += v
             else:
                 sel[k] = v
+    if others:  # only then: the fingerprints of runs without such filters (the CLI's) stay as they were
+        sel["filter_behaviour"] = filter_behaviour(shape, others)
     return sel
 
 
@@ -137,4 +144,31 @@ def gate_fingerprint(shape: Shape) -> dict:
         out["gate"] = [g.fingerprint() for g in shape.gates]
     if shape.generation_filters:
         out["generation_filters"] = [filter_name(f) for f in shape.generation_filters]
+        out["generation_filter_behaviour"] = filter_behaviour(shape, shape.generation_filters)
+    return out
+
+
+def filter_behaviour(shape: Shape, filters: list) -> list[dict]:
+    """What each filter does (behaviour.py), with its name; one line on stderr, once per run, for a filter whose
+    behaviour cannot be fully known."""
+    out = []
+    for f in filters:
+        desc, missing = describe_filter(f)
+        name = filter_name(f)
+        if missing and id(f) not in shape.warned:
+            shape.warned.add(id(f))
+            why = " ".join(missing[0].split())  # one line
+            print(f"warning: filter {name} cannot be fingerprinted by its behaviour ({why}): a change to it "
+                  f"will not be noticed; give it a name/version (docs/pipelines.md, \"Filters and the "
+                  f"fingerprint\")", file=sys.stderr)
+        out.append({"filter": name, **desc})
+    return out
+
+
+def without_filter_behaviour(fp: dict) -> dict:
+    """The fingerprint `fp` as finephrase wrote it before filters were fingerprinted by what they do (their names
+    only): a manifest equal to it was written then, and may resume without noticing a changed filter."""
+    out = {k: v for k, v in fp.items() if k != "generation_filter_behaviour"}
+    if isinstance(fp.get("selection"), dict):
+        out["selection"] = {k: v for k, v in fp["selection"].items() if k != "filter_behaviour"}
     return out
