@@ -20,11 +20,19 @@ class Drained(FinephraseError):
 
 def drain_on_signals() -> None:
     """SIGTERM and SIGUSR1 start a drain; a second signal interrupts (KeyboardInterrupt). Only in the main thread,
-    and only for signals the process does not handle already (a caller's own handlers stay)."""
+    and only for signals the process does not handle already (a caller's own handlers stay). A process forked
+    from this one inherits the handler but not the drain: there the signal does what it does by default."""
+    import os
     import signal
     import sys
 
+    owner = os.getpid()
+
     def on_signal(signum, frame):
+        if os.getpid() != owner:  # a forked helper (children.py resets its handlers; this is the safety net)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if DRAIN.is_set():  # second signal: stop now
             raise KeyboardInterrupt
         DRAIN.set()

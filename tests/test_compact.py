@@ -60,7 +60,7 @@ def test_a_big_chunked_run_is_compacted_and_published_within_the_hubs_limits(big
     hub, port = start_standin(tmp_path / "hub")
     env = hub_env(tmp_path, f"http://127.0.0.1:{port}")
     try:
-        refused = cli("publish", big_run, "--repo", REPO_ID, "--no-verify", env=env)
+        refused = cli("publish", big_run, "--repo", REPO_ID, "--no-verify", "--private", env=env)
         assert refused.returncode == 2 and "finephrase compact" in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
         assert not any(e["event"] in ("create", "commit") for e in read_events(tmp_path / "hub"))  # nothing sent
@@ -73,7 +73,7 @@ def test_a_big_chunked_run_is_compacted_and_published_within_the_hubs_limits(big
         assert sum(pq.ParquetFile(out / s).metadata.num_rows for s in shards) == 20_000
         assert run_cli("verify", out).returncode == 0
 
-        r = cli("publish", out, "--repo", REPO_ID, env=env, timeout=600)
+        r = cli("publish", out, "--repo", REPO_ID, "--private", env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
     finally:
         hub.kill()

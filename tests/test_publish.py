@@ -101,7 +101,7 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
     hub, port = start_standin(state, seed=7, fault_rate=0.1, faults="create:429,preupload:429,commit:503,commit:500",
                               hang_after_commits=1)
     env = hub_env(tmp_path, f"http://127.0.0.1:{port}")
-    cmd = [sys.executable, "-m", "finephrase.cli", "publish", str(run), "--repo", REPO_ID]
+    cmd = [sys.executable, "-m", "finephrase.cli", "publish", str(run), "--repo", REPO_ID, "--private"]
     log1 = tmp_path / "first.err"
     with open(log1, "w") as err:
         first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -165,9 +165,15 @@ def test_publish_survives_faults_and_a_killed_hub_and_resumes(run_dir, tmp_path)
     assert all(TOKEN.encode() not in b and SESSION_SECRET.encode() not in b for b in got.values())
 
 
+def written(run: Path) -> dict[str, bytes]:
+    """The files of `run` but verify's verdict cache (.verify/, which the checks before a publish keep)."""
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*")
+            if p.is_file() and ".verify" not in p.relative_to(run).parts}
+
+
 def test_dry_run_lists_and_uploads_nothing_without_a_token(run_dir, tmp_path):
     env = hub_env(tmp_path, "http://127.0.0.1:9", token=None)  # nothing listens there
-    before = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
+    before = written(run_dir)
     r = cli("publish", run_dir, "--repo", REPO_ID, "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
     files = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.parquet")]
@@ -177,9 +183,12 @@ def test_dry_run_lists_and_uploads_nothing_without_a_token(run_dir, tmp_path):
     assert f"datasets/{REPO_ID}" in r.stdout and "nothing is uploaded" in r.stdout
     assert "left out: .ledger/" in r.stdout and "logs/" in r.stdout
     assert "token: none found" in r.stdout
-    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before  # no card written
+    # the Hub is not asked, so whether the repo exists is unknown: the plan says what the real run does
+    assert "visibility: not chosen" in r.stdout and "--private or --public" in r.stdout
+    assert written(run_dir) == before  # no card written
 
-    r = cli("publish", run_dir, "--repo", REPO_ID, "--dry-run", "--no-rejects", env=env)
+    r = cli("publish", run_dir, "--repo", REPO_ID, "--dry-run", "--no-rejects", "--private", env=env)
+    assert "visibility: private if created" in r.stdout
     assert r.returncode == 0 and "rejects/" not in r.stdout.split("left out:")[0] \
         and "filtered/" not in r.stdout.split("left out:")[0]
 
@@ -199,7 +208,7 @@ def test_hub_errors_are_one_line_without_the_token(run_dir, tmp_path):
     hub, port = start_standin(tmp_path / "hub-state")
     wrong = "hf_WrongTokenNotAccepted0123456789"
     try:
-        r = cli("publish", run_dir, "--repo", REPO_ID, "--no-verify",
+        r = cli("publish", run_dir, "--repo", REPO_ID, "--no-verify", "--private",
                 env=hub_env(tmp_path, f"http://127.0.0.1:{port}", token=wrong))
     finally:
         hub.kill()
@@ -208,3 +217,38 @@ def test_hub_errors_are_one_line_without_the_token(run_dir, tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: publish to {REPO_ID} stopped: the Hub answered HTTP 401") and "write access" in last
     assert wrong not in r.stderr + r.stdout
+
+
+def test_a_new_repo_needs_private_or_public_an_existing_one_neither(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = written(run)
+    state = tmp_path / "hub-state"
+    hub, port = start_standin(state)
+    env = hub_env(tmp_path, f"http://127.0.0.1:{port}")
+    try:
+        refused = cli("publish", run, "--repo", REPO_ID, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.startswith(f"error: {REPO_ID} does not exist yet") and "--private" in refused.stderr \
+            and "--public" in refused.stderr, refused.stderr
+        assert not any(e["event"] in ("create", "commit") for e in read_events(state))  # nothing sent
+        assert not (state / "repos.json").exists() or REPO_ID not in (state / "repos.json").read_text()
+        assert written(run) == before  # nothing written either (not even the card)
+
+        public = cli("publish", run, "--repo", REPO_ID, "--public", "--no-verify", env=env)
+        assert public.returncode == 0, public.stderr[-3000:]
+        assert [e["private"] for e in read_events(state) if e["event"] == "create"] == [False]
+        assert orjson.loads((state / "repos.json").read_bytes())[f"datasets/{REPO_ID}"]["private"] is False
+
+        again = cli("publish", run, "--repo", REPO_ID, "--no-verify", env=env)  # exists: keeps its visibility
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "are in the repo already" in again.stderr
+        assert sum(e["event"] == "create" for e in read_events(state)) == 1
+
+        private = cli("publish", run, "--repo", REPO_ID, "--private", "--no-verify", env=env)
+        assert private.returncode == 2 and "exists and is public" in private.stderr, private.stderr
+    finally:
+        hub.kill()
+        hub.wait()
+    assert sorted(read_tree(state, REPO_ID)) == sorted(expected_upload(run))

@@ -64,5 +64,5 @@ def main(args) -> int:
     print(f"compacted {source} into {out}: {shards:,} shards, {rows:,} rows in {len(folders)} folders "
           f"({per_folder})")
     print(f"check:   finephrase verify {out}")
-    print(f"publish: finephrase publish {out} --repo ORG/NAME")
+    print(f"publish: finephrase publish {out} --repo ORG/NAME --private   # or --public; a new repo needs one")
     return 0

@@ -1,9 +1,11 @@
-"""The `publish` command: check the folder and the Hub's limits, refresh the card, create the repo, upload the
-data in paced commits of fewer than 100 files, then the card and manifest."""
+"""The `publish` command: check the folder and the Hub's limits, refresh the card, create the repo (only with
+--private or --public: a new repo's visibility is always chosen), upload the data in paced commits of fewer than
+100 files, then the card and manifest."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import sys
@@ -67,16 +69,18 @@ def _publish(args) -> int:
         raise UsageError(f"{root} cannot go to the Hub as it is: {problems[0]}{more}; compact it into Hub-sized "
                          f"shards first (`finephrase compact {root} --output {root.name}-compacted`) and publish that")
     if args.dry_run:
-        return dry_run(root, repo, url, revision, args.private, up, left, empty, len(card_data), card_note,
+        return dry_run(root, repo, url, revision, _visibility(args), up, left, empty, len(card_data), card_note,
                        len(manifest_data))
 
-    if refresh:
-        card.write_card(root, card_text)
     if not get_token():
         raise UsageError("no Hugging Face token found: run `hf auth login`, or set HF_TOKEN to a token with write "
                          "access to the repo")
+    api, publisher = HfApi(), Publisher(args.retries, secrets)
+    exists = _repo_exists(api, publisher, args)  # a new repo without --private / --public: refused here
+    if refresh:
+        card.write_card(root, card_text)
     size = sum(s for _, s in up)
-    info = _upload(HfApi(), Publisher(args.retries, secrets), args, root, url, up, card_data, manifest_data)
+    info = _upload(api, publisher, args, root, url, up, card_data, manifest_data, create=not exists)
     commit = getattr(info, "oid", None)
     print(f"published {len(up) + 2:,} files ({human_bytes(size + len(card_data) + len(manifest_data))}) to {url}"
           + (f" (commit {commit[:12]})" if commit else ""))
@@ -97,22 +101,69 @@ def _card_to_upload(root: Path, manifest: dict, repo: str, include: bool, secret
     return text, "the card, refreshed", True
 
 
-def _upload(api, p: "Publisher", args, root: Path, url: str, up, card_data: bytes, manifest_data: bytes):
-    """Create the repo (and branch), upload the data files, then commit the card and manifest. Returns the last
-    commit's info; an error is one line with what to do."""
-    from huggingface_hub import CommitOperationAdd
+def _visibility(args) -> str:
+    """What the run does about the repo's visibility, as the dry run says it."""
+    if args.private:
+        return "private if created; an existing public repo is refused"
+    if args.public:
+        return "public if created"
+    return "not chosen: an existing repo keeps its own; a new one is not created without --private or --public"
 
-    repo, revision, secrets = args.repo, args.revision or "main", p.secrets
-    size = sum(s for _, s in up)
+
+@contextlib.contextmanager
+def _hub_errors(repo: str, secrets):
+    """A failure of the Hub (or of the way there) as one line with what to do; our own errors pass."""
     try:
-        p.call("creating the repo", lambda: api.create_repo(repo, repo_type="dataset", private=args.private or None,
-                                                            exist_ok=True), retries=max(args.retries, 5), base_wait=1)
-        if args.private:
+        yield
+    except (FinephraseError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        hint = ("rerun the same command to continue: what is committed stays and is skipped"
+                if _is_transient(e) else "fix that and rerun the same command: what is committed stays")
+        if _status(e) in (401, 403):
+            hint = "check that the token (HF_TOKEN or `hf auth login`) has write access to the namespace"
+        raise FinephraseError(f"publish to {repo} stopped: {_one_line(e, secrets)}; {hint}") from None
+
+
+def _repo_exists(api, p: "Publisher", args) -> bool:
+    """Whether the repo exists. Nothing is created without a choice: a new repo needs --private or --public, and
+    an existing one keeps its visibility (--private on a public one is refused: the data would be public)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    repo = args.repo
+    with _hub_errors(repo, p.secrets):
+        try:
             info = p.call("reading the repo", lambda: api.repo_info(repo, repo_type="dataset"),
                           retries=max(args.retries, 5), base_wait=1)
-            if not info.private:
-                raise UsageError(f"{repo} exists and is public: --private does not change an existing repo; make it "
-                                 f"private on the Hub first, or publish without --private")
+        except RepositoryNotFoundError as e:
+            if _status(e) != 404:
+                raise
+            if not (args.private or args.public):
+                raise UsageError(f"{repo} does not exist yet: add --private (nothing public until you say so) or "
+                                 f"--public to create it; nothing was uploaded") from None
+            return False
+    if args.private and not info.private:
+        raise UsageError(f"{repo} exists and is public: --private does not change an existing repo; make it "
+                         f"private on the Hub first, or publish without --private")
+    if args.public and info.private:
+        print(f"publish: {repo} exists and is private: it stays private (--public does not change an existing "
+              f"repo)", file=sys.stderr, flush=True)
+    return True
+
+
+def _upload(api, p: "Publisher", args, root: Path, url: str, up, card_data: bytes, manifest_data: bytes,
+            create: bool):
+    """Create the repo (`create`: with the visibility chosen) and branch, upload the data files, then commit the
+    card and manifest. Returns the last commit's info; an error is one line with what to do."""
+    from huggingface_hub import CommitOperationAdd
+
+    repo, revision = args.repo, args.revision or "main"
+    size = sum(s for _, s in up)
+    with _hub_errors(repo, p.secrets):
+        if create:
+            p.call("creating the repo", lambda: api.create_repo(repo, repo_type="dataset", private=bool(args.private),
+                                                                exist_ok=True), retries=max(args.retries, 5),
+                   base_wait=1)
         if revision != "main":
             p.call("creating the branch", lambda: api.create_branch(repo, branch=revision, repo_type="dataset",
                                                                     exist_ok=True),
@@ -131,17 +182,6 @@ def _upload(api, p: "Publisher", args, root: Path, url: str, up, card_data: byte
             operations=[CommitOperationAdd("README.md", card_data), CommitOperationAdd("manifest.json",
                                                                                        manifest_data)]),
             retries=max(args.retries, 5), base_wait=1)  # huggingface_hub does not retry this commit itself
-    except FinephraseError:
-        raise
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:
-        hint = ("rerun the same command to continue: what is committed stays and is skipped"
-                if _is_transient(e) else "fix that and rerun the same command: what is committed stays")
-        status = _status(e)
-        if status in (401, 403):
-            hint = "check that the token (HF_TOKEN or `hf auth login`) has write access to the namespace"
-        raise FinephraseError(f"publish to {repo} stopped: {_one_line(e, secrets)}; {hint}") from None
     return info
 
 
@@ -150,7 +190,8 @@ def add_parser(sub):
         "publish", help="upload a finished run to a Hugging Face dataset repo (resumable, few commits)",
         description="Check the run and the Hub's limits (fewer than 10,000 files per folder, 100,000 per repo,\n"
         "files under 20 GB: a chunked run of a large job is refused with the `finephrase compact` command to run),\n"
-        "refresh its card (DIR/README.md), create the dataset repo if needed, upload the data in commits of\n"
+        "refresh its card (DIR/README.md), create the dataset repo if needed (a new repo only with --private or\n"
+        "--public: choose; an existing one keeps its visibility), upload the data in commits of\n"
         "fewer than 100 files, paced under the Hub's commit rate (retries on 429 and 5xx; rerun the same command\n"
         "after an interruption and it skips what the repo holds), then README.md and manifest.json in a last\n"
         "commit. The token comes from HF_TOKEN or `hf auth login`\n"
@@ -159,11 +200,15 @@ def add_parser(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  finephrase publish output/fwe --repo my-org/fwe-faq --dry-run\n"
         "  finephrase publish output/fwe --repo my-org/fwe-faq --private\n"
-        "  HF_TOKEN=... finephrase publish output/fwe --repo my-org/fwe-faq --no-rejects --license odc-by")
+        "  HF_TOKEN=... finephrase publish output/fwe --repo my-org/fwe-faq --public --no-rejects --license odc-by")
     p.add_argument("run_dir", metavar="DIR", help="a finished run's output folder (or a dedup output)")
     p.add_argument("--repo", required=True, metavar="ORG/NAME", help="the dataset repo (created if missing)")
-    p.add_argument("--private", action="store_true",
-                   help="create the repo private (an existing public repo is refused, not changed)")
+    visibility = p.add_mutually_exclusive_group()
+    visibility.add_argument("--private", action="store_true",
+                            help="create the repo private (an existing public repo is refused, not changed)")
+    visibility.add_argument("--public", action="store_true",
+                            help="create the repo public. A new repo needs --private or --public (refused without "
+                            "one); an existing repo keeps its visibility and needs neither")
     p.add_argument("--revision", metavar="BRANCH", help="branch to upload to (default main; created if missing)")
     p.add_argument("--dry-run", action="store_true",
                    help="list what would be uploaded (files, sizes, total, target) and upload nothing; no token needed")

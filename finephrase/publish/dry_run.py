@@ -9,12 +9,14 @@ from finephrase.formatting import human_bytes
 from finephrase.publish.selection import _folder
 
 
-def dry_run(root: Path, repo: str, url: str, revision: str, private: bool, up, left, empty, card_bytes: int,
+def dry_run(root: Path, repo: str, url: str, revision: str, visibility: str, up, left, empty, card_bytes: int,
             card_note: str, manifest_bytes: int) -> int:
+    """The plan, on stdout; exit 0. The Hub is not asked (no token needed), so whether the repo exists is not known:
+    `visibility` says what the real run does either way (without --private or --public it creates nothing)."""
     from huggingface_hub import get_token
 
-    print(f"dry run: nothing is uploaded. Target: {url} (dataset repo, revision {revision}, "
-          f"{'private' if private else 'visibility: public if created, unchanged if it exists'})")
+    print(f"dry run: nothing is uploaded. Target: {url} (dataset repo, revision {revision})")
+    print(f"visibility: {visibility}")
     w = max([len(f"{s:,}") for _, s in up] + [len(f"{card_bytes:,}"), 5])
     print(f"{card_bytes:>{w},}  README.md  ({card_note}; committed last)")
     print(f"{manifest_bytes:>{w},}  manifest.json  (committed last)")

@@ -23,8 +23,12 @@ def check(plan: Plan, units: list[Unit], workers: int = 1, examples: int = EXAMP
             total.merge(_work(job))
         return total
     import multiprocessing
+    import os
 
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+    from finephrase.children import helper_init
+
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), initializer=helper_init,
+                                                   initargs=(os.getpid(),)) as pool:
         for tally in pool.imap_unordered(_work, jobs, chunksize=1):
             total.merge(tally)
     return total

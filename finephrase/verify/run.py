@@ -9,11 +9,13 @@ inputs changed since the run, and files that no ledger line commits (a scan of t
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import Counter
 from pathlib import Path
 
 import orjson
 
+from finephrase.children import helper_init
 from finephrase.errors import UsageError
 from finephrase.layout import LEDGER_DIR, MANIFEST
 from finephrase.ledger import Ledger
@@ -58,7 +60,7 @@ def _check_tasks(root: Path, cfg: dict, todo: list[tuple[int, dict]], workers: i
         finally:
             _READERS.pop(str(root), None)
     ctx = multiprocessing.get_context("forkserver")
-    with ctx.Pool(min(workers, len(jobs))) as pool:
+    with ctx.Pool(min(workers, len(jobs)), initializer=helper_init, initargs=(os.getpid(),)) as pool:  # children.py
         return dict(pool.imap_unordered(_check_one, jobs))
 
 
