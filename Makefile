@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 OUT ?= output/sample
 
 LOCK := requirements/lock-cpu.txt
+GPU_LOCK := requirements/lock-gpu.txt
 UV_VERSION := 0.13.9
 
-.PHONY: install sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lint lock versions clean
+.PHONY: install install-gpu lock-gpu sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lint lock versions clean
 
 # the project in editable mode with the versions the suite passed with (the lock is a constraints file:
 # pyproject.toml keeps the ranges library users get)
@@ -20,6 +21,21 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	touch $@
 
 install: $(VENV)/.installed
+
+# The GPU install for the production recipe (pipelines/production.py, slurm/rephrase.sh): vllm==0.32.0 and
+# arctic-inference==0.1.1 (vLLM's `suffix` speculative method) with the versions of requirements/lock-gpu.txt.
+# arctic-inference is an sdist: pip compiles its C++ suffix tree (needs g++ >= 10; its isolated build env downloads
+# its own build requirements, torch 2.7.0 among them). Run on a machine like the GPU nodes (x86_64, glibc >= 2.28).
+install-gpu:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade "pip>=24"
+	$(PY) -m pip install -c $(GPU_LOCK) -e ".[gpu]"
+
+# refresh the GPU lock (resolved for the GPU nodes' platform, not this machine's)
+lock-gpu: install
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip compile pyproject.toml --extra gpu --python-platform x86_64-manylinux_2_28 \
+		--python-version 3.11 -o $(GPU_LOCK)
 
 # The main job: rephrase 20 documents of the bundled sample into FAQs with SmolLM2-135M-Instruct on the CPU,
 # constrained to the FAQ grammar (without it the 135M model writes hardly a FAQ: docs/quality.md).

