@@ -43,7 +43,7 @@ class RunConfig:
     context_length: int = 2048
     sampling: Sampling = field(default_factory=Sampling)
     text_column: str = "text"
-    id_column: str = "id"
+    id_column: str | None = None  # None: "id" if the input has it, else positional ids; given: the input must have it
     limit: int = -1
     tasks: int = 1
     workers: int = 1
@@ -69,6 +69,7 @@ class RunConfig:
     rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
     chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
     constrain_format: bool = False  # send each template's [check] grammar with its requests (constrain.py)
+    allow_short_documents: bool = False  # run even when less than a quarter of the context is left for the document
 
     @classmethod
     def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,

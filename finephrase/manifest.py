@@ -28,8 +28,9 @@ from finephrase.layout import MANIFEST, OWN_FILES, output_lock, write_manifest
 from finephrase.ledger import LEDGER_DIR, all_ledgers
 from finephrase.locks import FOLDER_LOCK, FOLDER_LOCK_HOLDER
 from finephrase.occupancy import session_occupancy
-from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint
+from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint, without_filter_behaviour
 from finephrase.serving import packaged_gguf_path
+from finephrase.truncation import add_truncation
 
 
 
@@ -97,6 +98,13 @@ def describe_difference(old: dict, new: dict) -> str:
     return "; ".join(parts)
 
 
+def same_run(recorded: dict | None, fp: dict) -> bool:
+    """Whether a folder's recorded fingerprint is this run's. A manifest written before filters were fingerprinted
+    by what they do (names only) matches without those keys: that run resumes (a changed filter goes unnoticed
+    there, as it did when it started)."""
+    return recorded == fp or recorded == without_filter_behaviour(fp)
+
+
 def _contents(out: Path) -> list[Path]:
     """What `out` holds besides finephrase's own lock and log files."""
     return [p for p in out.iterdir() if p.name not in OWN_FILES] if out.is_dir() else []
@@ -124,7 +132,7 @@ def _create_or_join(out: Path, fp: dict, session: dict, prompts: list, overwrite
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     if manifest_path.exists():
         old = orjson.loads(manifest_path.read_bytes())
-        if old.get("config") != fp:
+        if not same_run(old.get("config"), fp):
             raise UsageError(
                 f"{out} holds a run with other settings ({describe_difference(old.get('config', {}), fp)}): "
                 f"use a new --output, or --overwrite to delete it and start over")
@@ -245,6 +253,7 @@ def collect_counts(output_dir: str | Path) -> dict:
             rows.update(e.get("rows", {}))
             rejects.update(e.get("rejects", {}))
             filtered.update(e.get("filtered", {}))
+            add_truncation(c, e)  # only in ledgers that count it: older manifests have none of these keys
     return {
         **dict(c),
         "rows": dict(rows),

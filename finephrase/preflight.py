@@ -3,9 +3,12 @@ starts (on a GPU cluster every failed start is a model load per task). Each fail
 file, flag or column and what to do (a UsageError: exit 2).
 
 - settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too);
-- the inputs: `check_inputs(files, text_column, where)` (`finephrase.run.run` calls it for every pipeline):
-  the first file opens and has the text column, every `--where` column exists and its literal fits the column's
-  type, and the input is not empty (parquet: from the footers).
+- the room left for the document: `check_document_room(cfg)` (from check_settings): some, and at least a quarter
+  of the context unless --allow-short-documents;
+- the inputs: `check_inputs(files, text_column, where, id_column)` (`finephrase.run.run` calls it for every
+  pipeline): the first file opens and has the text column (and the id column when one was given explicitly), every
+  `--where` column exists and its literal fits the column's type, and the input is not empty (parquet: from the
+  footers).
 
 `finephrase.run.run` also starts nothing when the run (or this `--rank`'s task) in the output folder has already
 finished with the same settings.
@@ -21,8 +24,6 @@ from finephrase.errors import UsageError
 
 
 def check_settings(cfg) -> None:
-    from finephrase.pipeline.inference.rephrase import CHAT_TEMPLATE_MARGIN
-
     s = cfg.sampling
     if cfg.limit == 0 or cfg.limit < -1:
         raise UsageError(f"--limit {cfg.limit}: give at least 1 document per task (or leave it out for all)")
@@ -49,13 +50,34 @@ def check_settings(cfg) -> None:
         raise UsageError(f"--request-timeout {cfg.request_timeout}: must be above 0 seconds")
     if cfg.engine_args:
         check_engine_args(cfg)
+    check_document_room(cfg)
+
+
+# Below this share of the context left for the document, a run is refused unless --allow-short-documents: the
+# documents would be cut to a few lines (e.g. --max-tokens 1900 in a context of 2048) without anyone noticing.
+MIN_DOCUMENT_SHARE = 0.25
+
+
+def check_document_room(cfg) -> None:
+    """The room left for the document (context - max tokens - template - chat-template margin): refused when there
+    is none, and below a quarter of the context unless `cfg.allow_short_documents`."""
+    from finephrase.pipeline.inference.rephrase import CHAT_TEMPLATE_MARGIN
+
+    max_tokens, context = cfg.sampling.max_tokens, cfg.context_length
     # the template's own tokens, estimated at one per 4 characters (the rephrase step counts them exactly with the
     # model's tokenizer and refuses a prompt that leaves no room; this catches it before anything starts)
     template = max((len(p.overhead_text()) // 4 for p in cfg.prompts), default=0)
-    if s.max_tokens + CHAT_TEMPLATE_MARGIN + template >= cfg.context_length:
-        raise UsageError(f"--max-tokens {s.max_tokens} leaves no room for the document in a context of "
-                         f"{cfg.context_length} tokens (the template takes about {template}): lower --max-tokens "
+    room = context - max_tokens - CHAT_TEMPLATE_MARGIN - template
+    if room <= 0:
+        raise UsageError(f"--max-tokens {max_tokens} leaves no room for the document in a context of "
+                         f"{context} tokens (the template takes about {template}): lower --max-tokens "
                          f"or raise --context-length")
+    floor = int(context * MIN_DOCUMENT_SHARE)
+    if room < floor and not getattr(cfg, "allow_short_documents", False):
+        raise UsageError(f"--max-tokens {max_tokens} leaves about {room} tokens for the document in a context of "
+                         f"{context} (the template takes about {template}), under a quarter of it ({floor}): most "
+                         f"documents would be cut to a few lines; lower --max-tokens, raise --context-length, or "
+                         f"pass --allow-short-documents")
 
 
 def check_engine_args(cfg) -> None:
@@ -137,14 +159,18 @@ def _check_where(condition: str, columns: dict[str, str], first: str) -> None:
         raise UsageError(f"--where '{condition}': '{raw}' is not a number, and column '{column}' is {kind}")
 
 
-def check_inputs(files, text_column: str = "text", where: list[str] = ()) -> None:
-    """The first file opens and has the columns the run needs (`text_column`, the columns of the `where`
-    conditions); the input is not empty (when that is cheap to know: parquet footers, or a single jsonl file)."""
+def check_inputs(files, text_column: str = "text", where: list[str] = (), id_column: str | None = None) -> None:
+    """The first file opens and has the columns the run needs (`text_column`, `id_column` when it was given
+    explicitly, the columns of the `where` conditions); the input is not empty (when that is cheap to know: parquet
+    footers, or a single jsonl file)."""
     first = files[0]
     columns, rows = _schema(first)
     if columns and text_column not in columns:
         raise UsageError(f"input {first.relpath} has no column '{text_column}' (columns: "
                          f"{', '.join(columns)}): pass --text-column")
+    if columns and id_column is not None and id_column not in columns:
+        raise UsageError(f"input {first.relpath} has no column '{id_column}' (columns: {', '.join(columns)}): fix "
+                         f"--id-column, or leave it out for the 'id' column or positional ids (FILE:ROW)")
     for condition in where:
         _check_where(condition, columns, first.relpath)
     if all(f.kind == "parquet" for f in files) and len(files) <= 1000:

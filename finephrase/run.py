@@ -29,12 +29,13 @@ from finephrase.executor import LocalExecutor
 from finephrase.layout import LOGS, MANIFEST
 from finephrase.ledger import Ledger
 from finephrase.manifest import (collect_counts, describe_difference, finalize_manifest, fingerprint,  # noqa: F401
-                                 input_listing, prepare_output, session_record)
+                                 input_listing, prepare_output, same_run, session_record)
 from finephrase.pipeline.readers.resumable import resolve_inputs
 from finephrase.pipeline.shape import Shape, connect, inspect_pipeline
 from finephrase.preflight import check_inputs
 from finephrase.progress import prefill_line
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
+from finephrase.truncation import truncation_text
 
 def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
         gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool | None = None) -> dict:
@@ -80,7 +81,9 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
     connect(shape)
     out, server = Path(shape.output), shape.rephrase.server
     input_files = resolve_inputs(shape.reader.inputs)
-    check_inputs(input_files, shape.reader.text_column, _conditions(shape))  # before a folder or server exists
+    reader = shape.reader  # its id column is checked only when given explicitly (else positional ids are fine)
+    check_inputs(input_files, reader.text_column, _conditions(shape),  # before a folder or server exists
+                 reader.id_column if getattr(reader, "id_column_given", False) else None)
     if gpus_per_task is None:
         gpus_per_task = 1 if server.backend == "vllm" else 0
     manifest = None
@@ -91,6 +94,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         ranks = [rank] if rank is not None else list(range(tasks))
         if not overwrite and _finished(out, fp, ranks):
             return _already_finished(out, rank, tasks)
+        server.check_install()  # vLLM: the recipe's flags and packages against the installed vLLM (vllm_flags.py)
         manifest = prepare_output(out, fp, session_record(shape, workers, rank, gpus_per_task),
                                   shape.rephrase.prompts, rank, overwrite)
         _start(server, out, rank)
@@ -159,7 +163,7 @@ def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:
         old = orjson.loads((out / MANIFEST).read_bytes())
     except orjson.JSONDecodeError:
         return False
-    if old.get("config") != fp:
+    if not same_run(old.get("config"), fp):
         return False  # prepare_output says so, with its message
     return all(Ledger(out, r).read().finished for r in ranks)
 
@@ -217,6 +221,8 @@ def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
              f"rows)"]
     if counts.get("prompt_tokens"):
         lines.append(f"prefill: {prefill_line(counts['prompt_tokens'], counts.get('cached_tokens', 0))}")
+    if truncated := truncation_text(counts):  # documents cut to fit the context
+        lines.append(f"truncated: {truncated}")
     for p in prompts:
         rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
         rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"

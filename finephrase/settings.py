@@ -96,8 +96,9 @@ REPHRASE_SETTINGS: tuple[Setting, ...] = (
     # input
     Setting("text_column", ("--text-column",), group="input", default="text",
             help="column holding the document text (default: text)"),
-    Setting("id_column", ("--id-column",), group="input", default="id",
-            help="column holding the document id (default: id; without it: FILE:ROW)"),
+    Setting("id_column", ("--id-column",), group="input",
+            help="column holding the document id; given, the input must have it (default: id if the input has it, "
+            "else the position FILE:ROW)"),
     Setting("limit", ("--limit",), int, group="input", default=-1,
             help="read at most N documents per task (default: all)"),
     # source selection
@@ -147,6 +148,9 @@ REPHRASE_SETTINGS: tuple[Setting, ...] = (
     # sampling
     Setting("max_tokens", ("--max-tokens",), int, group="sampling", parse=positive_int,
             help="max output tokens (default: 512 embedded, 2048 otherwise)"),
+    Setting("allow_short_documents", ("--allow-short-documents",), bool, group="sampling",
+            help="run even when --max-tokens and the template leave less than a quarter of --context-length for the "
+            "document (refused otherwise: most documents would be cut to a few lines)"),
     Setting("temperature", ("--temperature",), float, group="sampling"),
     Setting("top_p", ("--top-p",), float, group="sampling"),
     Setting("top_k", ("--top-k",), int, group="sampling"),

@@ -80,3 +80,42 @@ async def fit_to_budget(text: str, budget: int, count: CountTokens | None) -> Fi
         best = await _longest_fitting(window, char_cuts, budget, count) or (0, 0)
     out = window[: best[0]].rstrip()
     return Fitted(out, True, await count(out) if out != window[: best[0]] else best[1])
+
+
+# -- counting -----------------------------------------------------------------------------------------------------
+
+# Per committed chunk (ledger line) and summed in the manifest's counts: documents given to the model, those cut to
+# fit, and the characters those had and kept (characters, not tokens: a long document is never tokenized whole, so
+# its own token count is not known). Ledgers and manifests written before these counts have none of the keys.
+TRUNCATION_KEYS = ("fitted_docs", "truncated_docs", "truncated_chars", "truncated_chars_kept")
+
+
+def add_truncation(total: dict, entry: dict) -> None:
+    """Add the truncation counts of `entry` (a ledger line, or counts) to `total`; keys absent stay absent."""
+    for k in TRUNCATION_KEYS:
+        if k in entry:
+            total[k] = total.get(k, 0) + (entry[k] or 0)
+
+
+def ledger_truncation(ledgers: dict) -> dict:
+    """The truncation counts over the committed chunks of `ledgers` ({rank: LedgerState}, ledger.all_ledgers)."""
+    out: dict = {}
+    for state in ledgers.values():
+        for e in state.entries:
+            add_truncation(out, e)
+    return out
+
+
+def truncation_text(counts: dict) -> str | None:
+    """'N of M documents, K% of their characters kept' (M: documents given to the model), or None when `counts`
+    has no truncation counts (an older run) or no document was given to the model."""
+    fitted = counts.get("fitted_docs")
+    if not fitted:
+        return None
+    n = counts.get("truncated_docs", 0) or 0
+    text = f"{n:,} of {fitted:,} documents"
+    chars = counts.get("truncated_chars", 0) or 0
+    if n and chars:
+        kept = int(100 * (counts.get("truncated_chars_kept", 0) or 0) / chars)  # floor: a cut never shows 100%
+        text += f", {min(kept, 99)}% of their characters kept"
+    return text

@@ -37,6 +37,8 @@ def refused(r, out, *words):
     (["--token-budget", "-1"], ["--token-budget"]),
     (["--sample-rate", "0"], ["--sample-rate"]),
     (["--max-tokens", "5000"], ["no room for the document", "--context-length"]),
+    (["--max-tokens", "1900"], ["under a quarter of it", "--allow-short-documents"]),
+    (["--id-column", "doc_id"], ["no column 'doc_id'", "--id-column"]),
     (["--prompts", "math"], ["see `finephrase rephrase --help`"]),  # no abbreviation of --prompts-dir
 ])
 def test_bad_flags_are_refused_before_anything_starts(tmp_path, flags, words):

@@ -12,6 +12,7 @@ from finephrase.card.data import RESERVED_CONFIGS
 from finephrase.card.privacy import public_command, public_path
 from finephrase.card.provenance import SAMPLE_DESCRIPTION, engine, model_revision_text
 from finephrase.formatting import duration
+from finephrase.truncation import truncation_text
 
 
 def _n(v) -> str:
@@ -188,7 +189,8 @@ def prompts_section(manifest: dict, cfg: dict, prompts: list[str]) -> str:
 
 
 def counts_lines(root: Path, manifest: dict, stats: dict, ftotal: int) -> str:
-    """Documents read, filtered by source selection, and where the rejects and filtered documents were counted."""
+    """Documents read, filtered by source selection, truncated to fit the context, and where the rejects and
+    filtered documents were counted."""
     L: list[str] = []
     add = L.append
     counts = manifest.get("counts") or {}
@@ -196,6 +198,8 @@ def counts_lines(root: Path, manifest: dict, stats: dict, ftotal: int) -> str:
         add(f"- documents read: {_n(counts['documents'])} (bad and filtered records included)")
     add(f"- filtered by source selection: {_n(ftotal)}"
         + (" (" + ", ".join(f"{k} {_n(v)}" for k, v in stats["filtered"].items()) + ")" if ftotal else ""))
+    if truncated := truncation_text(counts):  # runs made before truncation was counted have no such counts
+        add(f"- truncated to fit the context: {truncated}")
     if stats["extras_from"] == "source":
         add(f"- rejects and filtered documents: counted from the files of the source run "
             f"`{public_path(stats['extras_root'], root)}` "

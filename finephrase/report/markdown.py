@@ -10,6 +10,7 @@ from finephrase.formatting import duration_decimal
 from finephrase.report.data import RunData
 from finephrase.report.plots import PLOTS, _plural
 from finephrase.report.timeline import Timing, _iso
+from finephrase.truncation import ledger_truncation, truncation_text
 
 
 def _n(x) -> str:
@@ -17,8 +18,8 @@ def _n(x) -> str:
 
 
 def _summary_lines(run: RunData, tm: Timing) -> list[str]:
-    """The title and the bullet list at the top: status, model, prompts, counts, tokens, lifetime throughput, and
-    the warnings (an unfinished run, counts that differ from the ledgers')."""
+    """The title and the bullet list at the top: status, model, prompts, counts, truncation, tokens, lifetime
+    throughput, and the warnings (an unfinished run, counts that differ from the ledgers')."""
     m, cfg = run.manifest, run.manifest.get("config", {})
     sampling = cfg.get("sampling") or {}
     samp = ", ".join(f"{k} {v}" for k, v in sampling.items() if v is not None)
@@ -38,6 +39,8 @@ def _summary_lines(run: RunData, tm: Timing) -> list[str]:
     L.append("- **prompts**: " + ", ".join(f"`{p.name}` (`{p.hash}`)" for p in prompts))
     filt = sum(run.filtered.values())
     L.append(f"- **documents**: {_n(run.documents)} read, {_n(filt)} of them filtered")
+    if truncated := truncation_text(ledger_truncation(run.ledgers)):
+        L.append(f"- **truncated** to fit the context: {truncated}")
     L.append(f"- **rows**: {_n(total_rows)}, **rejects**: {_n(total_rejects)}")
     rejected = sum(run.rejected_tokens.values())
     L.append(f"- **tokens** (published rows): input {_n(in_tokens)}, output {_n(out_tokens)}"

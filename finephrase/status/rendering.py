@@ -9,6 +9,7 @@ from finephrase.formatting import duration
 from finephrase.occupancy import in_flight_line
 from finephrase.progress import prefill_line
 from finephrase.status.task import STATES
+from finephrase.truncation import truncation_text
 
 MAX_TASK_LINES = 20  # above this, per-task lines collapse into a summary
 
@@ -84,7 +85,7 @@ def _occupancy_lines(rep: dict) -> list[str]:
 
 def _summary_lines(rep: dict) -> list[str]:
     """The lines above the table: state, documents and ETA, rows, rejects, in format, filtered, tokens, prefill,
-    requests in flight."""
+    truncated documents, requests in flight."""
     t = rep["total"]
     lines = []
     lines.append(f"run      {rep['dir']}: {rep['state'].upper()}  ({rep['backend']}, {rep['model']}; prompts "
@@ -113,6 +114,8 @@ def _summary_lines(rep: dict) -> list[str]:
                  f"{rep['recent_minutes']:g} min")
     if t["prompt_tokens"]:
         lines.append(f"prefill  {prefill_line(t['prompt_tokens'], t['cached_tokens'])}")
+    if truncated := truncation_text(t):  # documents cut to fit the context
+        lines.append(f"truncated {truncated}")
     lines += _occupancy_lines(rep)
     return lines
 

@@ -11,6 +11,7 @@ from finephrase.layout import MANIFEST
 from finephrase.status.data import _epoch, _read_snapshot, input_totals
 from finephrase.status.folders import describe_folder, load_manifest
 from finephrase.status.task import STALE_AFTER_S, STATES, _default_gpus, _task
+from finephrase.truncation import ledger_truncation
 
 DEFAULT_RECENT_MINUTES = 10.0
 
@@ -154,6 +155,7 @@ def _run_total(per_task: list[dict], ledgers: dict, prompts: list[str], run_stat
         "gpu_hours": gpu_hours,
         "gpu_hours_per_billion_output_tokens": gpu_hours / (out_tok / 1e9) if out_tok else None,
         "cost": gpu_hours * price_per_gpu_hour if price_per_gpu_hour is not None else None,
+        **ledger_truncation(ledgers),  # documents cut to fit (none in older ledgers)
     }
 
 

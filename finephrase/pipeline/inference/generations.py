@@ -28,6 +28,7 @@ from finephrase.pipeline.filters.marking import REJECTED
 from finephrase.pipeline.writers.chunk_writer import CHUNK_END
 from finephrase.prompts import PromptTemplate
 from finephrase.schema import passthrough
+from finephrase.truncation import TRUNCATION_KEYS, Fitted
 
 
 def generation(doc: Document, prompt: PromptTemplate, text: str = "", *, reject: str | None = None,
@@ -63,6 +64,8 @@ class Chunk:
     out: list[Document] = field(default_factory=list)  # what goes downstream, in the order it finished
     selected_tokens: int = 0
     failed: bool = False  # a (document, prompt) of it ended without a generation: never pass it on
+    # its documents given to the model, and those cut to the context: how many, their characters and those kept
+    truncation: dict = field(default_factory=lambda: dict.fromkeys(TRUNCATION_KEYS, 0))
 
     @property
     def complete(self) -> bool:
@@ -72,11 +75,20 @@ class Chunk:
         doc.metadata["_fp_chunk"] = self.index
         self.out.append(doc)
 
+    def fitted(self, source: str, fitted: Fitted):
+        """Count one document given to the model (once, whatever the number of prompts), cut or not."""
+        t = self.truncation
+        t["fitted_docs"] += 1
+        if fitted.truncated:
+            t["truncated_docs"] += 1
+            t["truncated_chars"] += len(source)
+            t["truncated_chars_kept"] += len(fitted.text)
+
     def finish(self, prompts: list[str], in_flight: float | None) -> list[Document]:
         """The chunk's documents, the last one saying what the chunk is (the writer checks and commits it)."""
         self.out[-1].metadata[CHUNK_END] = {
             "first": self.first, "pos": self.pos, "docs": self.docs, "units": len(self.out), "prompts": prompts,
-            "selected_tokens": self.selected_tokens, "in_flight": in_flight}
+            "selected_tokens": self.selected_tokens, "in_flight": in_flight, "truncation": dict(self.truncation)}
         return self.out
 
     def reject_reasons(self) -> list[str]:

@@ -234,6 +234,7 @@ class RequestLoop:
         async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
             if not cut:
                 cut.append(await fit_to_budget(doc.text, self.budget, self.step._count))
+                c.fitted(doc.text, cut[0])
             return cut[0]
 
         first, *rest = self.prompts

@@ -134,12 +134,15 @@ class ResumableReader(PipelineStep):
     name = "📖 Resumable reader"
     type = "📖 - READER"
 
-    def __init__(self, inputs: str | list[str], text_column: str = "text", id_column: str = "id", limit: int = -1,
-                 resume_dir: str | None = None, batch_size: int = 1024):
+    def __init__(self, inputs: str | list[str], text_column: str = "text", id_column: str | None = None,
+                 limit: int = -1, resume_dir: str | None = None, batch_size: int = 1024):
         super().__init__()
         self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
         self.text_column = text_column
-        self.id_column = id_column
+        # not given: "id" where a record has it, else the position FILE:ROW; given: the input must have the column
+        # (`finephrase.run.run` refuses a first input file without it, as it does for the text column)
+        self.id_column = "id" if id_column is None else id_column
+        self.id_column_given = id_column is not None
         self.limit = limit
         self.resume_dir = resume_dir
         self.batch_size = batch_size

@@ -156,6 +156,8 @@ class ChunkWriter(PipelineStep):
             "prompt_tokens": _sum(generations, "input_tokens"),
             "cached_tokens": _sum(generations, "cached_tokens"),
             "in_flight": end["in_flight"],  # mean requests in flight since the task's previous commit
+            # documents given to the model, and those cut to fit the context: their characters and those kept
+            **end.get("truncation", {}),
         }
         ledger.commit(c.index, tables, entry)
         counts = Counter(docs=end["docs"], filtered=len(c.filtered), output_tokens=entry["output_tokens"])
