@@ -6,7 +6,7 @@
 #   DEDUP=$(sbatch --parsable --dependency=afterok:$JOB slurm/stage.sh dedup out/run --output out/run-dedup)
 #   COMPACT=$(sbatch --parsable --array=0-15 --dependency=afterok:$DEDUP slurm/stage.sh compact out/run-dedup \
 #             --output out/run-final)                # an array: each task writes its own shards
-#   sbatch --dependency=afterok:$COMPACT slurm/stage.sh publish out/run-final --repo ORG/NAME
+#   sbatch --dependency=afterok:$COMPACT slurm/stage.sh publish out/run-final --repo ORG/NAME --private
 #   sbatch --dependency=afterok:$JOB slurm/stage.sh pipelines/dedup.py            # a pipeline definition
 #
 # ARGS are `finephrase` subcommand arguments, or a Python file and its arguments. afterok on an array job waits
