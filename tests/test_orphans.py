@@ -71,6 +71,18 @@ def start(tmp_path: Path, *flags) -> tuple[subprocess.Popen, Path]:
     return proc, out
 
 
+def kill_leftovers(proc: subprocess.Popen, out: Path):
+    """After the test, pass or fail (a timeout while waiting included): nothing of this command keeps running."""
+    for line in set(in_group(proc.pid)) | set(naming(str(out))):
+        try:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def wait_mid_run(proc: subprocess.Popen, out: Path, ranks, tmp_path: Path):
     deadline = time.monotonic() + 120
     while not all(ledger_line_count(out, r) >= 1 for r in ranks):
@@ -93,11 +105,7 @@ def kill9_and_check(proc: subprocess.Popen, out: Path):
         else:  # zombies only: dead, not yet reaped by whoever adopted them
             assert not in_group(pgid)
     finally:
-        for line in set(in_group(pgid)) | set(naming(str(out))):  # clean up after a failure: only ours
-            try:
-                os.kill(int(line.split(":")[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftovers(proc, out)  # after a failure: only ours
 
 
 @pytest.fixture
@@ -112,35 +120,44 @@ def slow_fake(tmp_path):
 
 def test_kill9_leaves_no_process(tmp_path, slow_fake):
     proc, out = start(tmp_path, *slow_fake)
-    wait_mid_run(proc, out, [0], tmp_path)
-    kill9_and_check(proc, out)
+    try:
+        wait_mid_run(proc, out, [0], tmp_path)
+        kill9_and_check(proc, out)
+    finally:
+        kill_leftovers(proc, out)
 
 
 def test_kill9_with_workers_leaves_no_process(tmp_path, slow_fake):
     proc, out = start(tmp_path, *slow_fake, "--workers", "2", "--tasks", "2")
-    wait_mid_run(proc, out, [0, 1], tmp_path)
-    helpers = in_group(proc.pid)
-    assert len(helpers) >= 4, helpers  # the command, datatrove's Manager, a forkserver, two workers, ...
-    kill9_and_check(proc, out)
+    try:
+        wait_mid_run(proc, out, [0, 1], tmp_path)
+        helpers = in_group(proc.pid)
+        assert len(helpers) >= 4, helpers  # the command, datatrove's Manager, a forkserver, two workers, ...
+        kill9_and_check(proc, out)
+    finally:
+        kill_leftovers(proc, out)
 
 
 def test_kill9_stops_the_embedded_server(tmp_path):
     pytest.importorskip("xllamacpp")
     write_parquet(tmp_path / "in" / "docs.parquet", small_rows(30, chars=200))
     proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024")
-    deadline = time.monotonic() + 120
-    while "rephrasing " not in (tmp_path / "err.txt").read_text():  # the server answers, the task runs
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
-        time.sleep(0.1)
-    server = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "llamacpp_process"], capture_output=True,
-                            text=True).stdout.split()
-    assert len(server) == 1, "the embedded server should be a child of the run"
     try:
-        kill9_and_check(proc, out)
-        deadline = time.monotonic() + 15  # SIGTERM when its parent died: it stops its engine and exits
-        while _live(server[0]) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _live(server[0]), _cmdline(server[0])
+        deadline = time.monotonic() + 120
+        while "rephrasing " not in (tmp_path / "err.txt").read_text():  # the server answers, the task runs
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
+            time.sleep(0.1)
+        server = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "llamacpp_process"], capture_output=True,
+                                text=True).stdout.split()
+        assert len(server) == 1, "the embedded server should be a child of the run"
+        try:
+            kill9_and_check(proc, out)
+            deadline = time.monotonic() + 15  # SIGTERM when its parent died: it stops its engine and exits
+            while _live(server[0]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not _live(server[0]), _cmdline(server[0])
+        finally:
+            if _live(server[0]):
+                os.kill(int(server[0]), signal.SIGKILL)
     finally:
-        if _live(server[0]):
-            os.kill(int(server[0]), signal.SIGKILL)
+        kill_leftovers(proc, out)

@@ -46,7 +46,8 @@ def collect_stats(root: Path, manifest: dict) -> dict:
             s["rows"] += t.num_rows
             s["input_tokens"] += col_sum(t, "input_tokens")
             s["output_tokens"] += col_sum(t, "output_tokens")
-            languages.update(v for v in t.column("language").to_pylist() if v)
+            languages.update({v["values"]: v["counts"] for v in pc.value_counts(t.column("language")).to_pylist()
+                              if v["values"]})  # counted in Arrow: no Python string per row
         for f in listed(extras / "rejects" / p) if extras else []:
             t = pq.read_table(f, columns=["reject_reason", "output_tokens"])
             if extras == root:
