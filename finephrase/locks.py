@@ -33,6 +33,7 @@ from finephrase.errors import FinephraseError
 # flock refused by the filesystem (not "held by someone else")
 _NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 FOLDER_LOCK_STALE_S = 120.0  # a folder lock's holder file older than this is a crashed holder's
+ASK_SLURM_AFTER_S = 10.0  # squeue is asked about a folder lock's holder only once its file is this old
 FOLDER_LOCK_WAIT_S = 900.0  # waiting longer than this for the folder lock is an error (one line)
 
 
@@ -111,6 +112,8 @@ def holder_gone(record: dict, age_s: float, max_age_s: float | None) -> bool:
         return True
     if max_age_s is not None and age_s > max_age_s:
         return True
+    if max_age_s is not None and age_s < ASK_SLURM_AFTER_S:
+        return False  # a short lock's holder file, just written: no squeue storm from a hundred waiting tasks
     return bool(record.get("job")) and record["job"] != me["job"] and _job_listed(record["job"]) is False
 
 
