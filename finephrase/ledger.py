@@ -27,6 +27,7 @@ import pyarrow as pa
 from finephrase.errors import FinephraseError
 from finephrase.layout import LEDGER_DIR, fsync_dir  # noqa: F401  (LEDGER_DIR: imported from here too)
 from finephrase.locks import TaskLock  # noqa: F401  (imported from here by the writers)
+from finephrase.task_ranges import entry_span
 import pyarrow.parquet as pq
 
 _CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
@@ -60,8 +61,7 @@ class LedgerState:
         """Committed input ranges (first, last, position after last), sorted and merged where they touch."""
         spans, prev_end = [], 0
         for e in self.entries:  # ledgers before out-of-order commits have no `first`: chunks followed each other
-            last = int(e["pos"]["read"])
-            first = int(e.get("first", prev_end + 1))
+            first, last = entry_span(e, prev_end)
             spans.append((first, last, e["pos"]))
             prev_end = last
         merged: list[tuple[int, int, dict]] = []
