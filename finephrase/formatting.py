@@ -21,6 +21,11 @@ def duration(seconds: float | None, sep: str = "") -> str:
     return f"{s}s"
 
 
+def plural(n: int, word: str) -> str:
+    """`1 request`, `2,048 requests`."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def duration_decimal(seconds: float) -> str:
     """`56.0 s`, `7.3 min`, `2.50 h`: one unit with decimals, for prose where a short run's tenths matter."""
     if seconds >= 3600:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from finephrase.formatting import duration_decimal
 from finephrase.report.data import RunData
-from finephrase.report.plots import PLOTS, _plural
+from finephrase.formatting import plural
+from finephrase.report.plots import PLOTS
 from finephrase.report.timeline import Timing, _iso
 from finephrase.truncation import ledger_truncation, truncation_text
 
@@ -33,7 +34,7 @@ def _summary_lines(run: RunData, tm: Timing) -> list[str]:
     L = [f"# finephrase report: `{run.root}`", ""]
     L.append(f"- **status**: {m.get('status', '?')} (created {m.get('created_at', '?')}, "
              f"updated {m.get('updated_at', '?')}); {finished} of {tasks} tasks finished, "
-             f"{_plural(run.chunks, 'chunk')} committed, {max(tm.sessions, len(m.get('sessions', [])))} session(s)")
+             f"{plural(run.chunks, 'chunk')} committed, {max(tm.sessions, len(m.get('sessions', [])))} session(s)")
     L.append(f"- **model**: `{cfg.get('model')}` (backend `{cfg.get('backend')}`), context length "
              f"{cfg.get('context_length')}; sampling: {samp or 'server defaults'}")
     L.append("- **prompts**: " + ", ".join(f"`{p.name}` (`{p.hash}`)" for p in prompts))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finephrase.formatting import plural
 from finephrase.report.data import RunData
 from finephrase.report.timeline import Timing, _iso, binned_rates
 
@@ -36,10 +37,6 @@ def _colors(names: list[str]) -> dict[str, tuple]:
 
     cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _mpl_version() -> tuple[int, int]:
@@ -93,7 +90,7 @@ def plot_output_length(plt, run: RunData, path: Path, colors):
         if p.rows <= STRIP_MAX_POINTS:
             ax.scatter(p.output_tokens, y + rng.uniform(-0.18, 0.18, p.rows), s=14, color=colors[p.name],
                        alpha=0.7, zorder=3, linewidths=0)
-    ax.set_yticks(range(len(prompts), 0, -1), [f"{p.name}\n{_plural(p.rows, 'row')}" for p in prompts])
+    ax.set_yticks(range(len(prompts), 0, -1), [f"{p.name}\n{plural(p.rows, 'row')}" for p in prompts])
     ax.set_ylim(0.4, len(prompts) + 0.6)
     mt = _shown_max_tokens(run, max(int(p.output_tokens.max()) for p in prompts if p.rows))
     if mt:
@@ -125,7 +122,7 @@ def plot_input_vs_output(plt, run: RunData, path: Path, colors):
             idx = rng.choice(p.rows, SCATTER_MAX_POINTS, replace=False)
             sampled = True
         ax.scatter(p.input_tokens[idx], p.output_tokens[idx], s=30 if p.rows <= 100 else 10, alpha=0.6,
-                   color=colors[p.name], linewidths=0, label=f"{p.name} ({_plural(p.rows, 'row')})")
+                   color=colors[p.name], linewidths=0, label=f"{p.name} ({plural(p.rows, 'row')})")
     mt = _shown_max_tokens(run, max(int(p.output_tokens.max()) for p in prompts))
     if mt:
         ax.axhline(mt, color="tab:red", linestyle="--", linewidth=1, label=f"--max-tokens {mt}")
@@ -164,7 +161,7 @@ def plot_rejects(plt, run: RunData, path: Path, colors):
     ax.xaxis.get_major_locator().set_params(integer=True)
     total = sum(sum(p.rejects.values()) for p in run.prompts.values())
     ax.set_xlabel("count (in brackets: share of the prompt's documents)")
-    ax.set_title(f"Rejects by prompt and reason ({_plural(total, 'reject')})"
+    ax.set_title(f"Rejects by prompt and reason ({plural(total, 'reject')})"
                  + (f", filtered documents ({sum(run.filtered.values()):,})" if run.filtered else ""))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -267,7 +264,7 @@ def plot_throughput(plt, run: RunData, tm: Timing, path: Path):
     ax.set_xlim(0, (tm.periods[-1][1] - t_first) / scale)
     ax.set_xlabel(f"wall-clock time since {_iso(t_first)} ({unit})")
     ax.set_ylabel("generated tokens / s")
-    ax.set_title(f"Throughput over time ({_plural(len(ranks), 'task')}, {_plural(run.chunks, 'chunk')})")
+    ax.set_title(f"Throughput over time ({plural(len(ranks), 'task')}, {plural(run.chunks, 'chunk')})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from finephrase.formatting import duration
+from finephrase.formatting import duration, plural
 from finephrase.occupancy import in_flight_line
 from finephrase.progress import prefill_line
 from finephrase.status.task import STATES
@@ -97,6 +97,10 @@ def _summary_lines(rep: dict) -> list[str]:
         eta += " if resumed"
     lines.append(f"docs     {_done(t['docs_done'], t['docs_total'], t['docs_total_kind'])} done, total {kind}"
                  f"; ETA {eta}")
+    if draining := [x for x in rep["per_task"] if x.get("draining") is not None]:
+        lines.append(f"draining {plural(len(draining), 'task')} finishing the requests in flight, then stopping: "
+                     f"{plural(sum(x['draining'] for x in draining), 'request')} left, the last done in about "
+                     f"{duration(max((x['eta_s'] for x in draining if x['eta_s'] is not None), default=None))}")
     lines.append("rows     " + (", ".join(f"{p} {n:,}" for p, n in t["rows"].items()) or "none"))
     rej = ", ".join(f"{k} {v:,}" for k, v in sorted(t["rejects"].items(), key=lambda kv: -kv[1]))
     lines.append(f"rejects  {t['rejects_total']:,}" + (f" ({rej})" if rej else ""))
@@ -142,7 +146,8 @@ def _time_line(rep: dict) -> str:
 
 
 def _task_line(x: dict, now: float) -> str:
-    return (f"{x['rank']:>5}  {x['state']:<11} {_done(x['docs_done'], x['docs_total'], x['docs_total_kind']):<26} "
+    state = x["state"] if x.get("draining") is None else "draining"
+    return (f"{x['rank']:>5}  {state:<11} {_done(x['docs_done'], x['docs_total'], x['docs_total_kind']):<26} "
             f"{sum(x['rows'].values()):>8,} {x['rejects_total']:>7,} {x['output_tokens']:>11,} "
             f"{_rate(x['output_tok_s']):>7} {_rate(x['output_tok_s_recent']):>7} {_busy(x):>11} "
             f"{('-' if x['state'] == 'finished' else duration(x['eta_s'])):>7} {_gpu_h(x['gpu_hours']):>8}  "

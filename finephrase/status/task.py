@@ -173,4 +173,6 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
         "in_flight": occupancy.get("recent_mean" if state == "running" else "session_mean"),
         "in_flight_target": occupancy.get("target"),
         "stragglers": occupancy.get("stragglers", []) if state == "running" else [],
+        # a drain (SIGTERM, SLURM's warning signal) under way: the requests it still waits for (ETA: the drain's)
+        "draining": ((snap or {}).get("draining") or {}).get("requests_left") if state == "running" else None,
     }

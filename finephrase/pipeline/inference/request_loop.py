@@ -27,10 +27,14 @@ from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
 from finephrase.progress import Progress
 from finephrase.prompts import PromptTemplate
+from finephrase.pipeline.inference.slots import RequestSlots
 from finephrase.serving.base import ManagedServer
+from finephrase.serving.counters import EngineCounter
+from finephrase.serving.llamacpp import LlamaCppServer
 from finephrase.truncation import fit_to_budget
 
 _END = object()
+COUNTER_INTERVAL_S = 2.0  # how often the engine is asked how many tokens it generated
 
 
 class _Failure:
@@ -66,10 +70,12 @@ class RequestLoop:
         self.inflight = InFlight(step.max_concurrency)
         self.progress = Progress(rank, world_size, len(self.prompts), step.progress_interval, step.progress_tty,
                                  start_docs=state.committed_docs, start_frac=state.prefix_frac,
-                                 snapshot_path=snapshot_path, inflight=self.inflight)
+                                 snapshot_path=snapshot_path, inflight=self.inflight,
+                                 cpu_engine=isinstance(step.server, LlamaCppServer))
+        self.engine_counter = EngineCounter(client)
         self.resumed = ResumeCheck(state) if state.entries else None
         self.chunk = Chunk(state.next_chunk)
-        self.sem = asyncio.Semaphore(step.max_concurrency)
+        self.slots = RequestSlots(step.max_concurrency)  # the oldest chunk's requests first
         self.open_chunks: dict[int, Chunk] = {}
         self.changed = asyncio.Event()  # a chunk completed or was committed
         self.fatal: list[BaseException] = []
@@ -89,6 +95,7 @@ class RequestLoop:
         thread = threading.Thread(target=self._produce, name=f"finephrase-reader-{self.rank}", daemon=True)
         thread.start()
         tick_task = asyncio.create_task(self._ticker())
+        count_task = asyncio.create_task(self._engine_counts())
         self.commit_task = commit_task = asyncio.create_task(self._committer())
         outcome = "failed"
         try:
@@ -111,6 +118,7 @@ class RequestLoop:
         finally:
             self.stop.set()
             tick_task.cancel()
+            count_task.cancel()
             for t in self.tasks:
                 t.cancel()
             if not commit_task.done():
@@ -183,7 +191,7 @@ class RequestLoop:
             self.progress.finished_unit(units=len(self.prompts))
         else:
             c.selected_tokens += doc_tokens(doc)
-            await self.sem.acquire()
+            await self.slots.acquire((c.index, doc.metadata["_fp_pos"]["read"]))
             c.pending += len(self.prompts)
             t = asyncio.create_task(self._document(doc, c))
             self.tasks.add(t)
@@ -216,19 +224,34 @@ class RequestLoop:
             if self.fatal or (self.done_reading and not self.open_chunks):
                 return
 
-    async def _ticker(self):  # progress lines and snapshots keep coming while requests are long
+    async def _ticker(self):
+        """Progress lines and snapshots keep coming while requests are long: once a second the requests in flight,
+        and during a drain the requests left."""
         while True:
             await asyncio.sleep(1.0)
             self.inflight.sample()
-            self.progress.maybe_print()
+            if DRAIN.is_set():
+                self.progress.draining(self.requests_left())
+            self.progress.sample()
+
+    async def _engine_counts(self):  # apart from the ticker: a slow answer from the engine never delays it
+        while True:
+            await asyncio.sleep(COUNTER_INTERVAL_S)
+            self.progress.engine_count(await self.engine_counter.read())
+
+    def requests_left(self) -> int:
+        """(document, prompt) requests started or still to send for the documents in hand."""
+        return sum(c.pending for c in self.open_chunks.values()) + (self.chunk.pending if not self.chunk.closed
+                                                                   else 0)
 
     # -- one document, one request --------------------------------------------------------------------------------
 
     async def _document(self, doc: Document, c: Chunk):
         """All prompts of one document, the first alone: its prefill is cached by the engine (llama.cpp slot and
         prompt cache, vLLM prefix caching) before the others ask for the same prefix. It runs on the request slot
-        the loop took for it; each sibling takes its own, so requests in flight stay at the limit (other documents
-        fill the engine meanwhile)."""
+        the loop took for it, which then goes straight to the first sibling (a new document waiting for a slot
+        would take it otherwise); each other sibling takes its own, before any request of a younger chunk, so
+        requests in flight stay at the limit and chunks complete in reading order when they can."""
         cut: list = []
 
         async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
@@ -238,14 +261,17 @@ class RequestLoop:
             return cut[0]
 
         first, *rest = self.prompts
-        await self._one(doc, first, c, fitted)
+        await self._one(doc, first, c, fitted, keep_slot=bool(rest))
         siblings = []
-        for p in rest:
+        for i, p in enumerate(rest):
             if self.fatal:  # stopping: the chunk is failed and will not be committed
+                if i == 0:
+                    self.slots.release()  # the slot kept from the first prompt
                 c.failed = True
                 self._settle(c)
                 continue
-            await self.sem.acquire()
+            if i > 0:
+                await self.slots.acquire((c.index, doc.metadata["_fp_pos"]["read"]))
             siblings.append(asyncio.create_task(self._one(doc, p, c, fitted)))
         if siblings:
             await asyncio.gather(*siblings)
@@ -255,7 +281,8 @@ class RequestLoop:
         if c.complete:
             self.changed.set()
 
-    async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit):
+    async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit, keep_slot: bool = False):
+        """One request on a slot taken for it; `keep_slot`: the slot is not given back (the caller hands it on)."""
         try:
             while True:
                 seen = self.generation
@@ -283,7 +310,8 @@ class RequestLoop:
             self.fatal.append(e)
             self.changed.set()
         finally:
-            self.sem.release()
+            if not keep_slot:
+                self.slots.release()
             self._settle(c)
 
     async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int) -> Document:
