@@ -1,7 +1,7 @@
 """Build hook only (the metadata is in pyproject.toml): the wheel carries copies of the repository's top-level
 prompts/, slurm/, pipelines/ and data/sample/ inside the package, as finephrase/_bundled/, so an installed
 finephrase finds its prompt library and `finephrase init` can copy the rest. The repository keeps them at its
-top level (see finephrase/bundled.py)."""
+top level (see finephrase/project/bundled.py)."""
 
 import shutil
 from pathlib import Path
@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-BUNDLED = ("prompts", "slurm", "pipelines", "data/sample")  # finephrase.bundled.PROJECT_FILES
+BUNDLED = ("prompts", "slurm", "pipelines", "data/sample")  # finephrase.project.bundled.PROJECT_FILES
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
 

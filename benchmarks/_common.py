@@ -8,10 +8,10 @@ Not a test module and not part of the library: the scripts in this folder are ru
 from __future__ import annotations
 
 import argparse
-import shutil
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys

@@ -30,8 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (base_parser, env_for_children, fmt, machine, machine_line, median,  # noqa: E402
-                     resolve_repeats, sample_texts, table, write_results)
+from _common import (  # noqa: E402
+    base_parser,
+    env_for_children,
+    fmt,
+    machine,
+    machine_line,
+    median,
+    resolve_repeats,
+    sample_texts,
+    table,
+    write_results,
+)
 
 NAME = "compact"
 TARGET_MB_PER_CORE = 200.0
@@ -70,7 +80,7 @@ def make_input(folder: Path, target_bytes: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from finephrase.schema import OUTPUT_SCHEMA
+    from finephrase.store.schema import OUTPUT_SCHEMA
 
     words = " ".join(r["text"] for r in sample_texts(3000)).split(" ")
     rng = random.Random(0)
@@ -126,7 +136,7 @@ def compact_once(src: Path, out: Path) -> dict:
 def bytes_per_token(largest: dict) -> dict:
     """Parquet bytes per text character (of the largest input) and the tokenizer's characters per token."""
     from finephrase.serving import packaged_gguf_path
-    from finephrase.tokenizer import GGUFTokenizer
+    from finephrase.serving.tokenizer import GGUFTokenizer
 
     texts = [r["text"] for r in sample_texts(3000)]  # real text: the tokenizer's characters per token
     tokens = sum(GGUFTokenizer(packaged_gguf_path()).count_batch(texts))

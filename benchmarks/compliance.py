@@ -22,8 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (base_parser, env_for_children, finephrase_cmd, machine, machine_line, resolve_repeats,  # noqa: E402
-                     sample_texts, table, write_input, write_results)
+from _common import (  # noqa: E402
+    base_parser,
+    env_for_children,
+    finephrase_cmd,
+    machine,
+    machine_line,
+    resolve_repeats,
+    sample_texts,
+    table,
+    write_input,
+    write_results,
+)
 
 
 def arm(work: Path, src: Path, prompts: str, max_tokens: int, constrained: bool) -> dict:

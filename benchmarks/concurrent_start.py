@@ -19,8 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-from _common import (REPO, ZeroServer, base_parser, env_for_children, machine, machine_line, table, write_input,
-                     write_results)
+from _common import (
+    REPO,
+    ZeroServer,
+    base_parser,
+    env_for_children,
+    machine,
+    machine_line,
+    table,
+    write_input,
+    write_results,
+)
 
 GATE = ("import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.005)\n"
         "from finephrase.cli import main\nsys.argv = ['finephrase'] + sys.argv[2:]\nsys.exit(main())")

@@ -11,7 +11,7 @@ llama-cpp-python's server, on the same requests; and what one prefill per docume
    is not installed (`pip install -e ".[bench]"` compiles it); the new one is `finephrase.serving.LlamaCppServer`
    with one slot per request in flight, 2,048 tokens each, as the embedded backend runs it.
 2. prefix reuse, on the new engine, max_tokens 32, concurrency 4, a fresh server each:
-   - the pipeline (`finephrase.run.execute`, embedded backend) with faq only, and with faq, math, table and
+   - the pipeline (`finephrase.run.runner.execute`, embedded backend) with faq only, and with faq, math, table and
      tutorial: wall times (target: 4 prompts ≤ 1.3 × 1 prompt) and the share of prompt tokens the server's
      counters say came from its cache (`usage.prompt_tokens_details.cached_tokens`);
    - for reference, the same 4 × N requests sent the old way, all four prompts of a document at once.
@@ -31,10 +31,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finephrase.serving.base import ManagedServer  # noqa: E402
+from _common import (  # noqa: E402
+    base_parser,
+    fmt,
+    machine,
+    machine_line,
+    median,
+    resolve_repeats,
+    sample_texts,
+    table,
+    write_input,
+    write_results,
+)
 
-from _common import (base_parser, fmt, machine, machine_line, median, resolve_repeats, sample_texts,  # noqa: E402
-                     table, write_input, write_results)
+from finephrase.serving.base import ManagedServer  # noqa: E402
 
 NAME = "engines"
 TARGET_ENGINE = 0.35  # new ÷ old wall time at concurrency 4
@@ -83,7 +93,7 @@ async def send(base_url: str, model: str, requests: list[tuple[str, list]], max_
 
 
 def faq_requests(ds: list[dict], prompts) -> list[tuple[int, list]]:
-    from finephrase.client import request_seed
+    from finephrase.serving.client import request_seed
 
     return [(request_seed(SEED, d["id"], p.name), p.render(d["text"])) for d in ds for p in prompts]
 
@@ -110,7 +120,7 @@ def new_server(slots: int, log: Path):
 
 
 def measure_engines(args, work: Path) -> dict:
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
 
     requests = faq_requests(docs(args.docs), load_prompts("faq"))
     have_old = importlib.util.find_spec("llama_cpp") is not None
@@ -144,8 +154,8 @@ def measure_engines(args, work: Path) -> dict:
 
 
 def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, concurrency: int) -> dict:
-    from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig, collect_counts, execute
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.run.runner import RunConfig, collect_counts, execute
 
     cfg = RunConfig.for_backend("embedded", inputs=[str(inp)], output=str(out), prompts=load_prompts(prompts),
                                 max_tokens=max_tokens, seed=SEED, max_concurrency=concurrency,
@@ -160,7 +170,7 @@ def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, conc
 
 
 def measure_prefix(args, work: Path) -> dict:
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
 
     ds = docs(args.docs)
     inp = write_input(work / "prefix" / "docs.parquet", ds, "parquet")

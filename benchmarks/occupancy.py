@@ -44,9 +44,22 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (TailServer, base_parser, env_for_children, finephrase_cmd, fmt,  # noqa: E402
-                     ledger_committed_docs, machine, machine_line, make_rows, median, resolve_repeats, table,
-                     write_input, write_results)
+from _common import (  # noqa: E402
+    TailServer,
+    base_parser,
+    env_for_children,
+    finephrase_cmd,
+    fmt,
+    ledger_committed_docs,
+    machine,
+    machine_line,
+    make_rows,
+    median,
+    resolve_repeats,
+    table,
+    write_input,
+    write_results,
+)
 from memory import _WRAPPER  # noqa: E402  (runs a command, reports its exit code, ru_maxrss and wall time)
 
 NAME = "occupancy"

@@ -14,11 +14,11 @@ Engines:
   `.cache/smollm2-135m-hf`: the packaged GGUF converted by scripts/gguf_to_hf.py), `--enforce-eager`;
   skipped, with the reason recorded, when either is missing.
 
-The pipeline side is `finephrase.run.execute` (in this process: no interpreter start-up counted) with
+The pipeline side is `finephrase.run.runner.execute` (in this process: no interpreter start-up counted) with
 `--backend endpoint` pointed at that server: reading, selection, prompting, requests, parsing, the quality gate,
 parquet writing, commits and the manifest, timed from the call to its return. The documents are short enough
 to fit the context without truncation, so both sides send exactly the same requests (the per-request seed is
-`finephrase.client.request_seed(seed, id, prompt)` on both sides). The direct side is httpx.AsyncClient with a
+`finephrase.serving.client.request_seed(seed, id, prompt)` on both sides). The direct side is httpx.AsyncClient with a
 semaphore, timed from the first request to the last answer.
 """
 
@@ -35,8 +35,18 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (base_parser, fmt, machine, machine_line, median, resolve_repeats, sample_texts,  # noqa: E402
-                     table, write_input, write_results)
+from _common import (  # noqa: E402
+    base_parser,
+    fmt,
+    machine,
+    machine_line,
+    median,
+    resolve_repeats,
+    sample_texts,
+    table,
+    write_input,
+    write_results,
+)
 
 NAME = "saturation"
 TARGET = 0.97
@@ -53,8 +63,8 @@ def make_docs(n: int, chars: int) -> list[dict]:
 async def direct(base_url: str, model: str, docs: list[dict], max_tokens: int, concurrency: int) -> dict:
     import httpx
 
-    from finephrase.client import request_seed
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.serving.client import request_seed
 
     prompt = load_prompts(PROMPT)[0]
     sem = asyncio.Semaphore(concurrency)
@@ -83,8 +93,8 @@ def pipeline(base_url: str, inp: Path, out: Path, max_tokens: int, concurrency: 
              n_docs: int) -> dict:
     import pyarrow.parquet as pq
 
-    from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig, execute
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.run.runner import RunConfig, execute
 
     cfg = RunConfig.for_backend("endpoint", endpoint_url=base_url, inputs=[str(inp)], output=str(out),
                                 prompts=load_prompts(PROMPT), context_length=context_length,

@@ -47,10 +47,21 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (base_parser, finephrase_cmd, fmt, machine, machine_line, sample_texts, table,  # noqa: E402
-                     write_results)
-from _scale_stages import (PAPER_DOCS, PAPER_TASKS, PROMPTS, help_flags, parquet_rows, published_rows,  # noqa: E402
-                           run_dedup_tasks, run_measured, run_mix_array, run_rephrase, run_rows, summarize)
+from _common import base_parser, finephrase_cmd, fmt, machine, machine_line, sample_texts, table, write_results  # noqa: E402
+from _scale_stages import (  # noqa: E402
+    PAPER_DOCS,
+    PAPER_TASKS,
+    PROMPTS,
+    help_flags,
+    parquet_rows,
+    published_rows,
+    run_dedup_tasks,
+    run_measured,
+    run_mix_array,
+    run_rephrase,
+    run_rows,
+    summarize,
+)
 
 NAME = "scale"
 PAPER_ROWS = PAPER_DOCS * len(PROMPTS)
@@ -65,8 +76,9 @@ INPUT_VERSION = 1  # bump when the generated documents change (the cache key)
 def _vocabulary():
     """The bundled sample's words (lowercase) and their frequencies, and 8 written forms of each: plain,
     sentence end, capitalised, both, and the same ending a paragraph (index = word + V * form)."""
-    import numpy as np
     from collections import Counter
+
+    import numpy as np
 
     counts = Counter(w.lower() for w in re.findall(r"[A-Za-z]{2,}", " ".join(r["text"] for r in sample_texts())))
     words = list(counts)

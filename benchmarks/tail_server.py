@@ -48,8 +48,7 @@ from collections import deque
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from zero_server import (DEFAULT_TEXT, _listening_socket, _new_loop, build_responses,  # noqa: E402
-                         no_delay, parse_request_head)
+from zero_server import DEFAULT_TEXT, _listening_socket, _new_loop, build_responses, no_delay, parse_request_head  # noqa: E402
 
 MAX_HEAD = 65536
 

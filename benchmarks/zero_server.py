@@ -446,7 +446,7 @@ def _bench_body() -> bytes:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _common import sample_texts
 
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
 
     doc = max(sample_texts(5000), key=lambda r: len(r["text"]))["text"]
     messages = load_prompts("faq")[0].render(doc)
@@ -455,8 +455,17 @@ def _bench_body() -> bytes:
 
 def bench(argv: list[str]):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import ZeroServer, base_parser, fmt, machine_line, machine, median, resolve_repeats, table, \
-        write_results
+    from _common import (
+        ZeroServer,
+        base_parser,
+        fmt,
+        machine,
+        machine_line,
+        median,
+        resolve_repeats,
+        table,
+        write_results,
+    )
 
     p = base_parser("zero_server", "The zero-latency server's own ceiling, measured with a raw asyncio client "
                     "(keep-alive, precomputed request bytes) in another process.")

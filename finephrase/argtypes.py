@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from finephrase.errors import UsageError
+
 
 def int_at_least(minimum: int):
     def parse(v: str) -> int:
@@ -58,3 +60,15 @@ def json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object ({{...}}), got {text!r}")
     return value
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '2GB', '750M', '1.5G', or a byte count."""
+    t = str(text).strip().upper().removesuffix("B")
+    scale = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+    try:
+        if t and t[-1] in scale:
+            return int(float(t[:-1]) * scale[t[-1]])
+        return int(t)
+    except ValueError:
+        raise UsageError(f"cannot read size '{text}': use e.g. 500MB, 2GB or a number of bytes") from None

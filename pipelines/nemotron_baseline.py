@@ -26,7 +26,7 @@ from finephrase.pipeline import (
 )
 
 OUTPUT = "output/nemotron-baseline"  # a folder on the shared filesystem
-# the preset (finephrase/models.py, `finephrase models`): HuggingFaceTB/SmolLM2-1.7B-Instruct served with the
+# the preset (finephrase/serving/models.py, `finephrase models`): HuggingFaceTB/SmolLM2-1.7B-Instruct served with the
 # paper's flags (--max-num-seqs 2048, --max-num-batched-tokens 32768, suffix-32 speculative decoding) and 2,048
 # requests in flight per task; flags added after preset.serve_args() win
 preset = get_preset("smollm2-1.7b")

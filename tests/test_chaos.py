@@ -10,7 +10,6 @@ import sys
 import time
 
 import pyarrow.parquet as pq
-
 from conftest import REPO, run_cli, small_rows, write_parquet
 
 PROMPTS = ("faq", "summarize")

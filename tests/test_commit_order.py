@@ -14,11 +14,10 @@ import time
 
 import orjson
 import pyarrow.parquet as pq
-
 from conftest import REPO, ledger_entries, run_cli, write_parquet
 from fakeserver import FakeServer
 
-from finephrase.client import request_seed
+from finephrase.serving.client import request_seed
 
 
 def _rows(n: int, slow=()) -> list[dict]:
@@ -106,7 +105,7 @@ def test_kill9_while_chunks_commit_out_of_order(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 kills += 1
                 proc.communicate(timeout=60)
-                from finephrase.ledger import Ledger
+                from finephrase.store.ledger import Ledger
 
                 gapped += len(Ledger(out, 0).read().gaps()) > 1  # committed ranges that are not a prefix
                 continue

@@ -25,9 +25,10 @@ from fakeserver import FakeServer
 from hubstandin import read_events, read_tree
 from test_publish import REPO_ID, cli, hub_env, start_standin
 
-from finephrase.compact.plan import Shard, make_plan, parse_size
-from finephrase.hub_limits import HubLimits, violations
+from finephrase.argtypes import parse_size
+from finephrase.compact.plan import Shard, make_plan
 from finephrase.publish.commits import CommitPace, batches
+from finephrase.store.hub_limits import HubLimits, violations
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -192,7 +193,7 @@ def test_the_limits_and_the_commit_pace():
 
 def test_a_shard_keeps_row_groups_statistics_and_the_schema(tmp_path):
     from finephrase.compact.write import write_shard
-    from finephrase.schema import OUTPUT_SCHEMA
+    from finephrase.store.schema import OUTPUT_SCHEMA
 
     rows = [{"id": f"d{i}/faq", "source_id": f"d{i}", "prompt": "faq", "prompt_hash": "h", "text": "x" * 200,
              "output_tokens": i} for i in range(1000)]

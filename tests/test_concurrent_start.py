@@ -1,6 +1,6 @@
 """Many tasks of one run started in the same instant on a new output folder (a SLURM array's first second): none
 may fail because of another, and the run verifies exactly once. Also where the filesystem has no flock
-(FINEPHRASE_LOCK=file: the holder-file locks of finephrase/locks.py), and with a quarter of the tasks killed with
+(FINEPHRASE_LOCK=file: the holder-file locks of finephrase/store/locks.py), and with a quarter of the tasks killed with
 SIGKILL mid-run and rerun.
 
 The tasks talk to a stand-in server (tests/fakeserver.py): what is under test is our own code's behaviour under

@@ -13,14 +13,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, read_rows, run_cli, write_parquet
 from consumer import assert_no_empty_parquet, load_every_config
-from finephrase.ledger import Ledger
+
 from finephrase.pipeline.dedup import REMOVED_SCHEMA
 from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.run import collect_counts, input_listing
-from finephrase.schema import OUTPUT_SCHEMA
+from finephrase.run.runner import collect_counts, input_listing
+from finephrase.store.ledger import Ledger
+from finephrase.store.schema import OUTPUT_SCHEMA
 
 PROMPTS = {"faq": "81b5ff7e8babfbbd", "table": "37f6ad1774e88919"}
 DOCS = 100  # source documents: 100 rows per prompt, 200 in all

@@ -7,7 +7,6 @@ import subprocess
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import read_rows, run_cli, small_rows, write_parquet
 from consumer import assert_no_empty_parquet, load_every_config
 

@@ -2,7 +2,6 @@
 client's and run's behaviour under faults, not generation."""
 
 import pyarrow.parquet as pq
-
 from conftest import run_cli
 from fakeserver import FakeServer
 
@@ -62,16 +61,16 @@ def test_server_dies_mid_run_then_resume(tmp_path):
 
 def test_reader_that_does_not_resume_is_refused(tmp_path):
     """A hand-driven pipeline whose reader lacks resume_dir would commit the first documents twice: refused."""
-    from finephrase.client import Sampling
+    import pytest
+
     from finephrase.errors import FinephraseError
     from finephrase.pipeline.filters.quality import QualityFilter
     from finephrase.pipeline.inference.rephrase import Rephrase
     from finephrase.pipeline.readers.resumable import ResumableReader
     from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
     from finephrase.serving import Endpoint
-
-    import pytest
+    from finephrase.serving.client import Sampling
 
     fake = FakeServer().start()
 

@@ -19,10 +19,7 @@ from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilt
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from fakeserver import FakeServer
 
-from finephrase.client import Sampling
-from finephrase.config import RunConfig
 from finephrase.errors import UsageError
-from finephrase.manifest import fingerprint
 from finephrase.pipeline.filters.behaviour import describe_filter
 from finephrase.pipeline.filters.quality import QualityFilter
 from finephrase.pipeline.filters.select import NamedFilter
@@ -30,9 +27,12 @@ from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.shape import inspect_pipeline, selection_fingerprint, without_filter_behaviour
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run
+from finephrase.prompts.templates import load_prompts
+from finephrase.run.config import RunConfig
+from finephrase.run.manifest import fingerprint
+from finephrase.run.runner import run
 from finephrase.serving import Endpoint
+from finephrase.serving.client import Sampling
 
 MIN_WORDS = 5
 
@@ -184,7 +184,7 @@ def test_a_fingerprint_as_written_before_filter_behaviour():
     assert "filter_behaviour" not in old["selection"] and "generation_filter_behaviour" not in old
     assert old["selection"]["filters"] == old["generation_filters"] == ["👤 Lambda"]
     assert without_filter_behaviour(old) == old
-    from finephrase.manifest import same_run
+    from finephrase.run.manifest import same_run
 
     assert same_run(fp, fp) and same_run(old, fp)  # the older manifest resumes
     other = fingerprint(inspect_pipeline([ResumableReader("in"), LambdaFilter(lambda doc: len(doc.text) > 3),

@@ -12,7 +12,6 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-
 from conftest import assert_one_line_error, run_cli
 from test_dedup import build_run
 from test_mix import make_run, make_sources
@@ -147,7 +146,7 @@ def test_status_dedup_output_says_what_it_is(dedup):
 
 def test_status_collect_refuses_a_dedup_output(dedup):
     from finephrase.errors import UsageError
-    from finephrase.status import collect
+    from finephrase.monitor.status import collect
 
     run, out = dedup
     with pytest.raises(UsageError, match="is a dedup output of .*no ledgers of its own"):

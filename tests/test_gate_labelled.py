@@ -78,8 +78,8 @@ def test_dataset_shape():
 
 @pytest.fixture(scope="module")
 def verdicts() -> list[tuple[dict, str | None]]:
-    from finephrase.gate import QualityGate
-    from finephrase.prompts import load_prompt
+    from finephrase.prompts.templates import load_prompt
+    from finephrase.quality.gate import QualityGate
 
     gate = QualityGate()
     prompts = {fmt: load_prompt(fmt) for fmt in FORMATS}

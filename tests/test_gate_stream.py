@@ -12,13 +12,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_cli, write_parquet
-from finephrase.datafiles import parquet_files
-from finephrase.gate import QualityGate
+
 from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.prompts import load_prompt
-from finephrase.recheck import recheck
+from finephrase.prompts.templates import load_prompt
+from finephrase.quality.gate import QualityGate
+from finephrase.quality.recheck import recheck
+from finephrase.store.datafiles import parquet_files
 
 SOCKET = ("The socket module provides access to the BSD socket interface. It is available on all modern Unix "
           "systems, Windows and MacOS. Socket addresses are represented as tuples (host, port) for the AF_INET "
@@ -194,7 +194,7 @@ def test_a_dedup_output_is_checked_file_by_file(run, tmp_path, monkeypatch):
         write_parquet(out / p / "00001.parquet", rows[len(rows) // 2:])
     (out / "manifest.json").write_bytes(orjson.dumps({**manifest, "dedup": {"source": str(run)}}))
     _same(recheck(out), reference(out))
-    from finephrase.recheck import plan
+    from finephrase.quality.recheck import plan
 
     monkeypatch.setattr(plan, "FALLBACK_ROWS", 10)
     rep = recheck(out, workers=1)

@@ -1,16 +1,15 @@
-"""The run folder's owner (finephrase/layout.py): durable atomic writes, and reserved names refused when
+"""The run folder's owner (finephrase/store/layout.py): durable atomic writes, and reserved names refused when
 prompts are loaded (a prompt called `train` or `all` would collide with a folder or a card config)."""
 
 import os
 import re
 
 import pytest
-
 from conftest import run_cli, small_rows, write_parquet
 
-from finephrase import layout
 from finephrase.errors import UsageError
-from finephrase.prompts import load_prompts
+from finephrase.prompts.templates import load_prompts
+from finephrase.store import layout
 
 
 def test_durable_write_fsyncs_file_and_folder(tmp_path, monkeypatch):

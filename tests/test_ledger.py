@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from finephrase.ledger import Ledger, all_ledgers, chunk_filename
+from finephrase.store.ledger import Ledger, all_ledgers, chunk_filename
 
 
 def _table(prefix: str, n: int = 2) -> pa.Table:

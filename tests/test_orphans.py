@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, ledger_line_count, small_rows, write_parquet
 from fakeserver import FakeServer
 

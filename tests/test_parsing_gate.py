@@ -2,8 +2,8 @@
 
 import pytest
 
-from finephrase.gate import QualityGate
-from finephrase.parsing import parse_output
+from finephrase.quality.gate import QualityGate
+from finephrase.quality.parsing import parse_output
 
 # -- parsing -----------------------------------------------------------------------------------------------------
 

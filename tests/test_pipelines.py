@@ -1,4 +1,4 @@
-"""Pipeline definitions: plain lists of datatrove steps run by `finephrase.run.run`.
+"""Pipeline definitions: plain lists of datatrove steps run by `finephrase.run.runner.run`.
 
 The hand-built pipeline with a stock datatrove filter runs on the real embedded model (SmolLM2-135M through
 llama.cpp). The others use the stand-in server (tests/fakeserver.py, not a model): what they test is our own
@@ -18,16 +18,16 @@ from conftest import REPO, SAMPLE, run_cli, small_rows, write_parquet
 from datatrove.pipeline.filters import LambdaFilter
 from fakeserver import FakeServer
 
-from finephrase.client import Sampling
 from finephrase.errors import UsageError
 from finephrase.pipeline.filters.quality import QualityFilter
 from finephrase.pipeline.filters.select import NamedFilter
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run
+from finephrase.prompts.templates import load_prompts
+from finephrase.run.runner import run
 from finephrase.serving import Endpoint, LlamaCppServer
+from finephrase.serving.client import Sampling
 
 
 def _ids(folder) -> list[str]:
@@ -131,7 +131,7 @@ def test_a_pipeline_that_cannot_run_is_refused_with_one_line(tmp_path):
 
     script = tmp_path / "bad.py"  # as a script: one line and exit code 2, no traceback
     script.write_text(textwrap.dedent(f"""
-        from finephrase.run import run
+        from finephrase.run.runner import run
         from finephrase.pipeline.readers.resumable import ResumableReader
         if __name__ == "__main__":
             run([ResumableReader({str(src)!r})])
@@ -143,14 +143,14 @@ def test_a_pipeline_that_cannot_run_is_refused_with_one_line(tmp_path):
 
 
 PIPELINE_FILE = """
-from finephrase.client import Sampling
+from finephrase.serving.client import Sampling
 from finephrase.pipeline.filters.quality import QualityFilter
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, where
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts import load_prompts
-from finephrase.run import run
+from finephrase.prompts.templates import load_prompts
+from finephrase.run.runner import run
 from finephrase.serving import Endpoint
 
 pipeline = [
@@ -201,9 +201,9 @@ def test_the_production_pipeline_file_matches_its_cli_command():
     fingerprint (the input listing aside, which needs the Hub)."""
     import runpy
 
-    from finephrase.manifest import fingerprint
     from finephrase.pipeline.shape import inspect_pipeline
-    from finephrase.run import RunConfig
+    from finephrase.run.manifest import fingerprint
+    from finephrase.run.runner import RunConfig
 
     pipeline = runpy.run_path(str(REPO / "pipelines" / "production.py"), run_name="production")["pipeline"]
     cfg = RunConfig.for_backend("vllm", model="HuggingFaceTB/SmolLM2-1.7B-Instruct",

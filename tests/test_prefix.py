@@ -7,7 +7,6 @@ import re
 from collections import defaultdict
 
 import orjson
-
 from conftest import read_generations, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 

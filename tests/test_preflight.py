@@ -10,7 +10,6 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, SAMPLE, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 
@@ -69,9 +68,9 @@ def test_bad_inputs_name_the_file(tmp_path):
 
 def test_a_jsonl_whose_first_records_are_bad_is_not_refused(tmp_path):
     """Document-level problems stay rejects: a broken first record does not stop the run's preflight."""
-    from finephrase.preflight import check_inputs
     from finephrase.pipeline.readers.resumable import resolve_inputs
-    from finephrase.run import RunConfig
+    from finephrase.run.preflight import check_inputs
+    from finephrase.run.runner import RunConfig
 
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "x", "broken"\n{"id": "y", "body": "no text here"}\n{"id": "z", "text": "fine", "n": 3}\n')
@@ -126,12 +125,12 @@ def test_a_failing_tasks_error_is_not_printed_twice(capsys):
     own one-line `error:`, and still shows other warnings."""
     from loguru import logger
 
-    from finephrase.console import setup_console_logging
+    from finephrase.process.console import setup_console_logging
 
     setup_console_logging()
     try:
         logger.patch(lambda r: r.update(name="datatrove.executor.local")).error("Traceback: the task failed")
-        logger.patch(lambda r: r.update(name="finephrase.run")).warning("a warning of ours")
+        logger.patch(lambda r: r.update(name="finephrase.run.runner")).warning("a warning of ours")
         logger.patch(lambda r: r.update(name="datatrove.pipeline.readers")).warning("a warning of datatrove's")
         err = capsys.readouterr().err
     finally:  # the sink above writes to this test's captured stderr: back to the default one

@@ -14,16 +14,14 @@ import sys
 import time
 
 import orjson
-
 from conftest import REPO, ledger_line_count, run_cli, write_parquet
 from fakeserver import FakeServer
 
-from finephrase.client import ChatClient, Sampling
-from finephrase.engine_speed import SpeedWatch
+from finephrase.monitor.engine_speed import SpeedWatch
+from finephrase.monitor.progress import Progress
 from finephrase.pipeline.inference.slots import RequestSlots
-from finephrase.progress import Progress
+from finephrase.serving.client import ChatClient, Sampling
 from finephrase.serving.counters import EngineCounter, decoding_now, metric_sum
-
 
 # -- request slots ----------------------------------------------------------------------------------------------
 

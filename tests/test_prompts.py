@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finephrase.errors import UsageError
-from finephrase.prompts import (
+from finephrase.prompts.templates import (
     PLACEHOLDER,
     available_prompts,
     default_prompts_dir,

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import REPO, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 from hubstandin import read_events, read_tree

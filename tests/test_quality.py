@@ -6,12 +6,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli, write_parquet
+
 from finephrase.errors import UsageError
-from finephrase.formats import check_format, numbered_steps, qa_pairs
-from finephrase.gate import QualityGate
-from finephrase.prompts import available_prompts, load_prompt, parse_template
+from finephrase.prompts.templates import available_prompts, load_prompt, parse_template
+from finephrase.quality.formats import check_format, numbered_steps, qa_pairs
+from finephrase.quality.gate import QualityGate
 
 SOURCE = ("The socket module provides access to the BSD socket interface. It is available on all modern Unix "
           "systems, Windows and MacOS. Socket addresses are represented as tuples (host, port) for the AF_INET "
@@ -129,7 +129,7 @@ def test_gate_command_rechecks_published_rows_without_rewriting(tmp_path):
 
 
 def test_constrain_format_is_a_sweep_switch_and_a_request_field():
-    from finephrase.constrain import request_fields
+    from finephrase.quality.constrain import request_fields
     from finephrase.sweep import Point, _check_settings
 
     assert _check_settings({"constrain_format": True}, "grid")["constrain_format"] is True

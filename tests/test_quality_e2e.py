@@ -13,11 +13,11 @@ import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
 from conftest import read_rows, run_cli, small_rows, write_parquet
-from finephrase.formats import check_format
-from finephrase.gate import QualityGate
-from finephrase.prompts import load_prompt
+
+from finephrase.prompts.templates import load_prompt
+from finephrase.quality.formats import check_format
+from finephrase.quality.gate import QualityGate
 
 PROMPTS = ["faq", "math", "table", "tutorial"]
 REASON_PREFIXES = ("format:", "non_answer:", "copy", "off_topic", "language", "length", "repetition", "too_short",

@@ -326,7 +326,7 @@ def test_few_large_files_are_sharded_by_row_group(tmp_path):
 
 @pytest.mark.parametrize("fixture", ["jsonl", "jsonl_gz", "parquet"])
 def test_resume_reads_only_the_uncommitted_ranges(fixture, request, tmp_path):
-    from finephrase.ledger import Ledger
+    from finephrase.store.ledger import Ledger
 
     path = request.getfixturevalue(fixture)
     docs = _docs(ResumableReader(str(path)))

@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 
@@ -191,7 +190,7 @@ def test_report_with_rejects_filtered_empty_prompt_and_two_sessions(tmp_path):
 
 @needs_matplotlib
 def test_report_of_a_single_chunk_without_rejects(tmp_path):
-    from finephrase.report import build_report
+    from finephrase.monitor.report import build_report
 
     src = _jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": f"plain document {i}"} for i in range(3)])
     out = tmp_path / "out"
@@ -215,7 +214,7 @@ def test_report_of_a_single_chunk_without_rejects(tmp_path):
 def test_throughput_timing_across_sessions(tmp_path):
     """Each chunk's interval starts at the previous commit of the same session, or at the session's start: the
     idle time between sessions is neither a chunk's duration nor active time."""
-    from finephrase.report import build_report, load_run, timing
+    from finephrase.monitor.report import build_report, load_run, timing
 
     t = 1_800_000_000.0
     (tmp_path / "manifest.json").write_bytes(orjson.dumps({

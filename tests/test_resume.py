@@ -8,7 +8,6 @@ import time
 
 import orjson
 import pyarrow.parquet as pq
-
 from conftest import REPO, ledger_line_count, run_cli, small_rows, write_parquet
 
 

@@ -4,6 +4,7 @@ import orjson
 import pyarrow as pa
 import pytest
 from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import get_filter_result
 
 from finephrase.errors import UsageError
 from finephrase.pipeline.filters.select import (
@@ -15,8 +16,7 @@ from finephrase.pipeline.filters.select import (
     sample,
     where,
 )
-from datatrove.pipeline.filters.base_filter import get_filter_result
-from finephrase.schema import OUTPUT_SCHEMA, PASSTHROUGH, REJECT_SCHEMA, passthrough
+from finephrase.store.schema import OUTPUT_SCHEMA, PASSTHROUGH, REJECT_SCHEMA, passthrough
 
 # -- passthrough -------------------------------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ def test_token_budget_must_be_positive():
 
 
 def test_token_budget_resumes_from_ledger(tmp_path):
-    from finephrase.ledger import Ledger
+    from finephrase.store.ledger import Ledger
 
     Ledger(tmp_path, rank=0).commit(0, {}, {"pos": {"read": 3}, "docs": 3, "selected_tokens": 900})
     docs = [doc(id=f"d{i}", token_count=300) for i in range(5)]

@@ -10,7 +10,6 @@ import time
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, ledger_line_count, run_cli, small_rows, source_ids, write_parquet
 
 pytestmark = pytest.mark.slurm

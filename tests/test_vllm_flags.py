@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from finephrase.errors import UsageError
 from finephrase.serving import vllm_flags
 from finephrase.serving.vllm import VllmServer

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, small_rows, write_parquet
 
 pytestmark = pytest.mark.wheel
@@ -62,7 +61,8 @@ def test_installed_wheel_lists_prompts_rephrases_and_verifies(installed):
     assert listed == names  # every template of the library, found inside the installed package
     import finephrase
 
-    where = sh(bin_ / "python", "-c", "import finephrase.prompts as p; print(p.default_prompts_dir())", cwd=work)
+    where = sh(bin_ / "python", "-c", "import finephrase.prompts.templates as p; print(p.default_prompts_dir())",
+               cwd=work)
     assert "site-packages/finephrase/_bundled/prompts" in where.stdout
     assert Path(finephrase.__file__).parent.parent == REPO  # (this process: the checkout)
 

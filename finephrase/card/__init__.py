@@ -16,28 +16,43 @@ the card: anything shaped like a Hugging Face token, and the values of secret-lo
 The folder must be a finished run that passes `finephrase verify` (or, for a dedup output, whose manifest's
 `dedup.kept` / `dedup.removed` counts match its files); anything else is refused with one line.
 
-The package, by concern: data.py reads DIR (manifest, parquet files, the finished check); stats.py computes the
-numbers (counts, tokens, compute); provenance.py reads the source, license, engine and model revision from the
-manifest; privacy.py keeps secrets and local paths off the card; frontmatter.py builds the YAML; sections.py the
-body's sections, which markdown.py fills into template.md (the card's fixed text); command.py is the command and
-what `publish` shares.
+The package, by concern: data.py reads DIR (prompt names, parquet files; whether DIR is a finished run is
+verify's answer: verify/finished.py); stats.py computes the numbers (counts, tokens, compute); provenance.py
+reads the source, license, engine and model revision from the manifest; privacy.py keeps secrets and local paths
+off the card; frontmatter.py builds the YAML; sections.py the body's sections, which markdown.py fills into
+template.md (the card's fixed text); command.py is the command and what `publish` shares.
 """
 
-from finephrase.card.command import CARD, add_card_options, add_parser, build_card, card_options, is_ours, main, \
-    write_card
-from finephrase.card.data import RESERVED_CONFIGS, check_finished, extras_root, load_manifest, prompt_names
+from finephrase.card.command import (
+    CARD,
+    add_card_options,
+    add_parser,
+    build_card,
+    card_options,
+    is_ours,
+    main,
+    write_card,
+)
+from finephrase.card.data import RESERVED_CONFIGS, extras_root, prompt_names
 from finephrase.card.frontmatter import configs, front_matter, size_category
 from finephrase.card.markdown import MARKER, render
 from finephrase.card.privacy import TOKEN_RE, public_command, public_path, scrub, secret_values
-from finephrase.card.provenance import KNOWN_LICENSES, SAMPLE_DESCRIPTION, SAMPLE_LICENSE, engine, license_of, \
-    model_revision_text, sources
+from finephrase.card.provenance import (
+    KNOWN_LICENSES,
+    SAMPLE_DESCRIPTION,
+    SAMPLE_LICENSE,
+    engine,
+    license_of,
+    model_revision_text,
+    sources,
+)
 from finephrase.card.stats import collect_stats, compute_stats
-from finephrase.layout import MANIFEST
+from finephrase.store.layout import MANIFEST
 
 __all__ = [
     "CARD", "KNOWN_LICENSES", "MANIFEST", "MARKER", "RESERVED_CONFIGS", "SAMPLE_DESCRIPTION", "SAMPLE_LICENSE",
-    "TOKEN_RE", "add_card_options", "add_parser", "build_card", "card_options", "check_finished", "collect_stats",
+    "TOKEN_RE", "add_card_options", "add_parser", "build_card", "card_options", "collect_stats",
     "compute_stats", "configs", "engine", "extras_root", "front_matter", "is_ours", "license_of",
-    "load_manifest", "main", "model_revision_text", "prompt_names", "public_command", "public_path", "render",
+    "main", "model_revision_text", "prompt_names", "public_command", "public_path", "render",
     "scrub", "secret_values", "size_category", "sources", "write_card",
 ]

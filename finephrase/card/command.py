@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finephrase.card.data import check_finished, load_manifest
+from finephrase.verify.finished import check_finished, load_run_manifest
 from finephrase.card.markdown import MARKER, render
 from finephrase.card.stats import collect_stats, compute_stats
 from finephrase.errors import UsageError
-from finephrase.layout import durable_write
+from finephrase.store.layout import durable_write
 
 CARD = "README.md"
 
@@ -17,7 +17,7 @@ CARD = "README.md"
 def build_card(root: str | Path, *, verify: bool = True, include_extras: bool = True, repo: str | None = None,
                **opts) -> str:
     root = Path(root)
-    manifest = load_manifest(root)
+    manifest = load_run_manifest(root)
     check_finished(root, manifest, verify=verify)
     stats = collect_stats(root, manifest)
     return render(root, manifest, stats, compute_stats(root, manifest), repo=repo, include_extras=include_extras,

@@ -39,7 +39,9 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
 # -- local paths ----------------------------------------------------------------------------------------------
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_OWN_SCRIPTS = ("finephrase/cli.py", "finephrase/__main__.py")  # argv[0] of `python -m finephrase[.cli]`
+# argv[0] of `python -m finephrase.cli` (finephrase/cli.py in runs made before the cli package)
+_OWN_SCRIPTS = ("finephrase/cli/__main__.py", "finephrase/cli/main.py", "finephrase/cli.py",
+                "finephrase/__main__.py")
 
 
 def public_path(path: str, root: Path | None = None) -> str:
@@ -71,8 +73,8 @@ def _public_argument(arg: str) -> str:
 
 def public_command(command: str) -> str:
     """A recorded command line (`" ".join(sys.argv)`) without local paths: the program (a venv's
-    `/x/.venv/bin/finephrase`, or finephrase/cli.py of `python -m finephrase.cli`) as `finephrase`, other absolute
-    paths as their last component; URLs stay."""
+    `/x/.venv/bin/finephrase`, or finephrase/cli/__main__.py of `python -m finephrase.cli`) as `finephrase`, other
+    absolute paths as their last component; URLs stay."""
     words = command.split(" ")
     if not words or not words[0]:
         return command

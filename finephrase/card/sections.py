@@ -12,7 +12,7 @@ from finephrase.card.data import RESERVED_CONFIGS
 from finephrase.card.privacy import public_command, public_path
 from finephrase.card.provenance import SAMPLE_DESCRIPTION, engine, model_revision_text
 from finephrase.formatting import duration
-from finephrase.truncation import truncation_text
+from finephrase.serving.truncation import truncation_text
 
 
 def _n(v) -> str:

@@ -6,25 +6,63 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from finephrase import datafiles
-from finephrase.card.data import extras_root, num_rows, prompt_names
+from finephrase.card.data import extras_root, prompt_names
+from finephrase.store import datafiles
+
+
+def _col_sum(t, name) -> int:
+    import pyarrow.compute as pc
+
+    if name not in t.column_names:
+        return 0
+    v = pc.sum(t.column(name)).as_py()
+    return int(v or 0)
+
+
+def _prompt_stats(root: Path, p: str, manifest: dict, extras: Path | None, listed, languages: Counter) -> dict:
+    """One prompt's counts: its rows and tokens, its rejects (from `extras`, else the manifest) and removed rows;
+    the languages of its rows are added to `languages`."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    s = {"files": 0, "bytes": 0, "rows": 0, "input_tokens": 0, "output_tokens": 0, "rejects": Counter(),
+         "reject_files": 0, "reject_bytes": 0, "reject_output_tokens": 0, "removed": 0, "removed_files": 0,
+         "removed_bytes": 0}
+    for f in listed(root / p):
+        t = pq.read_table(f, columns=["input_tokens", "output_tokens", "language"])
+        s["files"] += 1
+        s["bytes"] += f.stat().st_size
+        s["rows"] += t.num_rows
+        s["input_tokens"] += _col_sum(t, "input_tokens")
+        s["output_tokens"] += _col_sum(t, "output_tokens")
+        languages.update({v["values"]: v["counts"] for v in pc.value_counts(t.column("language")).to_pylist()
+                          if v["values"]})  # counted in Arrow: no Python string per row
+    for f in listed(extras / "rejects" / p) if extras else []:
+        t = pq.read_table(f, columns=["reject_reason", "output_tokens"])
+        if extras == root:
+            s["reject_files"] += 1
+            s["reject_bytes"] += f.stat().st_size
+        s["rejects"].update(t.column("reject_reason").to_pylist())
+        s["reject_output_tokens"] += _col_sum(t, "output_tokens")
+    if extras is None:
+        s["rejects"].update({k.split("/", 1)[1]: v for k, v in (manifest.get("counts") or {}).get("rejects",
+                                                                                                  {}).items()
+                             if k.startswith(f"{p}/")})
+        s["reject_output_tokens"] = None  # not recorded per prompt
+    removed = listed(root / "removed" / p)
+    s["removed"] = datafiles.rows_in(removed)
+    s["removed_files"] = len(removed)
+    s["removed_bytes"] = sum(f.stat().st_size for f in removed)
+    s["rejects"] = dict(sorted(s["rejects"].items()))
+    return s
 
 
 def collect_stats(root: Path, manifest: dict) -> dict:
     """Counts and token totals, from the parquet files (a dedup output's rejects and filtered documents: from its
     source run's files, or, with the source gone, from the manifest's counts)."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    def col_sum(t, name) -> int:
-        if name not in t.column_names:
-            return 0
-        v = pc.sum(t.column(name)).as_py()
-        return int(v or 0)
-
-    prompts = prompt_names(manifest)
     extras, extras_from = extras_root(root, manifest)
-    per = {}
     languages = Counter()
     data_paths = {}  # folder inside root -> its `data_files` spec for the card's configs (footers read once)
 
@@ -35,37 +73,7 @@ def collect_stats(root: Path, manifest: dict) -> dict:
             data_paths[rel] = datafiles.config_paths(rel, full, empty)
         return full
 
-    for p in prompts:
-        s = {"files": 0, "bytes": 0, "rows": 0, "input_tokens": 0, "output_tokens": 0, "rejects": Counter(),
-             "reject_files": 0, "reject_bytes": 0, "reject_output_tokens": 0, "removed": 0, "removed_files": 0,
-             "removed_bytes": 0}
-        for f in listed(root / p):
-            t = pq.read_table(f, columns=["input_tokens", "output_tokens", "language"])
-            s["files"] += 1
-            s["bytes"] += f.stat().st_size
-            s["rows"] += t.num_rows
-            s["input_tokens"] += col_sum(t, "input_tokens")
-            s["output_tokens"] += col_sum(t, "output_tokens")
-            languages.update({v["values"]: v["counts"] for v in pc.value_counts(t.column("language")).to_pylist()
-                              if v["values"]})  # counted in Arrow: no Python string per row
-        for f in listed(extras / "rejects" / p) if extras else []:
-            t = pq.read_table(f, columns=["reject_reason", "output_tokens"])
-            if extras == root:
-                s["reject_files"] += 1
-                s["reject_bytes"] += f.stat().st_size
-            s["rejects"].update(t.column("reject_reason").to_pylist())
-            s["reject_output_tokens"] += col_sum(t, "output_tokens")
-        if extras is None:
-            s["rejects"].update({k.split("/", 1)[1]: v for k, v in (manifest.get("counts") or {}).get("rejects",
-                                                                                                      {}).items()
-                                 if k.startswith(f"{p}/")})
-            s["reject_output_tokens"] = None  # not recorded per prompt
-        removed = listed(root / "removed" / p)
-        s["removed"] = num_rows(removed)
-        s["removed_files"] = len(removed)
-        s["removed_bytes"] = sum(f.stat().st_size for f in removed)
-        s["rejects"] = dict(sorted(s["rejects"].items()))
-        per[p] = s
+    per = {p: _prompt_stats(root, p, manifest, extras, listed, languages) for p in prompt_names(manifest)}
     filtered = Counter()
     ffiles = listed(extras / "filtered") if extras else []
     for f in ffiles:
@@ -83,7 +91,7 @@ def collect_stats(root: Path, manifest: dict) -> dict:
 def compute_stats(root: Path, manifest: dict) -> dict | None:
     """Task time and GPU-hours from the progress snapshots (as `finephrase status` computes them); for a dedup
     output, from its source run when that folder is still there. None when nothing is recorded."""
-    from finephrase import status
+    from finephrase.monitor import status
 
     src = root
     dedup = manifest.get("dedup")

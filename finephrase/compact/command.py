@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finephrase.array_task import task_of
-from finephrase.compact.plan import DEFAULT_TARGET_BYTES, parse_size
+from finephrase.argtypes import parse_size
+from finephrase.compact.plan import DEFAULT_TARGET_BYTES
 from finephrase.errors import UsageError
+from finephrase.process.array_task import task_of
 
 
 def add_parser(sub):

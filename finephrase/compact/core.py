@@ -15,7 +15,6 @@ source's counts and writes the manifest.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,15 +23,14 @@ import orjson
 
 from finephrase.compact.plan import Shard, make_plan, plan_digest, source_folders
 from finephrase.compact.write import write_shard
-from finephrase.datafiles import num_rows, parquet_files
 from finephrase.errors import UsageError
 from finephrase.formatting import duration, human_bytes
-from finephrase.hub_limits import folder_of
-from finephrase.layout import FILTERED, REJECTS, durable_write, output_lock, write_manifest
-from finephrase.ledger import TaskLock, all_ledgers
+from finephrase.store.compacted import COMPACT_DIR, PLAN, done_shards, record_done
+from finephrase.store.datafiles import num_rows, parquet_files
+from finephrase.store.hub_limits import folder_of
+from finephrase.store.layout import FILTERED, REJECTS, durable_write, output_lock, write_manifest
+from finephrase.store.ledger import TaskLock, all_ledgers
 
-COMPACT_DIR = ".compact"
-PLAN = "plan.json"
 
 
 def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, list[tuple[str, int, int]]]:
@@ -98,26 +96,6 @@ def load_or_make_plan(source: Path, out: Path, manifest: dict, prompts: list[str
     return shards, plan
 
 
-def done_shards(out: Path) -> dict[str, dict]:
-    """Committed shards, from every task's done log: {path: its line}."""
-    done = {}
-    for log in sorted((out / COMPACT_DIR).glob("done_*.jsonl")):
-        for line in log.read_bytes().splitlines():
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue  # a line torn by a kill: its shard is written again
-            done[rec["path"]] = rec
-    return done
-
-
-def _commit(out: Path, rank: int, record: dict):
-    with open(out / COMPACT_DIR / f"done_{rank:05d}.jsonl", "ab") as f:
-        f.write(orjson.dumps(record) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def compact(source: Path, out: Path, manifest: dict, prompts: list[str], target_bytes: int | None,
             target_rows: int | None, rank: int = 0, tasks: int = 1, quiet: bool = False) -> dict:
     """Write this task's shards; the task that finds every shard committed writes OUT's manifest. Returns
@@ -132,7 +110,7 @@ def compact(source: Path, out: Path, manifest: dict, prompts: list[str], target_
         progress = _Progress(todo, quiet)
         for shard in todo:
             record = write_shard(source, out, shard.path, shard.files, shard.rows)
-            _commit(out, rank, record)
+            record_done(out, rank, record)
             progress.done(shard, record)
     with output_lock(out / COMPACT_DIR):
         done = done_shards(out)

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 
 from finephrase.errors import UsageError
-from finephrase.hub_limits import ENTRIES_PER_FOLDER
-from finephrase.layout import FILTERED, REJECTS, REMOVED
+from finephrase.store.hub_limits import ENTRIES_PER_FOLDER
+from finephrase.store.layout import FILTERED, REJECTS, REMOVED
 
 SHARD = "train-{index:05d}-of-{count:05d}.parquet"
 PART = "part-{part:04d}"
@@ -93,15 +93,3 @@ def plan_digest(shards: list[Shard]) -> str:
     """A hash of the plan: tasks (and reruns) that compute another plan are refused."""
     data = orjson.dumps([s.to_dict() for s in shards], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def parse_size(text: str) -> int:
-    """'500MB', '2GB', '750M', '1.5G', or a byte count."""
-    t = str(text).strip().upper().removesuffix("B")
-    scale = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
-    try:
-        if t and t[-1] in scale:
-            return int(float(t[:-1]) * scale[t[-1]])
-        return int(t)
-    except ValueError:
-        raise UsageError(f"cannot read size '{text}': use e.g. 500MB, 2GB or a number of bytes") from None

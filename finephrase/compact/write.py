@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finephrase.errors import FinephraseError
-from finephrase.layout import fsync_dir
+from finephrase.store.layout import fsync_dir
 
 ROW_GROUP_BYTES = 128 * 1024**2  # uncompressed bytes per row group: large enough to stream, small enough to seek
 BATCH_BYTES = 16 * 1024**2

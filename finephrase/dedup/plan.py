@@ -8,85 +8,22 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import orjson
 
-from finephrase.datafiles import parquet_files
+from finephrase.dedup.units import Stage, Unit, approx_threshold, exact_config, job_name, minhash_config  # noqa: F401
 from finephrase.errors import UsageError
-from finephrase.layout import MANIFEST, durable_write
+from finephrase.store.datafiles import parquet_files
+from finephrase.store.layout import MANIFEST, durable_write
 
 SCOPES = ("prompt", "run")
 WORK_DIR = ".dedup"  # OUT/.dedup: datatrove's intermediate files, logs and completion markers
 SETTINGS = "settings.json"
 DEFAULT_MINHASH = {"n_grams": 5, "num_buckets": 14, "hashes_per_bucket": 8, "seed": 1}  # datatrove's / FineWeb's
 EXACT_NORMALIZATION = "casefold, whitespace collapsed"
-
-
-def minhash_config(n_grams: int = 5, num_buckets: int = 14, hashes_per_bucket: int = 8, seed: int = 1):
-    """datatrove's MinhashConfig, with 64-bit SHA-1 shingle hashes: its default, xxhash, fails on str shingles with
-    xxhash >= 4 ("Strings must be encoded before hashing")."""
-    from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.utils.hashing import HashConfig
-
-    return MinhashConfig(n_grams=n_grams, num_buckets=num_buckets, hashes_per_bucket=hashes_per_bucket, seed=seed,
-                         hash_config=HashConfig(precision=64, hash_fc="sha1"))
-
-
-def exact_config():
-    """datatrove's ExactDedupConfig of the exact stages: rows are equal when their text is, after case folding and
-    whitespace collapsing (`exact_text`, EXACT_NORMALIZATION)."""
-    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
-
-    from finephrase.pipeline.dedup import exact_text
-
-    return ExactDedupConfig(content_getter=exact_text)
-
-
-def approx_threshold(num_buckets: int, hashes_per_bucket: int) -> float:
-    """Similarity at which a pair has a 50/50 chance to share a bucket: about (1/b)^(1/r) for LSH with b bands of
-    r rows. Pairs well above it are nearly always found, pairs well below nearly never."""
-    return (1 / num_buckets) ** (1 / hashes_per_bucket)
-
-
-def job_name(stage_name: str) -> str:
-    """A stage's name as a SLURM job name: "faq: exact 1/3 signatures" -> "dedup-faq-exact-1of3-signatures"."""
-    return "dedup-" + re.sub(r"[^A-Za-z0-9_.]+", "-", stage_name.replace("/", "of")).strip("-")
-
-
-class Unit(NamedTuple):
-    """One chain of stages: `name`, its work folder's name under OUTPUT/.dedup ("prompt/<prompt>" with scope
-    prompt, "run" with scope run); `prompts`, whose rows it compares with each other; `folder`, that work folder
-    (OUTPUT/.dedup/<name>: datatrove's files, the removed rows before finalize, the stages' logs)."""
-
-    name: str
-    prompts: list[str]
-    folder: str
-
-    @property
-    def label(self) -> str:
-        """The prompt ("faq"), or "run": the start of its stages' names."""
-        return self.name.split("/", 1)[-1]
-
-
-@dataclass
-class Stage:
-    """One datatrove pipeline to run with `tasks` tasks, its logs and completion markers in `logging_dir`."""
-
-    name: str
-    pipeline: list
-    tasks: int
-    logging_dir: str
-
-    @property
-    def slug(self) -> str:
-        """The name as a job name: "faq: exact 1/3 signatures" -> "faq-exact-1of3-signatures"."""
-        return job_name(self.name).removeprefix("dedup-")
 
 
 def _check_datatrove_dedup():
@@ -105,12 +42,12 @@ def _parquet_names(folder: Path) -> list[str]:
 
 def _committed_files(run: Path, manifest: dict) -> set[str]:
     """The run's data files: what its ledgers commit (every task finished), or a compacted run's shards."""
-    from finephrase.ledger import all_ledgers
+    from finephrase.store.ledger import all_ledgers
 
     if manifest.get("compacted"):
-        from finephrase.compact.core import COMPACT_DIR, PLAN
-
         import orjson
+
+        from finephrase.store.compacted import COMPACT_DIR, PLAN
 
         return {s["path"] for s in orjson.loads((run / COMPACT_DIR / PLAN).read_bytes())["shards"]}
     ledgers = all_ledgers(run)
@@ -127,7 +64,7 @@ def check_run(run: Path, full_verify: bool = False) -> dict:
 
     Without `full_verify` this reads only RUN (manifest, ledgers, parquet footers); with it, `finephrase verify`
     also re-reads the run's inputs to prove every (document, prompt) has exactly one row or reject."""
-    from finephrase.status import load_manifest
+    from finephrase.store.folders import load_manifest
 
     manifest = load_manifest(run)
     if "dedup" in manifest:
@@ -296,7 +233,7 @@ class DedupPlan:
 
 def run_stage(stage: Stage, workers: int, label: str) -> str:
     """Run one stage with finephrase's LocalExecutor (quiet console; task logs in the stage's logging_dir)."""
-    from finephrase.executor import LocalExecutor, setup_console_logging
+    from finephrase.run.executor import LocalExecutor, setup_console_logging
 
     ex = LocalExecutor(stage.pipeline, tasks=stage.tasks, workers=max(1, min(workers, stage.tasks)),
                        logging_dir=stage.logging_dir)

@@ -22,6 +22,8 @@ same lists out, as datatrove executors to edit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupFilter, ExactDedupSignature, ExactFindDedups
 from datatrove.pipeline.dedup.minhash import (
     MinhashDedupBuckets,
@@ -30,7 +32,7 @@ from datatrove.pipeline.dedup.minhash import (
     MinhashDedupSignature,
 )
 
-from finephrase.dedup.plan import DedupPlan, Stage, Unit, exact_config
+from finephrase.dedup.units import Stage, Unit, exact_config
 from finephrase.pipeline.dedup import (
     Finalize,
     KeptIndex,
@@ -40,6 +42,9 @@ from finephrase.pipeline.dedup import (
     RowsWriter,
     SplitWords,
 )
+
+if TYPE_CHECKING:  # the plan imports this module's stages
+    from finephrase.dedup.plan import DedupPlan
 
 
 def exact_signatures(plan: DedupPlan, unit: Unit) -> list:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import orjson
 
-from finephrase.array_task import task_of
 from finephrase.errors import UsageError
 from finephrase.mix.config import MIX_FILE, TOLERANCE, TRAIN_DIR, MixConfig
 from finephrase.mix.counting import load_tokenizer
@@ -19,9 +18,19 @@ from finephrase.mix.render import format_report
 from finephrase.mix.report import _report
 from finephrase.mix.scatter import scatter_stage
 from finephrase.mix.sources import MixInput, list_units, resolve_source, resolve_synthetic, split_name
-from finephrase.mix.stages import (Work, _claim, apply_counts, count_stage, counted, open_work, plan_stage,
-                                   request_of, shard_stage)
+from finephrase.mix.stages import (
+    Work,
+    _claim,
+    apply_counts,
+    count_stage,
+    counted,
+    open_work,
+    plan_stage,
+    request_of,
+    shard_stage,
+)
 from finephrase.mix.write import _check_output, _swap_in
+from finephrase.process.array_task import task_of
 
 
 def _say(msg: str):

@@ -94,7 +94,7 @@ def main(args) -> int:
         workers=args.workers, rank=args.rank, tasks=args.tasks,
     )
     if args.bucket_size:
-        from finephrase.compact.plan import parse_size
+        from finephrase.argtypes import parse_size
 
         cfg.bucket_bytes = parse_size(args.bucket_size)
     build_mix(cfg, command=sys.argv)

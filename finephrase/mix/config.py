@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finephrase.errors import UsageError
-from finephrase.layout import TRAIN
+from finephrase.store.layout import TRAIN
 
 DEFAULT_TOKENIZER = "smollm2-135m"
 TOLERANCE = 0.01  # achieved shares must be within 1 percentage point of the request

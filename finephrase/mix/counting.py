@@ -29,7 +29,7 @@ def _gguf_counter(name: str, gguf: str, workers: int) -> TokenCounter:
     """A GGUF's tokenizer (read from the file, no llama.cpp). With workers > 1 a batch is split over the cores
     by tokenizers' own thread pool (the GIL released; RAYON_NUM_THREADS sets its size, else one per CPU); with
     workers == 1 the texts are counted one after the other in the calling thread."""
-    from finephrase.tokenizer import GGUFTokenizer
+    from finephrase.serving.tokenizer import GGUFTokenizer
 
     tok = GGUFTokenizer(gguf)
     try:

@@ -10,12 +10,12 @@ import numpy as np
 import orjson
 
 from finephrase.errors import UsageError
-from finephrase.layout import durable_write
 from finephrase.mix.compute import multiplicity
 from finephrase.mix.counting import read_spill
 from finephrase.mix.keys import bucket_of, keys, order_stream, select_stream
 from finephrase.mix.sources import MixInput, Unit
 from finephrase.mix.write import _Buckets
+from finephrase.store.layout import durable_write
 
 _MAX32 = 2**31 - 1
 

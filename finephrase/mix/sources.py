@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from finephrase.datafiles import parquet_files
 from finephrase.errors import UsageError
-from finephrase.layout import NOT_PROMPT_DIRS
+from finephrase.store.datafiles import parquet_files
+from finephrase.store.layout import NOT_PROMPT_DIRS
 
 NOT_PROMPTS = NOT_PROMPT_DIRS
 
@@ -185,7 +185,7 @@ def resolve_synthetic(spec: str, weight: float | None = None, allow_unfinished: 
 
 def _committed_files(run: Path) -> set[str] | None:
     """Files the run's ledgers commit (`faq/00000_000000.parquet`), or None if it has no ledgers (take all)."""
-    from finephrase.ledger import all_ledgers
+    from finephrase.store.ledger import all_ledgers
 
     try:
         ledgers = all_ledgers(run)

@@ -27,12 +27,12 @@ import numpy as np
 import orjson
 
 from finephrase.errors import UsageError
-from finephrase.layout import durable_write, output_lock
 from finephrase.mix.compute import fractions, plan_total, select
 from finephrase.mix.config import TMP_DIR, TRAIN_DIR, MixConfig
 from finephrase.mix.counting import count_unit
 from finephrase.mix.sources import MixInput, Unit
 from finephrase.mix.write import ShardWriter, write_range
+from finephrase.store.layout import durable_write, output_lock
 
 ROW_OVERHEAD = 120  # bytes a bucket line adds to a row's text (its key, label, id, counts)
 PLAN_WAIT_S = 3600.0

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finephrase.errors import UsageError
-from finephrase.layout import durable_write, fsync_dir
 from finephrase.mix.config import MIX_FILE, TMP_DIR, TRAIN_DIR
+from finephrase.store.layout import durable_write, fsync_dir
 
 MIX_SCHEMA = pa.schema([
     pa.field("text", pa.string(), nullable=False),

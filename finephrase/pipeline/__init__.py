@@ -24,16 +24,16 @@ _EXPORTS = {
     "MarkingFilter": "finephrase.pipeline.filters.marking",
     "Rephrase": "finephrase.pipeline.inference.rephrase",
     "QualityFilter": "finephrase.pipeline.filters.quality",
-    "QualityGate": "finephrase.gate",
+    "QualityGate": "finephrase.quality.gate",
     "ChunkWriter": "finephrase.pipeline.writers.chunk_writer",
-    "Sampling": "finephrase.client",
-    "load_prompts": "finephrase.prompts",
+    "Sampling": "finephrase.serving.client",
+    "load_prompts": "finephrase.prompts.templates",
     "LlamaCppServer": "finephrase.serving",
     "VllmServer": "finephrase.serving",
     "Endpoint": "finephrase.serving",
-    "get_preset": "finephrase.models",
-    "run": "finephrase.run",
-    "slurm_task": "finephrase.run",
+    "get_preset": "finephrase.serving.models",
+    "run": "finephrase.run.runner",
+    "slurm_task": "finephrase.run.runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""What a rephrasing pipeline is made of, read from its steps: `finephrase.run.run` uses it to check the list,
+"""What a rephrasing pipeline is made of, read from its steps: `finephrase.run.runner.run` uses it to check the list,
 connect the steps to the output folder, account for every filter, and build the run's fingerprint.
 
 A rephrasing pipeline is a list of datatrove steps:

@@ -12,14 +12,15 @@ import sys
 from pathlib import Path
 
 from finephrase import card
-from finephrase.formatting import human_bytes
 from finephrase.argtypes import non_negative_int, positive_int
 from finephrase.errors import FinephraseError, UsageError
+from finephrase.formatting import human_bytes
+from finephrase.publish.commits import CommitPace, upload_in_commits
 from finephrase.publish.dry_run import dry_run
 from finephrase.publish.hub_errors import Publisher, _is_transient, _one_line, _status
-from finephrase.hub_limits import COMMITS_PER_HOUR, HubLimits, violations
-from finephrase.publish.commits import CommitPace, upload_in_commits
 from finephrase.publish.selection import data_files
+from finephrase.store.hub_limits import COMMITS_PER_HOUR, HubLimits, violations
+from finephrase.verify.finished import check_finished, load_run_manifest
 
 REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -50,8 +51,8 @@ def _publish(args) -> int:
     if not REPO_RE.match(repo or ""):
         raise UsageError(f"--repo must be ORG/NAME (a namespace and a dataset name), not '{repo}'")
     revision = args.revision or "main"
-    manifest = card.load_manifest(root)
-    card.check_finished(root, manifest, verify=not args.no_verify)
+    manifest = load_run_manifest(root)
+    check_finished(root, manifest, verify=not args.no_verify)
     prompts = card.prompt_names(manifest)
     include = not args.no_rejects
     secrets = card.secret_values()

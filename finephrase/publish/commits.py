@@ -10,7 +10,7 @@ from collections import deque
 from pathlib import Path
 
 from finephrase.formatting import duration
-from finephrase.hub_limits import HubLimits, commits_needed
+from finephrase.store.hub_limits import HubLimits, commits_needed
 
 
 class CommitPace:

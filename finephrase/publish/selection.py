@@ -30,7 +30,7 @@ def data_files(root: Path, prompts: list[str], include_extras: bool = True
     them and would fail their whole config."""
     from huggingface_hub.utils import filter_repo_objects
 
-    from finephrase import datafiles
+    from finephrase.store import datafiles
 
     every = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     chosen = set(filter_repo_objects(every, allow_patterns=data_patterns(prompts, include_extras),

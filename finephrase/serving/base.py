@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from finephrase.children import die_with_parent
 from finephrase.errors import ServerError
+from finephrase.process.children import die_with_parent
 
 
 def find_free_port() -> int:

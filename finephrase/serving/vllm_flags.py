@@ -2,8 +2,8 @@
 
 A flag the installed vLLM does not have, or a package a flag needs (vLLM itself; arctic-inference for the
 `suffix` speculative method on vLLM releases that import it), would otherwise stop every task of an array at
-server start, after its queue wait. `check_server(server)` (called by `finephrase.run` before the output folder is
-touched, and by `VllmServer.start` before the process is launched) turns that into ONE line naming the flag or
+server start, after its queue wait. `check_server(server)` (called by `finephrase.run.runner` before the output
+folder is touched, and by `VllmServer.start` before the process is launched) turns that into ONE line naming the flag or
 package and the command that installs it (a UsageError: exit 2), in seconds.
 
 How: `vllm` importable? then vLLM's own argument parser (`make_arg_parser(FlexibleArgumentParser())`, the parser

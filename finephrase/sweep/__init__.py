@@ -8,7 +8,7 @@ FILE is TOML, or Python defining a dict `SWEEP` with the same keys (docs/sweeps.
 
     output_root = "output/sweeps/demo"          # each point writes ROOT/<source>/<model>/<prompt>/
     [settings]                                  # common settings: RunConfig.for_backend keywords (the
-                                                # sweepable ones of finephrase/settings.py)
+                                                # sweepable ones of finephrase/run/settings.py)
     backend = "vllm"
     [[sources]]                                 # name, inputs, optional where; any setting may be overridden
     name = "fwe-hq"

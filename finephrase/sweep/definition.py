@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 from finephrase.errors import UsageError
-from finephrase.settings import SWEEPABLE
+from finephrase.run.settings import SWEEPABLE
 from finephrase.sweep.point import Point, Sweep
 
 _TOP = {"output_root", "settings", "sources", "grids", "prompts", "models", "description"}
@@ -79,7 +79,7 @@ def label(text: str) -> str:
 
 def model_label(model: str | None) -> str:
     """The folder name of a model: the preset name, `owner--name` for a Hub id, the file or folder name of a path."""
-    from finephrase.models import get_preset
+    from finephrase.serving.models import get_preset
 
     if model is None:
         return "default"
@@ -92,7 +92,7 @@ def model_label(model: str | None) -> str:
 
 
 def _check_model(model: str | None, backend: str, where: str):
-    from finephrase.models import PRESETS, get_preset
+    from finephrase.serving.models import PRESETS, get_preset
 
     if model is None or backend != "vllm" or get_preset(model) or "/" in model or Path(model).exists():
         return
@@ -152,7 +152,7 @@ def _grid(i: int, g, sources: dict) -> tuple[str, list[str], list, list, dict]:
 
 def _add_point(points: dict[str, Point], p: Point, templates: list, gname: str):
     """Add `p`, or note that grid `gname` shares it; two grids may share a folder only with the same settings."""
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
 
     old = points.get(p.key)
     if old is None:
@@ -169,7 +169,7 @@ def _add_point(points: dict[str, Point], p: Point, templates: list, gname: str):
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; every point's settings are validated (prompts, models, conditions)."""
-    from finephrase.prompts import load_prompts
+    from finephrase.prompts.templates import load_prompts
 
     d = load_definition(path)
     unknown = set(d) - _TOP

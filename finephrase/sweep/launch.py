@@ -63,8 +63,8 @@ def submit(commands: list[tuple[Point, list[str]]], root: Path, sweep_file: str)
 
 def run_locally(todo: list[Point]) -> list[str]:
     """Run the points one after another (a drain stops after the current one); the keys that did not finish."""
-    from finephrase.drain import DRAIN, Drained
-    from finephrase.run import execute
+    from finephrase.process.drain import DRAIN, Drained
+    from finephrase.run.runner import execute
 
     failed = []
     for i, p in enumerate(todo, 1):

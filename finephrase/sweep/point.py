@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finephrase.settings import SWEEPABLE
+from finephrase.run.settings import SWEEPABLE
 
 
 @dataclass
@@ -36,8 +36,8 @@ class Point:
 
     def config(self):
         """The point's RunConfig (built afresh: `execute` changes some fields)."""
-        from finephrase.config import RunConfig
-        from finephrase.prompts import load_prompts
+        from finephrase.prompts.templates import load_prompts
+        from finephrase.run.config import RunConfig
 
         kw = {k: v for k, v in self.settings.items() if k != "backend" and SWEEPABLE[k].config}
         return RunConfig.for_backend(self.backend, inputs=list(self.inputs), output=str(self.output),

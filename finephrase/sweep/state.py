@@ -62,8 +62,8 @@ def active_jobs(job_ids: list[str]) -> set[str] | None:
 
 def point_state(p: Point, submitted: list[dict] | None = None, active: set[str] | None = None) -> State:
     """What a run of `p` would do: start, resume, or nothing (and why)."""
-    from finephrase.ledger import LEDGER_DIR
-    from finephrase.manifest import describe_difference
+    from finephrase.run.manifest import describe_difference
+    from finephrase.store.ledger import LEDGER_DIR
 
     manifest_path = p.output / "manifest.json"
     last = (submitted or [None])[-1]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from finephrase.layout import FILTERED, REJECTS
-from finephrase.ledger import LedgerState
-from finephrase.task_ranges import iter_chunk_inputs, tiling_problems
+from finephrase.store.layout import FILTERED, REJECTS
+from finephrase.store.ledger import LedgerState
+from finephrase.store.task_ranges import iter_chunk_inputs, tiling_problems
 from finephrase.verify.report import Tally, check_ids
 
 CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from finephrase.datafiles import parquet_files
-from finephrase.layout import MANIFEST, REMOVED
-from finephrase.status import load_manifest
+from finephrase.store.folders import load_manifest
+from finephrase.store.datafiles import parquet_files
+from finephrase.store.layout import MANIFEST, REMOVED
 from finephrase.verify.buckets import IdBuckets, bucket_count, column_batches
 from finephrase.verify.report import Kind, Report
 from finephrase.verify.verdicts import VERIFY_DIR

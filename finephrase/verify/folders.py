@@ -19,7 +19,7 @@ def _key(root: Path, manifest: dict) -> dict:
     if compact.is_dir():
         extra["compact"] = stats_hash(compact, sorted(p.name for p in compact.iterdir() if p.is_file()))
     if manifest.get("compacted") and "dedup" not in manifest:
-        from finephrase.manifest import input_listing
+        from finephrase.run.manifest import input_listing
         from finephrase.verify.run import make_reader
 
         extra["inputs"] = input_listing(make_reader(manifest["config"]).files)["sha256"]

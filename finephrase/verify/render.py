@@ -6,8 +6,8 @@ import sys
 
 import orjson
 
-from finephrase.array_task import share_from_flags
 from finephrase.errors import UsageError
+from finephrase.process.array_task import share_from_flags
 from finephrase.verify.report import Report
 
 
@@ -37,7 +37,7 @@ def render(report: Report, output) -> str:
 def main(args) -> int:
     """`finephrase verify DIR [--json] [--rank R --tasks N] [--workers K] [--fresh]`: the report printed; exit 0
     when ok, 1 otherwise."""
-    from finephrase.verify import verify
+    from finephrase.verify.check import verify
 
     share = share_from_flags(getattr(args, "rank", None), getattr(args, "tasks", None))
     workers = getattr(args, "workers", 1) or 1

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import orjson
 
-from finephrase.children import helper_init
 from finephrase.errors import UsageError
-from finephrase.layout import LEDGER_DIR, MANIFEST
-from finephrase.ledger import Ledger
+from finephrase.process.children import helper_init
+from finephrase.store.layout import LEDGER_DIR, MANIFEST
+from finephrase.store.ledger import Ledger
 from finephrase.verify.chunks import check_task, committed_files, scan_chunk_files
 from finephrase.verify.report import Report, examples
 from finephrase.verify.verdicts import fingerprint, load, record, task_path, task_signature
@@ -99,7 +99,7 @@ def verify_run(root: Path, share: tuple[int, int] | None = None, workers: int = 
     ranks = list(range(tasks)) if share is None else list(range(share[0], tasks, share[1]))
     report = Report()
     reader = make_reader(cfg)
-    from finephrase.manifest import input_listing
+    from finephrase.run.manifest import input_listing
 
     now = input_listing(reader.files)
     if now != cfg["input_files"]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from finephrase.layout import LEDGER_DIR, durable_write
+from finephrase.store.layout import LEDGER_DIR, durable_write
 
 VERIFY_DIR = ".verify"
 VERSION = 1  # a verdict written by another version of the check is stale

@@ -10,7 +10,7 @@ import pyarrow as pa
 from datatrove.data import Document
 from datatrove.utils.word_tokenizers import WordTokenizer
 
-from finephrase.schema import OUTPUT_SCHEMA
+from finephrase.store.schema import OUTPUT_SCHEMA
 
 REASONS = ("exact", "near")  # the values of `dedup_reason`, in the order the stages remove rows
 ROW_COLUMNS = [f.name for f in OUTPUT_SCHEMA]

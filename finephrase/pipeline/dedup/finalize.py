@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
-from finephrase.datafiles import parquet_files
 from finephrase.errors import FinephraseError
-from finephrase.layout import MANIFEST, durable_write_table, write_manifest
 from finephrase.pipeline.dedup.common import REASONS, REMOVED_SCHEMA
+from finephrase.store.datafiles import parquet_files
+from finephrase.store.layout import MANIFEST, durable_write_table, write_manifest
 
 WORK_DIR = ".dedup"
 BULKY = ("exact_sigs", "exact_kept", "minhash_sigs")  # deleted at the end: as large as the data, or larger

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datatrove.pipeline.writers.parquet import ParquetWriter
 
 from finephrase.pipeline.dedup.common import row_from_doc
-from finephrase.schema import OUTPUT_SCHEMA
+from finephrase.store.schema import OUTPUT_SCHEMA
 
 
 def _adapter(self, doc) -> dict:

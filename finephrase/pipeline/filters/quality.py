@@ -2,7 +2,7 @@
 
 It has datatrove's filter shape (`filter(doc) -> True | (False, reason)`), and what it refuses becomes a reject
 with that reason (it marks, see marking.py: nothing is dropped). The checks themselves are
-`finephrase.gate.QualityGate` (generic checks, non-answers, the template's `[check]`); give another gate to
+`finephrase.quality.gate.QualityGate` (generic checks, non-answers, the template's `[check]`); give another gate to
 change them:
 
     QualityFilter(QualityGate(min_words=20))
@@ -14,8 +14,8 @@ from dataclasses import asdict
 
 from datatrove.data import Document
 
-from finephrase.gate import QualityGate
 from finephrase.pipeline.filters.marking import MarkingFilter, is_generation
+from finephrase.quality.gate import QualityGate
 
 
 class QualityFilter(MarkingFilter):

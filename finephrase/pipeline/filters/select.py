@@ -149,7 +149,7 @@ class TokenBudget(PipelineStep):
         share = self.budget / world_size
         used = 0
         if self.resume_dir:
-            from finephrase.ledger import Ledger
+            from finephrase.store.ledger import Ledger
 
             used = sum(e.get("selected_tokens", 0) for e in Ledger(self.resume_dir, rank).read().entries)
         for doc in data:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datatrove.data import Document
 
 from finephrase.errors import FinephraseError
-from finephrase.ledger import LedgerState
 from finephrase.pipeline.filters.marking import REJECTED
 from finephrase.pipeline.writers.chunk_writer import CHUNK_END
-from finephrase.prompts import PromptTemplate
-from finephrase.schema import passthrough
-from finephrase.truncation import TRUNCATION_KEYS, Fitted
+from finephrase.prompts.templates import PromptTemplate
+from finephrase.serving.truncation import TRUNCATION_KEYS, Fitted
+from finephrase.store.ledger import LedgerState
+from finephrase.store.schema import passthrough
 
 
 def generation(doc: Document, prompt: PromptTemplate, text: str = "", *, reject: str | None = None,

@@ -4,7 +4,7 @@ the gate steps and the ChunkWriter that commits them.
 
 It owns the request loop (request_loop.py: requests in flight, server restarts, drain, the memory bound); the
 document's truncation (truncation.py) and the output's parsing (parsing.py) are small modules it calls. Chunks
-are formed here (`chunk_size`, from the pipeline's ChunkWriter: `finephrase.run.run` sets it) because this is
+are formed here (`chunk_size`, from the pipeline's ChunkWriter: `finephrase.run.runner.run` sets it) because this is
 where documents wait for their requests; the writer decides nothing about them but checks they add up.
 """
 
@@ -21,17 +21,17 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from finephrase.client import ChatClient, Sampling
-from finephrase.constrain import request_fields, style_for
-from finephrase.drain import Drained
 from finephrase.errors import UsageError
-from finephrase.layout import LEDGER_DIR, check_prompt_name
-from finephrase.ledger import Ledger, LedgerState
 from finephrase.pipeline.inference.request_loop import RequestLoop
-from finephrase.prompts import PromptTemplate, prefix_groups
+from finephrase.process.drain import Drained
+from finephrase.prompts.templates import PromptTemplate, prefix_groups
+from finephrase.quality.constrain import request_fields, style_for
 from finephrase.serving.base import Endpoint, ManagedServer
+from finephrase.serving.client import ChatClient, Sampling
 from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
-from finephrase.tokenizer import GGUFTokenizer
+from finephrase.serving.tokenizer import GGUFTokenizer
+from finephrase.store.layout import LEDGER_DIR, check_prompt_name
+from finephrase.store.ledger import Ledger, LedgerState
 
 CHAT_TEMPLATE_MARGIN = 32  # role markers and special tokens the chat template adds around the messages
 # generations that may wait for a commit, per request slot: at a steady rate of max_concurrency / median latency,
@@ -93,7 +93,7 @@ class Rephrase(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if not self.chunk_size or self.chunk_size < 1:
-            raise UsageError("Rephrase has no chunk_size: run the pipeline with finephrase.run.run (it takes it "
+            raise UsageError("Rephrase has no chunk_size: run the pipeline with finephrase.run.runner.run (it takes it "
                              "from the ChunkWriter), or pass chunk_size=")
         self.max_held_docs = self.held_limit()
         if len(groups := prefix_groups(self.prompts)) > 1:

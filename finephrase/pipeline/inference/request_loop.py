@@ -17,21 +17,21 @@ import threading
 from datatrove.data import Document
 from datatrove.utils.logging import logger
 
-from finephrase.client import RequestRejected, ServerUnavailable, request_seed
-from finephrase.drain import DRAIN
 from finephrase.errors import FinephraseError
-from finephrase.occupancy import InFlight
-from finephrase.parsing import parse_output
+from finephrase.monitor.occupancy import InFlight
+from finephrase.monitor.progress import Progress
 from finephrase.pipeline.filters.marking import FILTERED, REJECTED
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
-from finephrase.progress import Progress
-from finephrase.prompts import PromptTemplate
 from finephrase.pipeline.inference.slots import RequestSlots
+from finephrase.process.drain import DRAIN
+from finephrase.prompts.templates import PromptTemplate
+from finephrase.quality.parsing import parse_output
 from finephrase.serving.base import ManagedServer
+from finephrase.serving.client import RequestRejected, ServerUnavailable, request_seed
 from finephrase.serving.counters import EngineCounter
 from finephrase.serving.llamacpp import LlamaCppServer
-from finephrase.truncation import fit_to_budget
+from finephrase.serving.truncation import fit_to_budget
 
 _END = object()
 COUNTER_INTERVAL_S = 2.0  # how often the engine is asked how many tokens it generated

@@ -1,5 +1,5 @@
 """ChunkWriter: the last step of a rephrasing pipeline. It commits the run's output chunk by chunk through the
-ledger (finephrase/ledger.py), exactly once.
+ledger (finephrase/store/ledger.py), exactly once.
 
 What it gets, chunk after chunk (Rephrase forms the chunks and passes each one on whole, the last document
 carrying `_fp_chunk_end`):
@@ -26,11 +26,11 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 from finephrase.errors import FinephraseError, UsageError
-from finephrase.layout import FILTERED, LOGS, REJECTS
-from finephrase.ledger import Ledger, TaskLock
 from finephrase.pipeline.filters.marking import FILTERED as FILTERED_MARK
 from finephrase.pipeline.filters.marking import REJECTED, is_generation
-from finephrase.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA
+from finephrase.store.layout import FILTERED, LOGS, REJECTS
+from finephrase.store.ledger import Ledger, TaskLock
+from finephrase.store.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA
 
 CHUNK_END = "_fp_chunk_end"  # on a chunk's last document: what the chunk is (set by Rephrase)
 

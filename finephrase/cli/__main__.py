@@ -1,0 +1,7 @@
+"""`python -m finephrase.cli ...`: the `finephrase` command."""
+
+import sys
+
+from finephrase.cli.main import main
+
+sys.exit(main())

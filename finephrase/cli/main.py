@@ -1,0 +1,90 @@
+"""The `finephrase` command: its parser (each command's own lives in its module), signals (drain on SIGTERM /
+SIGUSR1) and errors (one line and an exit code, no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from finephrase import __version__
+from finephrase.errors import FinephraseError
+from finephrase.process.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
+
+
+class Parser(argparse.ArgumentParser):
+    """Every finephrase parser: no abbreviations (`--prompts` is not `--prompts-dir`), and a usage error is one
+    line with a pointer to --help instead of the whole usage block."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from finephrase.cli.commands import prompts, rephrase, verify
+
+    parser = Parser(
+        prog="finephrase",
+        description="Rephrase web documents into structured pretraining data (FAQ, math, table, tutorial, ...) "
+        "with small instruction LLMs, exactly once.",
+        epilog=rephrase.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"finephrase {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    # each module's add_parser(sub) adds its command and sets `func`; this order is the order of `--help`
+    from finephrase import card, dedup, mix, publish, sweep
+    from finephrase.compact import command as compact
+    from finephrase.monitor import cost_plan as plan
+    from finephrase.monitor import report, status
+    from finephrase.project import scaffold as project
+    from finephrase.quality import recheck
+    from finephrase.serving import models
+
+    for module in (rephrase, prompts, verify, status, plan, report, models, sweep, recheck, dedup, mix, compact, card,
+                   publish, project):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+
+    drain_on_signals()  # SIGTERM / SIGUSR1: drain; a second one stops at once
+    from finephrase.process.console import setup_console_logging
+
+    setup_console_logging()
+    try:
+        return args.func(args)
+    except Drained as e:
+        print(f"drained: {e}; rerun the same command (or requeue) to resume", file=sys.stderr)
+        return DRAINED_EXIT_CODE
+    except FinephraseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `finephrase status DIR --watch | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        if args.command == "rephrase":
+            print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: rerun `finephrase {args.command} ...` to start again or resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
+        where = f" (task logs: {args.output}/logs/logs/)" if args.command == "rephrase" else ""
+        print(f"error: {type(e).__name__}: {e}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""A rephrasing run's settings (`RunConfig`: what `finephrase rephrase`'s flags and the sweeps set) and the
+pipeline they stand for (`build_pipeline`): the same list of steps a pipeline definition spells out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finephrase.errors import UsageError
+from finephrase.pipeline.filters.quality import QualityFilter
+from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
+from finephrase.pipeline.inference.rephrase import Rephrase
+from finephrase.pipeline.readers.resumable import ResumableReader
+from finephrase.pipeline.writers.chunk_writer import ChunkWriter
+from finephrase.prompts.templates import PromptTemplate
+from finephrase.run.preflight import check_settings
+from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
+from finephrase.serving.client import Sampling
+from finephrase.serving.models import apply_preset
+
+# Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
+# a GPU server wants the paper's 8,192 context / 2,048 output tokens, big chunks and a full queue.
+BACKEND_DEFAULTS = {
+    "embedded": dict(model="SmolLM2-135M-Instruct", context_length=2048, max_tokens=512, temperature=0.2,
+                     top_p=0.9, chunk_size=20, max_concurrency=4),
+    "vllm": dict(model="HuggingFaceTB/SmolLM2-1.7B-Instruct", context_length=8192, max_tokens=2048,
+                 temperature=None, top_p=None, chunk_size=1000, max_concurrency=512),
+    "endpoint": dict(model=None, context_length=8192, max_tokens=2048, temperature=None, top_p=None,
+                     chunk_size=1000, max_concurrency=64),
+}
+
+
+@dataclass
+class RunConfig:
+    inputs: list[str]
+    output: str
+    prompts: list[PromptTemplate]
+    backend: str = "embedded"
+    model: str | None = None
+    endpoint_url: str | None = None
+    context_length: int = 2048
+    sampling: Sampling = field(default_factory=Sampling)
+    text_column: str = "text"
+    id_column: str | None = None  # None: "id" if the input has it, else positional ids; given: the input must have it
+    limit: int = -1
+    tasks: int = 1
+    workers: int = 1
+    chunk_size: int = 20
+    max_concurrency: int = 4
+    max_held_docs: int | None = None  # None: Rephrase's default (HELD_GENERATIONS_PER_SLOT x concurrency / prompts)
+    request_timeout: float = 600.0
+    max_retries: int = 3
+    where: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    min_chars: int | None = None
+    max_chars: int | None = None
+    sample_rate: float | None = None
+    token_budget: int | None = None
+    progress_interval: float = 30.0
+    api_key_env: str | None = "FINEPHRASE_API_KEY"
+    gguf: str | None = None  # embedded: another GGUF than the packaged SmolLM2-135M-Instruct
+    vllm_args: list[str] = field(default_factory=list)
+    engine_args: list[str] = field(default_factory=list)  # embedded: llama.cpp parameters, NAME=VALUE
+    gpu_memory_utilization: float = 0.9
+    filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
+    gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
+    rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
+    chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
+    constrain_format: bool = False  # send each template's [check] grammar with its requests (constrain.py)
+    allow_short_documents: bool = False  # run even when less than a quarter of the context is left for the document
+
+    @classmethod
+    def for_backend(cls, backend: str = "embedded", *, max_tokens: int | None = None,
+                    temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                    seed: int | None = None, **kw) -> "RunConfig":
+        """A config with the backend's defaults for everything not given (None = use the default)."""
+        if backend not in BACKEND_DEFAULTS:
+            raise UsageError(f"unknown backend '{backend}': choose one of {', '.join(BACKEND_DEFAULTS)}")
+        d = BACKEND_DEFAULTS[backend]
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if backend == "embedded" and kw.get("model"):
+            if not str(kw["model"]).endswith(".gguf"):
+                raise UsageError("the embedded backend takes a GGUF file as model (default: the packaged "
+                                 "SmolLM2-135M-Instruct)")
+            if not Path(kw["model"]).is_file():
+                raise UsageError(f"GGUF file {kw['model']} does not exist")
+            kw["gguf"], kw["model"] = str(kw["model"]), Path(kw["model"]).stem
+        kw = apply_preset(backend, kw)  # a short model name (finephrase.serving.models): Hub id, context, flags
+        for k in ("model", "context_length", "chunk_size", "max_concurrency"):
+            kw.setdefault(k, d[k])
+        kw["sampling"] = Sampling(
+            temperature=temperature if temperature is not None else d["temperature"],
+            top_p=top_p if top_p is not None else d["top_p"],
+            top_k=top_k, seed=seed, max_tokens=max_tokens or d["max_tokens"])
+        if backend == "endpoint" and not kw.get("endpoint_url"):
+            raise UsageError("the endpoint backend needs an endpoint URL (--endpoint-url URL)")
+        cfg = cls(backend=backend, **kw)
+        cfg.workers = min(cfg.workers, cfg.tasks)
+        if cfg.rank is not None:
+            if not 0 <= cfg.rank < cfg.tasks:
+                raise UsageError(f"--rank {cfg.rank} is outside 0..{cfg.tasks - 1} (--tasks {cfg.tasks})")
+            cfg.workers = 1
+        if cfg.gpus_per_task is None:
+            cfg.gpus_per_task = 1 if backend == "vllm" else 0
+        cfg.selection()  # validate conditions before anything starts
+        check_settings(cfg)
+        return cfg
+
+    def selection(self) -> list:
+        filters = [where(c) for c in self.where]
+        if self.languages:
+            filters.append(language_is(*self.languages))
+        if self.min_chars is not None or self.max_chars is not None:
+            filters.append(length_between(self.min_chars, self.max_chars))
+        if self.sample_rate is not None:
+            filters.append(sample(self.sample_rate, self.sampling.seed or 0))
+        return filters + list(self.filters)
+
+    def fingerprint(self, input_files) -> dict:
+        """What defines the output (the fingerprint of the pipeline these settings build)."""
+        from finephrase.pipeline.shape import inspect_pipeline
+        from finephrase.run.manifest import fingerprint
+
+        return fingerprint(inspect_pipeline(build_pipeline(self)), self.tasks, input_files)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None if self.api_key_env else None
+
+
+def build_pipeline(cfg: RunConfig) -> list:
+    """The pipeline `cfg` stands for: reader, selection, rephrase, gate, writer (the server not started)."""
+    steps = [ResumableReader(cfg.inputs, text_column=cfg.text_column, id_column=cfg.id_column, limit=cfg.limit,
+                             resume_dir=cfg.output)]
+    selection = cfg.selection()
+    if selection:
+        steps.append(Select(*selection))
+    if cfg.token_budget:
+        steps.append(TokenBudget(cfg.token_budget, resume_dir=cfg.output))
+    steps.append(
+        Rephrase(cfg.prompts, make_server(cfg), cfg.sampling, context_length=cfg.context_length,
+                 max_concurrency=cfg.max_concurrency, max_held_docs=cfg.max_held_docs,
+                 request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
+                 progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
+                 api_key_env=cfg.api_key_env,
+                 tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
+                 chat_template_kwargs=cfg.chat_template_kwargs,
+                 constrain_format=cfg.constrain_format, resume_dir=cfg.output)
+    )
+    steps += [QualityFilter(), ChunkWriter(cfg.output, chunk_size=cfg.chunk_size)]
+    return steps
+
+
+def make_server(cfg: RunConfig) -> Endpoint:
+    """The model server of `cfg.backend`, not started (`finephrase.run.runner.run` starts it)."""
+    if cfg.backend == "endpoint":
+        return Endpoint(cfg.endpoint_url, cfg.model, api_key=cfg.api_key())
+    if cfg.backend == "vllm":
+        return VllmServer(cfg.model, context_length=cfg.context_length,
+                          gpu_memory_utilization=cfg.gpu_memory_utilization, extra_args=cfg.vllm_args)
+    # llama.cpp with one slot per request in flight (of all the tasks sharing it), `context_length` tokens each
+    return LlamaCppServer(gguf=cfg.gguf, context_length=cfg.context_length, model_name=cfg.model,
+                          slots=cfg.max_concurrency * cfg.workers, engine_args=cfg.engine_args)

@@ -1,0 +1,250 @@
+"""Running a rephrasing pipeline: `run(pipeline, output=..., **slurm_task(...))`.
+
+A pipeline is a plain list of datatrove steps (pipelines/*.py, docs/pipelines.md):
+
+    [ResumableReader(...), Select(...), Rephrase(prompts, server, sampling), QualityFilter(), ChunkWriter(OUT)]
+
+`run` reads what the run is from the steps themselves (finephrase/pipeline/shape.py): it checks the inputs,
+refuses an output folder that holds a run with other settings (the fingerprint, manifest.py) or resumes it,
+starts the model server and stops it (also on errors and Ctrl-C), runs the steps with datatrove's local executor,
+and updates the manifest. `finephrase rephrase` builds its list from its flags (`RunConfig`, config.py) and runs
+it here too, so a command and the pipeline file with the same settings are the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from finephrase.errors import FinephraseError, UsageError
+from finephrase.monitor.progress import prefill_line
+from finephrase.pipeline.readers.resumable import resolve_inputs
+from finephrase.pipeline.shape import Shape, connect, inspect_pipeline
+from finephrase.process.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
+from finephrase.run.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
+from finephrase.run.executor import LocalExecutor
+from finephrase.run.manifest import (  # noqa: F401
+    collect_counts,
+    describe_difference,
+    finalize_manifest,
+    fingerprint,
+    input_listing,
+    prepare_output,
+    same_run,
+    session_record,
+)
+from finephrase.run.preflight import check_inputs
+from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
+from finephrase.serving.client import ChatClient, RequestRejected, Sampling
+from finephrase.serving.truncation import truncation_text
+from finephrase.store.layout import LOGS, MANIFEST
+from finephrase.store.ledger import Ledger
+
+
+def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
+        gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool | None = None) -> dict:
+    """Run (or resume) `pipeline` as `tasks` tasks (only task `rank` with `rank`: one SLURM array task), with
+    `workers` processes. `output`, if given, must be the ChunkWriter's folder. Returns the manifest.
+
+    SIGTERM and SIGUSR1 drain the run (drain.py). Called from a script's `if __name__ == "__main__":` (or with
+    `exit_on_error=True`), an error ends the script the way it ends `finephrase rephrase`: one line, and exit code
+    2 (bad settings or input), 75 (drained: rerun to resume), 130 (interrupted) or 1 (a task failed; its
+    traceback is in the task's log)."""
+    if exit_on_error is None:
+        caller = sys._getframe(1).f_globals
+        exit_on_error = caller.get("__name__") == "__main__" and "__file__" in caller
+    drain_on_signals()
+    if not exit_on_error:
+        return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
+    try:
+        return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
+    except Drained as e:
+        _exit(f"drained: {e}; rerun the same command (or requeue) to resume", DRAINED_EXIT_CODE)
+    except FinephraseError as e:
+        _exit(f"error: {e}", 2)
+    except KeyboardInterrupt:
+        _exit("\ninterrupted: committed chunks are kept; rerun the same command to resume", 130)
+    except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
+        logs = Path(inspect_pipeline(pipeline).output) / LOGS / "logs"
+        _exit(f"error: {type(e).__name__}: {e} (task logs: {logs}/)", 1)
+
+
+def _exit(message: str, code: int):
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: bool, gpus_per_task: int | None,
+         output: str | None) -> dict:
+    t0 = time.monotonic()
+    shape = inspect_pipeline(pipeline)
+    if output is not None and Path(output).resolve() != Path(shape.output).resolve():
+        raise UsageError(f"output {output} is not the ChunkWriter's folder {shape.output}")
+    _check_tasks(tasks, rank, workers)
+    workers = 1 if rank is not None else min(workers, tasks)
+    connect(shape)
+    out, server = Path(shape.output), shape.rephrase.server
+    input_files = resolve_inputs(shape.reader.inputs)
+    reader = shape.reader  # its id column is checked only when given explicitly (else positional ids are fine)
+    check_inputs(input_files, reader.text_column, _conditions(shape),  # before a folder or server exists
+                 reader.id_column if getattr(reader, "id_column_given", False) else None)
+    if gpus_per_task is None:
+        gpus_per_task = 1 if server.backend == "vllm" else 0
+    manifest = None
+    try:
+        if server.backend == "endpoint":  # its model name is needed for the fingerprint (no model is loaded)
+            server.start()
+        fp = fingerprint(shape, tasks, input_files)
+        ranks = [rank] if rank is not None else list(range(tasks))
+        if not overwrite and _finished(out, fp, ranks):
+            return _already_finished(out, rank, tasks)
+        server.check_install()  # vLLM: the recipe's flags and packages against the installed vLLM (vllm_flags.py)
+        manifest = prepare_output(out, fp, session_record(shape, workers, rank, gpus_per_task),
+                                  shape.rephrase.prompts, rank, overwrite)
+        _start(server, out, rank)
+        preflight(server.base_url, server.model, _api_key(shape), shape.rephrase.chat_template_kwargs)
+        print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in shape.rephrase.prompts)} "
+              f"-> {out} ({tasks} task(s), {shape.rephrase.max_concurrency} requests in flight per task)",
+              file=sys.stderr)
+        _share_server(shape, workers)
+        local = dict(local_tasks=1, local_rank_offset=rank) if rank is not None else {}
+        LocalExecutor(shape.steps, tasks=tasks, workers=workers, logging_dir=str(out / LOGS), **local).run()
+    finally:
+        shape.rephrase.server = server  # the shared handle given to the workers goes; the server stops
+        server.stop()
+        if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
+            manifest = finalize_manifest(out, tasks, (manifest["sessions"][-1]["id"], ranks))
+    print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts]),
+          file=sys.stderr)
+    return manifest
+
+
+def _check_tasks(tasks: int, rank: int | None, workers: int):
+    if tasks < 1 or workers < 1:
+        raise UsageError("--tasks and --workers must be at least 1")
+    if rank is not None and not 0 <= rank < tasks:
+        raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
+
+
+def _conditions(shape: Shape) -> list[str]:
+    return [c for f in shape.source_filters for c in (getattr(f, "setting", None) or {}).get("where", [])]
+
+
+def _api_key(shape: Shape) -> str | None:
+    env = shape.rephrase.api_key_env
+    return os.environ.get(env) or None if env else None
+
+
+def _start(server, out: Path, rank: int | None):
+    """Start a managed server (its log under DIR/logs/ unless it has one); an endpoint is already asked."""
+    if not isinstance(server, ManagedServer):
+        return
+    if server.log_path is None:
+        server.log_path = str(out / LOGS / ("server.log" if rank is None else f"server_{rank:05d}.log"))
+    print(f"starting the {server.backend} model server ({server.model}) ...", file=sys.stderr)
+    server.start()
+    print(f"model server ready at {server.base_url} (log: {server.log_path})", file=sys.stderr)
+
+
+def _share_server(shape: Shape, workers: int):
+    """One process: the task gets the server itself and can restart it if it dies; several worker processes
+    share it through its address (token counting then needs the GGUF named)."""
+    server, rephrase = shape.rephrase.server, shape.rephrase
+    if workers > 1:
+        if isinstance(server, LlamaCppServer) and rephrase.tokenizer_gguf is None:
+            rephrase.tokenizer_gguf = str(server.gguf or packaged_gguf_path())
+        if rephrase.progress_tty is None:
+            rephrase.progress_tty = False
+        rephrase.server = Endpoint(server.base_url, server.model)
+
+
+def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:
+    """True when `out` holds this very run (same fingerprint) and every task of `ranks` has finished: nothing
+    to start, no server to load."""
+    if not (out / MANIFEST).is_file():
+        return False
+    try:
+        old = orjson.loads((out / MANIFEST).read_bytes())
+    except orjson.JSONDecodeError:
+        return False
+    if not same_run(old.get("config"), fp):
+        return False  # prepare_output says so, with its message
+    return all(Ledger(out, r).read().finished for r in ranks)
+
+
+def _already_finished(out: Path, rank: int | None, tasks: int) -> dict:
+    what = f"task {rank} of the run" if rank is not None else "the run"
+    print(f"{what} in {out} has already finished: nothing to do (no model server started). "
+          f"`finephrase verify {out}` checks it; --overwrite starts over", file=sys.stderr)
+    manifest = orjson.loads((out / MANIFEST).read_bytes())
+    if rank is None and manifest.get("status") != "finished":  # killed after its last commit
+        manifest = finalize_manifest(out, tasks)
+    return manifest
+
+
+def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
+    """Run (or resume) the pipeline `cfg` stands for (what `finephrase rephrase` does). Returns the manifest."""
+    return run(build_pipeline(cfg), tasks=cfg.tasks, rank=cfg.rank, workers=cfg.workers, overwrite=overwrite,
+               gpus_per_task=cfg.gpus_per_task, exit_on_error=False)
+
+
+def slurm_task(output: str | Path | None = None) -> dict:
+    """`rank` and `tasks` for a pipeline definition run as one SLURM array task (slurm/rephrase.sh), else {}.
+
+    tasks: the existing run's count when `output` holds one (so resubmitting a few tasks of an array keeps the
+    sharding), else the array's size (SLURM_ARRAY_TASK_MAX + 1). FINEPHRASE_RANK / FINEPHRASE_TASKS override.
+    """
+    rank = os.environ.get("FINEPHRASE_RANK", os.environ.get("SLURM_ARRAY_TASK_ID"))
+    if rank is None:
+        return {}
+    tasks = os.environ.get("FINEPHRASE_TASKS")
+    if tasks is None and output is not None and (Path(output) / MANIFEST).exists():
+        tasks = orjson.loads((Path(output) / MANIFEST).read_bytes())["config"]["tasks"]
+    if tasks is None:
+        tasks = int(os.environ.get("SLURM_ARRAY_TASK_MAX", rank)) + 1
+    return {"rank": int(rank), "tasks": int(tasks)}
+
+
+def preflight(base_url: str, model: str, api_key: str | None, chat_template_kwargs: dict | None = None):
+    """One tiny request, so a wrong model name or a broken server stops the run before any work."""
+
+    async def probe():
+        async with ChatClient(base_url, model, timeout=120, max_retries=1, api_key=api_key,
+                              chat_template_kwargs=chat_template_kwargs) as c:
+            await c.chat([{"role": "user", "content": "Say OK."}], Sampling(max_tokens=1))
+
+    try:
+        asyncio.run(probe())
+    except RequestRejected as e:
+        raise UsageError(f"the server refused a test request for model '{model}' ({e}): check --model") from None
+
+
+def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
+    lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
+             f"{counts.get('generated_tokens', 0)} tokens generated ({counts.get('output_tokens', 0)} in published "
+             f"rows)"]
+    if counts.get("prompt_tokens"):
+        lines.append(f"prefill: {prefill_line(counts['prompt_tokens'], counts.get('cached_tokens', 0))}")
+    if truncated := truncation_text(counts):  # documents cut to fit the context
+        lines.append(f"truncated: {truncated}")
+    for p in prompts:
+        rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
+        rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
+        rows = counts.get("rows", {}).get(p, 0)
+        done = rows + sum(rej.values())
+        share = f"{rows / done:4.0%}" if done else "   -"
+        lines.append(f"  {p:<12} rows {rows:>6} ({share} in format)   rejects {sum(rej.values()):>5} ({rej_s})")
+    if counts.get("filtered"):
+        lines.append("  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
+    lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
+    shown = next((p for p in prompts if counts.get("rows", {}).get(p)), None)
+    folder = f"{out}/{shown}" if shown else f"{out}/rejects/{prompts[0]}"
+    lines.append(f"look:   python -c \"import pyarrow.parquet as pq; "
+                 f"print(pq.read_table('{folder}').to_pandas()[['source_id','text']].head())\"")
+    lines.append(f"check:  finephrase verify {out}")
+    return "\n".join(lines)

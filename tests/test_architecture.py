@@ -1,0 +1,146 @@
+"""The packages import in one direction (docs/architecture.md draws it): a module imports only from its own layer
+or the layers below, never from a layer above, and the feature packages of one tier never import each other.
+No import cycle between modules. Read from the source with `ast` (imports under `if TYPE_CHECKING:` are type
+hints, not imports)."""
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "finephrase"
+
+# low to high; a module belongs to the longest prefix that names it
+LAYERS = [
+    ("base", ["finephrase", "finephrase.errors", "finephrase.formatting", "finephrase.argtypes"]),
+    ("process, store", ["finephrase.process", "finephrase.store"]),
+    ("prompts, serving, quality", ["finephrase.prompts", "finephrase.serving", "finephrase.quality",
+                                   "finephrase.project.bundled"]),
+    ("monitor (a task's own)", ["finephrase.monitor.progress", "finephrase.monitor.occupancy",
+                                "finephrase.monitor.engine_speed"]),
+    ("pipeline", ["finephrase.pipeline"]),
+    ("run", ["finephrase.run"]),
+    ("readers of a run folder", ["finephrase.verify", "finephrase.monitor.status"]),
+    ("commands that build on them", ["finephrase.card", "finephrase.compact"]),
+    ("commands", ["finephrase.publish", "finephrase.dedup", "finephrase.mix", "finephrase.sweep",
+                  "finephrase.monitor.report", "finephrase.monitor.cost_plan", "finephrase.quality.recheck",
+                  "finephrase.project.scaffold"]),
+    ("cli", ["finephrase.cli"]),
+]
+FEATURE_LAYERS = {"readers of a run folder", "commands that build on them", "commands"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, modules: set[str]) -> set[str]:
+    found = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("finephrase"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("finephrase"))
+        stack.extend(ast.iter_child_nodes(node))
+    return {m for m in found if m in modules}
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    names = set(files)
+    return {m: _imports(ast.parse(p.read_text()), names) - {m} for m, p in files.items()}
+
+
+def layer_of(module: str) -> tuple[int, str, str]:
+    """(layer index, layer name, the prefix that placed it)."""
+    best = None
+    for i, (name, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[2])):
+                best = (i, name, prefix)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS (and to docs/architecture.md)"
+    return best
+
+
+def test_every_import_points_down_and_features_of_a_tier_do_not_reach_into_each_other():
+    wrong = []
+    for module, deps in sorted(import_graph().items()):
+        mine = layer_of(module)
+        for dep in sorted(deps):
+            theirs = layer_of(dep)
+            if theirs[0] > mine[0]:
+                wrong.append(f"{module} ({mine[1]}) imports {dep} ({theirs[1]}), a layer above")
+            elif theirs[0] == mine[0] and mine[1] in FEATURE_LAYERS and theirs[2] != mine[2]:
+                wrong.append(f"{module} imports {dep}: two packages of the tier '{mine[1]}'")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(v: str):  # Tarjan's strongly connected components (iterative would be longer; the graph is small)
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, cycles
+
+
+def test_the_layers_name_every_package():
+    """A new package must be placed (this fails before the direction test could pass it silently)."""
+    for module in import_graph():
+        layer_of(module)
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 400 lines, no function over 60 (docstring included) in the library."""
+    big_modules, big_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        rel = path.relative_to(REPO)
+        if text.count("\n") > 400:
+            big_modules.append(f"{rel}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    big_functions.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
+    assert not big_modules and not big_functions, "\n".join(big_modules + big_functions)
