@@ -44,4 +44,4 @@ pipeline = [
 ]
 
 if __name__ == "__main__":  # required: datatrove's workers re-import this file
-    run(pipeline, **slurm_task(OUTPUT))  # rank and task count of this SLURM array task
+    run(pipeline, exit_on_error=True, **slurm_task(OUTPUT))  # rank and task count of this SLURM array task

@@ -40,4 +40,4 @@ pipeline = [
 ]
 
 if __name__ == "__main__":  # required: datatrove's workers re-import this file
-    run(pipeline)
+    run(pipeline, exit_on_error=True)  # errors end the script with one line and an exit code

@@ -211,7 +211,7 @@ pipeline = [
 ]
 
 if __name__ == "__main__":
-    run(pipeline)
+    run(pipeline, exit_on_error=True)
 """
 
 

@@ -1,4 +1,4 @@
-"""Pipeline definitions: plain lists of datatrove steps run by `finephrase.run.runner.run`.
+"""Pipeline definitions: plain lists of datatrove steps run by `finephrase.run.run` (or a plain datatrove executor).
 
 The hand-built pipeline with a stock datatrove filter runs on the real embedded model (SmolLM2-135M through
 llama.cpp). The others use the stand-in server (tests/fakeserver.py, not a model): what they test is our own
@@ -129,12 +129,12 @@ def test_a_pipeline_that_cannot_run_is_refused_with_one_line(tmp_path):
         run(elsewhere, exit_on_error=False)
     assert not out.exists()
 
-    script = tmp_path / "bad.py"  # as a script: one line and exit code 2, no traceback
+    script = tmp_path / "bad.py"  # a script that asks for it: one line and exit code 2, no traceback
     script.write_text(textwrap.dedent(f"""
-        from finephrase.run.runner import run
+        from finephrase.run import run
         from finephrase.pipeline.readers.resumable import ResumableReader
         if __name__ == "__main__":
-            run([ResumableReader({str(src)!r})])
+            run([ResumableReader({str(src)!r})], exit_on_error=True)
     """))
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
@@ -164,7 +164,7 @@ pipeline = [
 ]
 
 if __name__ == "__main__":
-    run(pipeline)
+    run(pipeline, exit_on_error=True)
 """
 
 
@@ -211,3 +211,34 @@ def test_the_production_pipeline_file_matches_its_cli_command():
                                 output="output/finephrase", prompts=load_prompts("faq,math,table,tutorial"),
                                 context_length=8192, max_tokens=2048, chunk_size=2000, max_concurrency=2048)
     assert fingerprint(inspect_pipeline(pipeline), 1, []) == cfg.fingerprint([])
+
+
+def test_run_leaves_the_list_as_the_user_wrote_it_and_a_plain_datatrove_executor_runs_it(tmp_path):
+    """run() connects its own copy of the steps: the user's reader and Rephrase keep resume_dir and chunk_size
+    unset, their server and their stats. Given those in the constructors, the same kind of list runs under
+    datatrove's own LocalPipelineExecutor and commits every document once."""
+    from datatrove.executor import LocalPipelineExecutor
+
+    src = write_parquet(tmp_path / "in.parquet", [{**r, "id": f"d{i}"} for i, r in enumerate(small_rows(7))])
+    fake = FakeServer().start()
+    try:
+        steps = _endpoint_pipeline(fake.url, src, tmp_path / "out", QualityFilter())
+        reader, rephrase = steps[0], steps[1]
+        server, stats = rephrase.server, (reader.stats, rephrase.stats)
+        assert run(steps, exit_on_error=False)["status"] == "finished"
+        assert (reader.resume_dir, rephrase.resume_dir, rephrase.chunk_size) == (None, None, None)
+        assert rephrase.server is server and (reader.stats, rephrase.stats) == stats
+        assert rephrase.stats.time_stats.total == 0  # the run's copy did the work
+
+        plain = tmp_path / "plain"
+        steps = [ResumableReader(str(src), resume_dir=str(plain)),
+                 Rephrase(load_prompts("faq"), Endpoint(fake.url, "fake-model"), Sampling(max_tokens=64),
+                          context_length=1024, max_concurrency=4, progress_tty=False, chunk_size=3,
+                          resume_dir=str(plain)),
+                 QualityFilter(), ChunkWriter(str(plain), chunk_size=3)]
+        LocalPipelineExecutor(steps, tasks=1, logging_dir=str(tmp_path / "plain-logs")).run()
+    finally:
+        fake.stop()
+    ledger = [orjson.loads(line) for line in (plain / ".ledger" / "rank_00000.jsonl").read_bytes().splitlines()]
+    assert sum(e["docs"] for e in ledger if "chunk" in e) == 7 and any(e.get("finished") for e in ledger)
+    assert _ids(plain / "faq") == sorted(f"d{i}" for i in range(7))

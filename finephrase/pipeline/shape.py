@@ -1,4 +1,4 @@
-"""What a rephrasing pipeline is made of, read from its steps: `finephrase.run.runner.run` uses it to check the list,
+"""What a rephrasing pipeline is made of, read from its steps: `finephrase.run.run` uses it to check the list,
 connect the steps to the output folder, account for every filter, and build the run's fingerprint.
 
 A rephrasing pipeline is a list of datatrove steps:
@@ -13,11 +13,13 @@ with its reason, so `finephrase verify` still accounts for every document.
 
 from __future__ import annotations
 
+import copy
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.utils.stats import Stats
 
 from finephrase.errors import UsageError
 from finephrase.pipeline.filters.behaviour import describe_filter
@@ -93,21 +95,39 @@ def _inner(step):
     return step.inner if isinstance(step, Accounted) else step
 
 
-def connect(shape: Shape) -> None:
-    """Give every step that resumes the output folder (the writer's), and Rephrase the writer's chunk size."""
+def connected(shape: Shape) -> Shape:
+    """The run's own copy of the list, connected: every step that resumes the output folder (reader, budget,
+    Rephrase) gets the writer's folder, and Rephrase the writer's chunk size. The list the user wrote is not
+    changed (its steps may hold the same values already: then a plain datatrove executor runs it too)."""
     out = shape.output
     for step in (shape.reader, shape.token_budget, shape.rephrase):
-        if step is None:
-            continue
-        if step.resume_dir is None:
-            step.resume_dir = out
-        elif Path(step.resume_dir).resolve() != Path(out).resolve():
+        if step is not None and step.resume_dir is not None and \
+                Path(step.resume_dir).resolve() != Path(out).resolve():
             raise UsageError(f"{type(step).__name__} resumes from {step.resume_dir}, but the ChunkWriter writes "
                              f"{out}: give both the same folder (or leave resume_dir out)")
     if shape.rephrase.chunk_size not in (None, shape.writer.chunk_size):
         raise UsageError(f"Rephrase has chunk_size={shape.rephrase.chunk_size} and the ChunkWriter "
                          f"{shape.writer.chunk_size}: give it to the ChunkWriter only")
-    shape.rephrase.chunk_size = shape.writer.chunk_size
+    shape = with_step(shape, shape.reader, run_copy(shape.reader, resume_dir=out))
+    if shape.token_budget is not None:
+        shape = with_step(shape, shape.token_budget, run_copy(shape.token_budget, resume_dir=out))
+    return with_step(shape, shape.rephrase,
+                     run_copy(shape.rephrase, resume_dir=out, chunk_size=shape.writer.chunk_size))
+
+
+def run_copy(step, **settings):
+    """A copy of `step` for this run, with `settings` (its own stats: the user's step is left as it was)."""
+    c = copy.copy(step)
+    c.stats = Stats(str(c))
+    for name, value in settings.items():
+        setattr(c, name, value)
+    return c
+
+
+def with_step(shape: Shape, old, new) -> Shape:
+    """`shape` with the step `old` replaced by `new` (in its list and in the part that names it)."""
+    parts = {k: new for k in ("reader", "rephrase", "writer", "token_budget") if getattr(shape, k) is old}
+    return replace(shape, steps=[new if s is old else s for s in shape.steps], **parts)
 
 
 def filter_name(f) -> str:

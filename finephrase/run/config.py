@@ -153,7 +153,7 @@ def build_pipeline(cfg: RunConfig) -> list:
 
 
 def make_server(cfg: RunConfig) -> Endpoint:
-    """The model server of `cfg.backend`, not started (`finephrase.run.runner.run` starts it)."""
+    """The model server of `cfg.backend`, not started (`finephrase.run.run` starts it)."""
     if cfg.backend == "endpoint":
         return Endpoint(cfg.endpoint_url, cfg.model, api_key=cfg.api_key())
     if cfg.backend == "vllm":

@@ -5,12 +5,12 @@ file, flag or column and what to do (a UsageError: exit 2).
 - settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too);
 - the room left for the document: `check_document_room(cfg)` (from check_settings): some, and at least a quarter
   of the context unless --allow-short-documents;
-- the inputs: `check_inputs(files, text_column, where, id_column)` (`finephrase.run.runner.run` calls it for every
+- the inputs: `check_inputs(files, text_column, where, id_column)` (`finephrase.run.run` calls it for every
   pipeline): the first file opens and has the text column (and the id column when one was given explicitly), every
   `--where` column exists and its literal fits the column's type, and the input is not empty (parquet: from the
   footers).
 
-`finephrase.run.runner.run` also starts nothing when the run (or this `--rank`'s task) in the output folder has already
+`finephrase.run.run` also starts nothing when the run (or this `--rank`'s task) in the output folder has already
 finished with the same settings.
 """
 

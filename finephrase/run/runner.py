@@ -14,6 +14,7 @@ it here too, so a command and the pipeline file with the same settings are the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ import orjson
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.monitor.progress import prefill_line
 from finephrase.pipeline.readers.resumable import resolve_inputs
-from finephrase.pipeline.shape import Shape, connect, inspect_pipeline
+from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, run_copy, with_step
 from finephrase.process.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
 from finephrase.run.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
 from finephrase.run.executor import LocalExecutor
@@ -41,23 +42,22 @@ from finephrase.run.manifest import (  # noqa: F401
 from finephrase.run.preflight import check_inputs
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
 from finephrase.serving.client import ChatClient, RequestRejected, Sampling
+from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import truncation_text
 from finephrase.store.layout import LOGS, MANIFEST
 from finephrase.store.ledger import Ledger
 
 
 def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
-        gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool | None = None) -> dict:
+        gpus_per_task: int | None = None, output: str | None = None, exit_on_error: bool = False) -> dict:
     """Run (or resume) `pipeline` as `tasks` tasks (only task `rank` with `rank`: one SLURM array task), with
-    `workers` processes. `output`, if given, must be the ChunkWriter's folder. Returns the manifest.
+    `workers` processes. `output`, if given, must be the ChunkWriter's folder. Returns the manifest. The list
+    is not changed: the run connects its own copy of it to the output folder.
 
-    SIGTERM and SIGUSR1 drain the run (drain.py). Called from a script's `if __name__ == "__main__":` (or with
-    `exit_on_error=True`), an error ends the script the way it ends `finephrase rephrase`: one line, and exit code
-    2 (bad settings or input), 75 (drained: rerun to resume), 130 (interrupted) or 1 (a task failed; its
-    traceback is in the task's log)."""
-    if exit_on_error is None:
-        caller = sys._getframe(1).f_globals
-        exit_on_error = caller.get("__name__") == "__main__" and "__file__" in caller
+    SIGTERM and SIGUSR1 drain the run (drain.py). Errors are raised (FinephraseError: one line, Drained,
+    KeyboardInterrupt); with `exit_on_error=True` (what a pipeline file passes) they end the script the way they
+    end `finephrase rephrase`: one line, and exit code 2 (bad settings or input), 75 (drained: rerun to resume),
+    130 (interrupted) or 1 (a task failed; its traceback is in the task's log)."""
     drain_on_signals()
     if not exit_on_error:
         return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
@@ -87,7 +87,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         raise UsageError(f"output {output} is not the ChunkWriter's folder {shape.output}")
     _check_tasks(tasks, rank, workers)
     workers = 1 if rank is not None else min(workers, tasks)
-    connect(shape)
+    shape = connected(shape)
     out, server = Path(shape.output), shape.rephrase.server
     input_files = resolve_inputs(shape.reader.inputs)
     reader = shape.reader  # its id column is checked only when given explicitly (else positional ids are fine)
@@ -106,17 +106,15 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         server.check_install()  # vLLM: the recipe's flags and packages against the installed vLLM (vllm_flags.py)
         manifest = prepare_output(out, fp, session_record(shape, workers, rank, gpus_per_task),
                                   shape.rephrase.prompts, rank, overwrite)
-        _start(server, out, rank)
-        preflight(server.base_url, server.model, _api_key(shape), shape.rephrase.chat_template_kwargs)
-        print(f"rephrasing {len(input_files)} input file(s) with {', '.join(p.name for p in shape.rephrase.prompts)} "
-              f"-> {out} ({tasks} task(s), {shape.rephrase.max_concurrency} requests in flight per task)",
-              file=sys.stderr)
-        _share_server(shape, workers)
-        local = dict(local_tasks=1, local_rank_offset=rank) if rank is not None else {}
-        LocalExecutor(shape.steps, tasks=tasks, workers=workers, logging_dir=str(out / LOGS), **local).run()
+        with _started(server, out, rank):
+            preflight(server.base_url, server.model, _api_key(shape), shape.rephrase.chat_template_kwargs)
+            print(f"rephrasing {len(input_files)} input file(s) with "
+                  f"{', '.join(p.name for p in shape.rephrase.prompts)} -> {out} ({tasks} task(s), "
+                  f"{shape.rephrase.max_concurrency} requests in flight per task)", file=sys.stderr)
+            steps = _shared(shape, workers).steps
+            local = dict(local_tasks=1, local_rank_offset=rank) if rank is not None else {}
+            LocalExecutor(steps, tasks=tasks, workers=workers, logging_dir=str(out / LOGS), **local).run()
     finally:
-        shape.rephrase.server = server  # the shared handle given to the workers goes; the server stops
-        server.stop()
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
             manifest = finalize_manifest(out, tasks, (manifest["sessions"][-1]["id"], ranks))
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts]),
@@ -140,27 +138,31 @@ def _api_key(shape: Shape) -> str | None:
     return os.environ.get(env) or None if env else None
 
 
-def _start(server, out: Path, rank: int | None):
-    """Start a managed server (its log under DIR/logs/ unless it has one); an endpoint is already asked."""
-    if not isinstance(server, ManagedServer):
-        return
-    if server.log_path is None:
-        server.log_path = str(out / LOGS / ("server.log" if rank is None else f"server_{rank:05d}.log"))
-    print(f"starting the {server.backend} model server ({server.model}) ...", file=sys.stderr)
-    server.start()
-    print(f"model server ready at {server.base_url} (log: {server.log_path})", file=sys.stderr)
+@contextlib.contextmanager
+def _started(server, out: Path, rank: int | None):
+    """The run's handle on its server: a managed one is started (its log under DIR/logs/ unless it has one) and
+    stopped at the end, also on errors and Ctrl-C; an endpoint was asked already."""
+    log = str(out / LOGS / ("server.log" if rank is None else f"server_{rank:05d}.log"))
+    if isinstance(server, ManagedServer):
+        print(f"starting the {server.backend} model server ({server.model}) ...", file=sys.stderr)
+    with ServerHandle(server, log_path=log) as handle:
+        if handle.started_here:
+            print(f"model server ready at {server.base_url} (log: {server.log_path})", file=sys.stderr)
+        yield handle
 
 
-def _share_server(shape: Shape, workers: int):
+def _shared(shape: Shape, workers: int) -> Shape:
     """One process: the task gets the server itself and can restart it if it dies; several worker processes
-    share it through its address (token counting then needs the GGUF named)."""
+    share it through its address (token counting then needs the GGUF named), in a copy of the step."""
     server, rephrase = shape.rephrase.server, shape.rephrase
-    if workers > 1:
-        if isinstance(server, LlamaCppServer) and rephrase.tokenizer_gguf is None:
-            rephrase.tokenizer_gguf = str(server.gguf or packaged_gguf_path())
-        if rephrase.progress_tty is None:
-            rephrase.progress_tty = False
-        rephrase.server = Endpoint(server.base_url, server.model)
+    if workers == 1:
+        return shape
+    gguf = rephrase.tokenizer_gguf
+    if isinstance(server, LlamaCppServer) and gguf is None:
+        gguf = str(server.gguf or packaged_gguf_path())
+    tty = False if rephrase.progress_tty is None else rephrase.progress_tty
+    return with_step(shape, rephrase, run_copy(rephrase, server=Endpoint(server.base_url, server.model),
+                                              tokenizer_gguf=gguf, progress_tty=tty))
 
 
 def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:

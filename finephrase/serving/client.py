@@ -83,10 +83,13 @@ def request_seed(seed: int | None, source_id: str, prompt: str) -> int | None:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, model: str, timeout: float = 600.0, max_retries: int = 3,
+    """`base_url`: the server's address, or something with a `base_url` that may change (a ServerHandle: a
+    restarted server is then asked at its new address without anyone telling the client)."""
+
+    def __init__(self, base_url, model: str, timeout: float = 600.0, max_retries: int = 3,
                  backoff: float = 1.0, max_connections: int = 64, api_key: str | None = None,
                  chat_template_kwargs: dict | None = None):
-        self.base_url = base_url.rstrip("/")
+        self._address = base_url
         self.model = model
         self.timeout = timeout
         if max_retries < 0:
@@ -100,6 +103,11 @@ class ChatClient:
         self._proxy: str | None = None
         # "llamacpp" | "vllm" | "llama-cpp-python" | "none", found by detect_tokenizer()
         self.tokenize_style: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        address = self._address if isinstance(self._address, str) else self._address.base_url
+        return address.rstrip("/")
 
     async def __aenter__(self):
         # aiohttp, not httpx: at a few thousand requests/s httpx's connection pool (httpcore + anyio) cost ~4 ms of

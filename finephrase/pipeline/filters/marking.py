@@ -9,7 +9,7 @@ report it missing. In a finephrase pipeline a refused document is *marked* and t
   `DIR/rejects/<prompt>/` instead of `DIR/<prompt>/`.
 
 `MarkingFilter` is the base class of finephrase's own filters (`QualityFilter`); `Accounted(f)` gives any
-datatrove `BaseFilter` this behaviour, keeping its `exclusion_writer`. `finephrase.run.runner.run` wraps every plain
+datatrove `BaseFilter` this behaviour, keeping its `exclusion_writer`. `finephrase.run.run` wraps every plain
 datatrove filter of a pipeline in `Accounted` for you. A document already marked by an earlier step is passed on
 untouched (its first reason stands).
 """

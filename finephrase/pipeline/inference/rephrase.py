@@ -4,8 +4,9 @@ the gate steps and the ChunkWriter that commits them.
 
 It owns the request loop (request_loop.py: requests in flight, server restarts, drain, the memory bound); the
 document's truncation (truncation.py) and the output's parsing (parsing.py) are small modules it calls. Chunks
-are formed here (`chunk_size`, from the pipeline's ChunkWriter: `finephrase.run.runner.run` sets it) because this is
-where documents wait for their requests; the writer decides nothing about them but checks they add up.
+are formed here (`chunk_size`: the pipeline's ChunkWriter's, which `finephrase.run.run` gives the run's copy of
+this step) because this is where documents wait for their requests; the writer decides nothing about them but
+checks they add up.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 from finephrase.errors import UsageError
+from finephrase.pipeline.inference.loop_settings import LoopSettings
 from finephrase.pipeline.inference.request_loop import RequestLoop
 from finephrase.process.drain import Drained
 from finephrase.prompts.templates import PromptTemplate, prefix_groups
 from finephrase.quality.constrain import request_fields, style_for
-from finephrase.serving.base import Endpoint, ManagedServer
+from finephrase.serving.base import Endpoint
 from finephrase.serving.client import ChatClient, Sampling
+from finephrase.serving.handle import ServerHandle
 from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
 from finephrase.serving.tokenizer import GGUFTokenizer
 from finephrase.store.layout import LEDGER_DIR, check_prompt_name
@@ -77,10 +80,12 @@ class Rephrase(PipelineStep):
         self.constrain_style = constrain_style or (style_for(server.backend) if constrain_format else None)
         # the engine, for the templates' [request.<engine>] fields: "llamacpp" | "vllm" | "auto" (from the server)
         self.engine_style = engine_style or style_for(server.backend)
-        self.extra_fields: dict[str, dict] = {}  # per prompt: what each request carries beyond the run's settings
         self.max_held_docs = max_held_docs  # None: from chunk_size and max_concurrency (held_limit)
-        self.chunk_size = chunk_size  # source documents per chunk: the ChunkWriter's (run() sets it)
-        self.resume_dir = resume_dir  # the output folder: its ledger says what is committed (run() sets it)
+        # source documents per chunk, and the output folder whose ledger says what is committed: the ChunkWriter's
+        # chunk size and folder. run() takes them from the ChunkWriter (in its own copy of the step); give them
+        # here to run the list with a plain datatrove executor
+        self.chunk_size = chunk_size
+        self.resume_dir = resume_dir
 
     def held_limit(self) -> int:
         """The reader pauses while this many documents wait in uncommitted chunks (their rows are in memory)."""
@@ -93,27 +98,22 @@ class Rephrase(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if not self.chunk_size or self.chunk_size < 1:
-            raise UsageError("Rephrase has no chunk_size: run the pipeline with finephrase.run.runner.run (it takes it "
+            raise UsageError("Rephrase has no chunk_size: run the pipeline with finephrase.run.run (it takes it "
                              "from the ChunkWriter), or pass chunk_size=")
-        self.max_held_docs = self.held_limit()
+        held = self.held_limit()
         if len(groups := prefix_groups(self.prompts)) > 1:
             logger.warning("these prompts begin differently before {{document}}, so each group computes a "
                            "document's prefill again (docs/prompts.md, shared beginning): "
                            + " | ".join(", ".join(g) for g in groups))
         state = Ledger(self.resume_dir, rank).read() if self.resume_dir else LedgerState()
-        started = False
-        if isinstance(self.server, ManagedServer) and not self.server.alive():
-            self.server.start()
-            started = True
-        try:
-            summary = yield from self._bridge(data, rank, world_size, state)
-        finally:
-            if started:
-                self.server.stop()
+        # a server the run started is used as it is; one that is not running (this step run on its own, or in a
+        # process of its own) is started here and stopped at the end
+        with ServerHandle(self.server, self.max_server_restarts) as server:
+            summary = yield from self._bridge(data, rank, world_size, state, server, held)
         if summary["drained"]:
             raise Drained(f"task {rank} drained: {summary['committed']} more documents committed")
 
-    def _bridge(self, data, rank, world_size, state):
+    def _bridge(self, data, rank, world_size, state, server: ServerHandle, held: int):
         """Run the request loop in its own thread and yield each chunk it finishes here, in the pipeline's
         thread (the steps downstream commit it before the loop hears back). Returns the loop's summary."""
         handed: queue.Queue = queue.Queue()
@@ -126,7 +126,7 @@ class Rephrase(PipelineStep):
 
         async def main():
             loop_ready.set_result((asyncio.get_running_loop(), asyncio.current_task()))
-            return await self._run_async(data, rank, world_size, state, handoff)
+            return await self._run_async(data, rank, world_size, state, handoff, server, held)
 
         def in_thread():
             try:
@@ -160,42 +160,55 @@ class Rephrase(PipelineStep):
     def snapshot_path(self, rank: int) -> Path | None:
         return Path(self.resume_dir) / LEDGER_DIR / f"rank_{rank:05d}.progress.json" if self.resume_dir else None
 
-    async def _run_async(self, data, rank, world_size, state, handoff) -> dict:
-        client = ChatClient(self.server.base_url, self.server.model, timeout=self.request_timeout,
+    async def _run_async(self, data, rank, world_size, state, handoff, server: ServerHandle, held: int) -> dict:
+        client = ChatClient(server, self.server.model, timeout=self.request_timeout,
                             max_retries=self.max_retries, max_connections=self.max_concurrency + 4,
                             api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
                             chat_template_kwargs=self.chat_template_kwargs)
+        async with client:
+            count = await self._token_counter(client)
+            settings = LoopSettings(
+                prompts=self.prompts, sampling=self.sampling, max_concurrency=self.max_concurrency,
+                chunk_size=self.chunk_size, max_held_docs=held, budget=await self._budget(count),
+                extra_fields=await self._extra_fields(client), progress_interval=self.progress_interval,
+                progress_tty=self.progress_tty, cpu_engine=isinstance(self.server, LlamaCppServer))
+            loop = RequestLoop(settings, data, rank, world_size, state, client, count, server, handoff,
+                               self.snapshot_path(rank))
+            return await loop.run()
+
+    async def _token_counter(self, client: ChatClient):
+        """The served model's token count: in-process from a GGUF (embedded), else the server's tokenize
+        endpoint, else None (documents are then cut by bytes)."""
         gguf = self.tokenizer_gguf
         if gguf is None and isinstance(self.server, LlamaCppServer):
             gguf = str(self.server.gguf or packaged_gguf_path())
-        async with client:
-            if gguf:
-                self._count = GGUFTokenizer(gguf).count
-            elif await client.detect_tokenizer() != "none":
-                self._count = client.count_tokens
-            else:
-                self._count = None
-            engine = self.engine_style or self.constrain_style
-            if engine == "auto":  # an endpoint: told apart by its tokenize endpoint (detected above, or now)
-                found = client.tokenize_style or await client.detect_tokenizer()
-                engine = "llamacpp" if found in ("llamacpp", "llama-cpp-python") else "vllm"
-            style = engine if self.constrain_style == "auto" else self.constrain_style
-            # each template's [request.<engine>] fields, and with constrained generation its [check] grammar, sent
-            # the way this engine reads it
-            self.extra_fields = {p.name: {**p.request_fields(engine), **request_fields(p.check.get("grammar"), style)}
-                                 for p in self.prompts}
-            template_tokens = {}
-            for p in self.prompts:
-                n = await self._count(p.overhead_text()) if self._count else None
-                template_tokens[p.name] = n if n is not None else len(p.overhead_text().encode())
-            budgets = {p.name: self.context_length - self.sampling.max_tokens - template_tokens[p.name]
-                       - CHAT_TEMPLATE_MARGIN for p in self.prompts}
-            for name, b in budgets.items():
-                if b <= 0:
-                    raise UsageError(
-                        f"no room for the document with prompt '{name}': context {self.context_length} - max tokens "
-                        f"{self.sampling.max_tokens} - template {template_tokens[name]} tokens <= 0; "
-                        f"lower --max-tokens or raise --context-length")
-            loop = RequestLoop(self, data, rank, world_size, state, client, min(budgets.values()), handoff,
-                               self.snapshot_path(rank))
-            return await loop.run()
+        if gguf:
+            return GGUFTokenizer(gguf).count
+        return client.count_tokens if await client.detect_tokenizer() != "none" else None
+
+    async def _extra_fields(self, client: ChatClient) -> dict[str, dict]:
+        """Per prompt, what each request carries beyond the run's settings: the template's [request.<engine>]
+        fields, and with constrained generation its [check] grammar, the way this engine reads them."""
+        engine = self.engine_style or self.constrain_style
+        if engine == "auto":  # an endpoint: told apart by its tokenize endpoint (detected already, or now)
+            found = client.tokenize_style or await client.detect_tokenizer()
+            engine = "llamacpp" if found in ("llamacpp", "llama-cpp-python") else "vllm"
+        style = engine if self.constrain_style == "auto" else self.constrain_style
+        return {p.name: {**p.request_fields(engine), **request_fields(p.check.get("grammar"), style)}
+                for p in self.prompts}
+
+    async def _budget(self, count) -> int:
+        """Tokens left for the document in every prompt's request (one cut for all: they share a prefix)."""
+        template_tokens = {}
+        for p in self.prompts:
+            n = await count(p.overhead_text()) if count else None
+            template_tokens[p.name] = n if n is not None else len(p.overhead_text().encode())
+        budgets = {p.name: self.context_length - self.sampling.max_tokens - template_tokens[p.name]
+                   - CHAT_TEMPLATE_MARGIN for p in self.prompts}
+        for name, b in budgets.items():
+            if b <= 0:
+                raise UsageError(
+                    f"no room for the document with prompt '{name}': context {self.context_length} - max tokens "
+                    f"{self.sampling.max_tokens} - template {template_tokens[name]} tokens <= 0; "
+                    f"lower --max-tokens or raise --context-length")
+        return min(budgets.values())

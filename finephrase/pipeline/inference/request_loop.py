@@ -23,14 +23,14 @@ from finephrase.monitor.progress import Progress
 from finephrase.pipeline.filters.marking import FILTERED, REJECTED
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
+from finephrase.pipeline.inference.loop_settings import LoopSettings
 from finephrase.pipeline.inference.slots import RequestSlots
 from finephrase.process.drain import DRAIN
 from finephrase.prompts.templates import PromptTemplate
 from finephrase.quality.parsing import parse_output
-from finephrase.serving.base import ManagedServer
 from finephrase.serving.client import RequestRejected, ServerUnavailable, request_seed
 from finephrase.serving.counters import EngineCounter
-from finephrase.serving.llamacpp import LlamaCppServer
+from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import fit_to_budget
 
 _END = object()
@@ -60,22 +60,24 @@ def _take(q: queue.Queue, n: int, stop: threading.Event) -> list:
 
 
 class RequestLoop:
-    """One task's requests. `step`: the Rephrase step (its settings); `handoff(docs)`: awaitable that returns once
-    the pipeline downstream has committed the chunk `docs`."""
+    """One task's requests. `settings`: what the loop is told (LoopSettings); `count(text)`: awaitable token count
+    of the served model's tokenizer (None: none known); `server`: the ServerHandle (its address, restarts);
+    `handoff(docs)`: awaitable that returns once the pipeline downstream has committed the chunk `docs`."""
 
-    def __init__(self, step, data, rank: int, world_size: int, state, client, budget: int, handoff, snapshot_path):
-        self.step, self.data, self.rank, self.client, self.handoff = step, data, rank, client, handoff
-        self.prompts: list[PromptTemplate] = step.prompts
-        self.budget = budget  # one cut of the document for all prompts: their prompts share a prefix
-        self.inflight = InFlight(step.max_concurrency)
-        self.progress = Progress(rank, world_size, len(self.prompts), step.progress_interval, step.progress_tty,
-                                 start_docs=state.committed_docs, start_frac=state.prefix_frac,
-                                 snapshot_path=snapshot_path, inflight=self.inflight,
-                                 cpu_engine=isinstance(step.server, LlamaCppServer))
+    def __init__(self, settings: LoopSettings, data, rank: int, world_size: int, state, client, count,
+                 server: ServerHandle, handoff, snapshot_path):
+        self.settings, self.data, self.rank, self.client, self.handoff = settings, data, rank, client, handoff
+        self.count, self.server = count, server
+        self.prompts: tuple[PromptTemplate, ...] = settings.prompts
+        self.inflight = InFlight(settings.max_concurrency)
+        self.progress = Progress(rank, world_size, len(self.prompts), settings.progress_interval,
+                                 settings.progress_tty, start_docs=state.committed_docs,
+                                 start_frac=state.prefix_frac, snapshot_path=snapshot_path, inflight=self.inflight,
+                                 cpu_engine=settings.cpu_engine)
         self.engine_counter = EngineCounter(client)
         self.resumed = ResumeCheck(state) if state.entries else None
         self.chunk = Chunk(state.next_chunk)
-        self.slots = RequestSlots(step.max_concurrency)  # the oldest chunk's requests first
+        self.slots = RequestSlots(settings.max_concurrency)  # the oldest chunk's requests first
         self.open_chunks: dict[int, Chunk] = {}
         self.changed = asyncio.Event()  # a chunk completed or was committed
         self.fatal: list[BaseException] = []
@@ -83,9 +85,9 @@ class RequestLoop:
         self.held = 0  # documents read and not yet committed (open chunks and the one being filled)
         self.committed = 0
         self.done_reading = self.drained = False
-        self.restarts, self.generation = 0, 0
+        self.generation = 0  # server restarts seen
         self.restart_lock = asyncio.Lock()
-        self.queue: queue.Queue = queue.Queue(maxsize=max(256, 2 * step.max_concurrency))
+        self.queue: queue.Queue = queue.Queue(maxsize=max(256, 2 * settings.max_concurrency))
         self.stop = threading.Event()
         self.commit_task: asyncio.Task | None = None
 
@@ -175,9 +177,10 @@ class RequestLoop:
         c.pos = {**doc.metadata["_fp_pos"], "frac": doc.metadata.get("_fp_frac", 0.0)}
         self.progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
         await self._start_document(doc, c)
-        if c.docs >= self.step.chunk_size:
+        if c.docs >= self.settings.chunk_size:
             self._next_chunk()
-        while self.held >= self.step.max_held_docs and not (self.fatal or self.commit_task.done() or DRAIN.is_set()):
+        stopping = lambda: self.fatal or self.commit_task.done() or DRAIN.is_set()  # noqa: E731
+        while self.held >= self.settings.max_held_docs and not stopping():
             await asyncio.sleep(0.05)  # memory bound: wait for commits (stragglers hold only their own)
         return True
 
@@ -256,7 +259,7 @@ class RequestLoop:
 
         async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
             if not cut:
-                cut.append(await fit_to_budget(doc.text, self.budget, self.step._count))
+                cut.append(await fit_to_budget(doc.text, self.settings.budget, self.count))
                 c.fitted(doc.text, cut[0])
             return cut[0]
 
@@ -296,10 +299,9 @@ class RequestLoop:
             self.progress.finished_unit(out.metadata["_fp_fields"].get("output_tokens") or 0)
         except ServerUnavailable as e:
             c.failed = True
-            server = self.step.server
-            if isinstance(server, ManagedServer) and self.restarts:
-                e = ServerUnavailable(f"{e}; the model server died {self.restarts + 1} times, restarts exhausted "
-                                      f"(see {server.log_path or 'its log'})")
+            if self.server.managed and self.server.restarts:
+                e = ServerUnavailable(f"{e}; the model server died {self.server.restarts + 1} times, restarts "
+                                      f"exhausted (see {self.server.log_path or 'its log'})")
             self.fatal.append(e)
             self.changed.set()
         except asyncio.CancelledError:
@@ -322,9 +324,10 @@ class RequestLoop:
             known["input_truncated"] = fitted.truncated
             key, ok = self.inflight.begin(doc.id, prompt.name, chunk), False
             try:
-                res = await self.client.chat(prompt.render(fitted.text), self.step.sampling,
-                                             request_seed(self.step.sampling.seed, doc.id, prompt.name),
-                                             extra=self.step.extra_fields.get(prompt.name))
+                sampling = self.settings.sampling
+                res = await self.client.chat(prompt.render(fitted.text), sampling,
+                                             request_seed(sampling.seed, doc.id, prompt.name),
+                                             extra=self.settings.extra_fields.get(prompt.name))
                 ok = True
             finally:
                 self.inflight.end(key, ok)
@@ -340,25 +343,18 @@ class RequestLoop:
                           reasoning=parsed.reasoning, **known)
 
     async def _restart_server(self, seen_generation: int) -> bool:
-        """Restart a managed server that died (once for all the requests that saw it die)."""
-        server = self.step.server
-        if not isinstance(server, ManagedServer):
-            return False
-        # everything is decided under the lock: while one request restarts the server, `proc` is briefly None,
-        # and a request that fails in that window must wait for the restart, not give up
+        """Restart a managed server that died (once for all the requests that saw it die); the client asks the
+        handle for the address, so it follows."""
+        # everything is decided under the lock: while one request restarts the server, it is briefly down, and a
+        # request that fails in that window must wait for the restart, not give up
         async with self.restart_lock:
             if self.generation != seen_generation:
                 return True  # another request restarted it already
-            if server.proc is None:  # not a server this task started (nothing to restart)
+            if not self.server.can_restart():  # not ours, still alive, or restarts exhausted
                 return False
-            if server.alive() or self.restarts >= self.step.max_server_restarts:
-                return False
-            self.restarts += 1
-            limit = self.step.max_server_restarts
-            logger.warning(f"task {self.rank}: model server died; restart {self.restarts}/{limit}")
-            self.progress.note(f"model server died: restart {self.restarts}/{limit}")
-            await asyncio.to_thread(server.stop)
-            await asyncio.to_thread(server.start)
-            self.client.base_url = server.base_url
+            limit = self.server.max_restarts
+            logger.warning(f"task {self.rank}: model server died; restart {self.server.restarts + 1}/{limit}")
+            self.progress.note(f"model server died: restart {self.server.restarts + 1}/{limit}")
+            await asyncio.to_thread(self.server.restart)
             self.generation += 1
             return True

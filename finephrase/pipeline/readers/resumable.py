@@ -140,7 +140,7 @@ class ResumableReader(PipelineStep):
         self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
         self.text_column = text_column
         # not given: "id" where a record has it, else the position FILE:ROW; given: the input must have the column
-        # (`finephrase.run.runner.run` refuses a first input file without it, as it does for the text column)
+        # (`finephrase.run.run` refuses a first input file without it, as it does for the text column)
         self.id_column = "id" if id_column is None else id_column
         self.id_column_given = id_column is not None
         self.limit = limit
