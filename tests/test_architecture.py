@@ -144,3 +144,17 @@ def test_modules_and_functions_stay_small():
                 if n > 60:
                     big_functions.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
     assert not big_modules and not big_functions, "\n".join(big_modules + big_functions)
+
+
+def test_one_module_owns_the_document_metadata_keys():
+    """Every `_fp_*` metadata key is spelled in finephrase/store/metadata.py only; the others use its names."""
+    owner = PACKAGE / "store" / "metadata.py"
+    spelled = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("_fp_") \
+                    and "\n" not in node.value:
+                spelled.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert not spelled, "\n".join(spelled)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finephrase.verify.finished import check_finished, load_run_manifest
 from finephrase.card.markdown import MARKER, render
 from finephrase.card.stats import collect_stats, compute_stats
 from finephrase.errors import UsageError
 from finephrase.store.layout import durable_write
+from finephrase.verify.finished import check_finished, load_run_manifest
 
 CARD = "README.md"
 

@@ -6,8 +6,8 @@
 - source.py: what can be compacted; command.py: the command.
 """
 
+from finephrase.argtypes import parse_size  # noqa: F401
 from finephrase.compact.command import compact_folder  # noqa: F401
 from finephrase.compact.core import compact  # noqa: F401
-from finephrase.store.compacted import done_shards  # noqa: F401
-from finephrase.argtypes import parse_size  # noqa: F401
 from finephrase.compact.plan import DEFAULT_TARGET_BYTES, Shard, make_plan  # noqa: F401
+from finephrase.store.compacted import done_shards  # noqa: F401

@@ -32,7 +32,6 @@ from finephrase.store.layout import FILTERED, REJECTS, durable_write, output_loc
 from finephrase.store.ledger import TaskLock, all_ledgers
 
 
-
 def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, list[tuple[str, int, int]]]:
     """Each data folder's files as (path relative to root, rows, bytes): a run's from its ledgers (the committed
     files only, rows as committed), a dedup output's from its folders (rows from the footers)."""

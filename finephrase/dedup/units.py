@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+
 def minhash_config(n_grams: int = 5, num_buckets: int = 14, hashes_per_bucket: int = 8, seed: int = 1):
     """datatrove's MinhashConfig, with 64-bit SHA-1 shingle hashes: its default, xxhash, fails on str shingles with
     xxhash >= 4 ("Strings must be encoded before hashing")."""

@@ -12,6 +12,7 @@ import numpy as np
 from finephrase.errors import UsageError
 from finephrase.mix.config import DEFAULT_TOKENIZER
 from finephrase.mix.sources import Unit
+from finephrase.store import metadata as meta
 
 
 class TokenCounter:
@@ -117,7 +118,7 @@ def count_unit(unit: Unit, counter: TokenCounter, spill: Path) -> dict:
 
     with open(tmp, "wb") as fh:
         for doc in unit.documents():
-            reason = doc.metadata.get("_fp_reject")
+            reason = doc.metadata.get(meta.REJECTED)
             totals["rows"] += 1
             if reason:
                 bad[reason] += 1

@@ -15,6 +15,7 @@ from finephrase.mix.counting import read_spill
 from finephrase.mix.keys import bucket_of, keys, order_stream, select_stream
 from finephrase.mix.sources import MixInput, Unit
 from finephrase.mix.write import _Buckets
+from finephrase.store import metadata as meta
 from finephrase.store.layout import durable_write
 
 _MAX32 = 2**31 - 1
@@ -65,7 +66,7 @@ def scatter_unit(unit: Unit, inp: MixInput, sel: dict, seed: int, spill: Path, b
             if doc is None:
                 raise UsageError(f"{unit.file.relpath} ({unit.part.label}) changed while mixing (fewer records "
                                  f"than when counted): rerun")
-            reject = doc.metadata.get("_fp_reject")
+            reject = doc.metadata.get(meta.REJECTED)
             if bool(reject) != (tok < 0) or (not reject and min(len(doc.text), _MAX32) != chars):
                 raise UsageError(f"{unit.file.relpath} ({unit.part.label}) changed while mixing (record "
                                  f"{start + j + 1} differs): rerun")

@@ -8,6 +8,8 @@ import math
 import orjson
 import pyarrow as pa
 
+from finephrase.store.metadata import PREFIX as OWN_KEYS
+
 # FineWeb-Edu's columns, passed through with fixed types; any other source column goes, as JSON, into `metadata`.
 PASSTHROUGH = [
     pa.field("url", pa.string()),
@@ -102,7 +104,7 @@ def passthrough(meta: dict) -> dict:
                 out[f.name] = None
                 extra[f.name] = meta[f.name]
     for k, v in meta.items():
-        if k not in _PASSTHROUGH_NAMES and not k.startswith("_fp_"):
+        if k not in _PASSTHROUGH_NAMES and not k.startswith(OWN_KEYS):
             extra[k] = v
     out["metadata"] = orjson.dumps(extra, default=str).decode() if extra else None
     return out

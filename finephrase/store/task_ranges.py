@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from finephrase.store import metadata as meta
+
 GAP_BATCH = 10_000  # documents of a gap handed out at once (a gap may be the rest of an unfinished task)
 
 
@@ -71,7 +73,7 @@ def iter_chunk_inputs(reader, rank: int, tasks: int, entries: list[dict],
     gap = ChunkInput(None)
     i = 0
     for doc in reader.iter_documents(rank, tasks, columns=columns):
-        n = doc.metadata["_fp_pos"]["read"]
+        n = doc.metadata[meta.POSITION]["read"]
         while i < len(pending) and pending[i][0] <= n:
             first, last, e = pending[i]
             if last >= n:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from finephrase.store import metadata as meta
 from finephrase.store.layout import FILTERED, REJECTS
 from finephrase.store.ledger import LedgerState
 from finephrase.store.task_ranges import iter_chunk_inputs, tiling_problems
@@ -96,7 +97,7 @@ def check_task(root: Path, cfg: dict, reader, rank: int, state: LedgerState | No
     read = 0
     for chunk in iter_chunk_inputs(reader, rank, tasks, entries, columns=[cfg["id_column"]]):
         if chunk.docs:
-            read = max(read, chunk.docs[-1].metadata["_fp_pos"]["read"])
+            read = max(read, chunk.docs[-1].metadata[meta.POSITION]["read"])
         expected = Counter(d.id for d in chunk.docs)
         if chunk.entry is None:
             check_ids(tally, expected, {}, NO_CHUNK)

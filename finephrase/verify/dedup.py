@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from finephrase.store.folders import load_manifest
 from finephrase.store.datafiles import parquet_files
+from finephrase.store.folders import load_manifest
 from finephrase.store.layout import MANIFEST, REMOVED
 from finephrase.verify.buckets import IdBuckets, bucket_count, column_batches
 from finephrase.verify.report import Kind, Report

@@ -3,9 +3,9 @@
 A datatrove filter drops what it refuses: the document never reaches the writer, and `finephrase verify` would
 report it missing. In a finephrase pipeline a refused document is *marked* and travels on:
 
-- before `Rephrase` (a source document): `_fp_filtered = reason`; the writer lists its id under `DIR/filtered/`
+- before `Rephrase` (a source document): `meta.FILTERED = reason`; the writer lists its id under `DIR/filtered/`
   and it is not rephrased;
-- after `Rephrase` (a generation, one per document and prompt): `_fp_reject = reason`; the writer puts it under
+- after `Rephrase` (a generation, one per document and prompt): `meta.REJECTED = reason`; the writer puts it under
   `DIR/rejects/<prompt>/` instead of `DIR/<prompt>/`.
 
 `MarkingFilter` is the base class of finephrase's own filters (`QualityFilter`); `Accounted(f)` gives any
@@ -22,22 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 
-GENERATION = "_fp_prompt"  # metadata key that makes a document a generation (set by Rephrase)
-FILTERED = "_fp_filtered"  # a source document refused before rephrasing
-REJECTED = "_fp_reject"  # a generation (or an unreadable source document) refused
-
-
-def is_generation(doc: Document) -> bool:
-    return GENERATION in doc.metadata
-
-
-def is_marked(doc: Document) -> bool:
-    return FILTERED in doc.metadata or REJECTED in doc.metadata
-
-
-def mark(doc: Document, reason: str) -> None:
-    """Mark a refused document: a reject if it is a generation, else filtered."""
-    doc.metadata[REJECTED if is_generation(doc) else FILTERED] = reason
+from finephrase.store import metadata as meta
 
 
 def refusal_reason(f: BaseFilter, result) -> str | None:
@@ -54,7 +39,7 @@ def mark_refused(step: PipelineStep, f: BaseFilter, data: DocumentsPipeline, ran
     exclusion = getattr(f, "exclusion_writer", None)
     with exclusion if exclusion else contextlib.nullcontext() as writer:
         for doc in data:
-            if not is_marked(doc):
+            if not meta.is_marked(doc):
                 reason = refusal_reason(f, f.filter(doc))
                 if reason is None:
                     step.stat_update("kept")
@@ -62,13 +47,13 @@ def mark_refused(step: PipelineStep, f: BaseFilter, data: DocumentsPipeline, ran
                     step.stat_update(f"refused_{reason}")
                     if writer:
                         writer.write(_excluded_copy(doc, reason), rank)
-                    mark(doc, reason)
+                    meta.mark(doc, reason)
             yield doc
 
 
 def _excluded_copy(doc: Document, reason: str) -> Document:
     """What an exclusion writer gets: datatrove's `filter_reason`, without finephrase's own bookkeeping."""
-    metadata = {k: v for k, v in doc.metadata.items() if not k.startswith("_fp_")}
+    metadata = meta.without_own_keys(doc.metadata)
     return Document(text=doc.text, id=doc.id, metadata={**metadata, "filter_reason": reason})
 
 

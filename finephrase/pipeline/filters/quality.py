@@ -14,8 +14,9 @@ from dataclasses import asdict
 
 from datatrove.data import Document
 
-from finephrase.pipeline.filters.marking import MarkingFilter, is_generation
+from finephrase.pipeline.filters.marking import MarkingFilter
 from finephrase.quality.gate import QualityGate
+from finephrase.store import metadata as meta
 
 
 class QualityFilter(MarkingFilter):
@@ -26,11 +27,11 @@ class QualityFilter(MarkingFilter):
         self.gate = gate or QualityGate()
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if not is_generation(doc):
+        if not meta.is_generation(doc):
             return True  # a source document refused before rephrasing: nothing to check
         m = doc.metadata
-        reason = self.gate.check(doc.text, m.get("_fp_fields", {}).get("finish_reason"), prompt=m.get("_fp_template"),
-                                 source=m.get("_fp_source_text"))
+        reason = self.gate.check(doc.text, m.get(meta.FIELDS, {}).get("finish_reason"), prompt=m.get(meta.TEMPLATE),
+                                 source=m.get(meta.SOURCE_TEXT))
         return (False, reason) if reason else True
 
     def fingerprint(self) -> dict:

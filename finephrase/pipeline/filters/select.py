@@ -1,7 +1,7 @@
 """Source selection: which documents get rephrased (the paper's third axis).
 
 `Select` runs datatrove filters (LambdaFilter, any BaseFilter) but does not drop what they refuse: it marks the
-document (`_fp_filtered = reason`, see marking.py), so the writer records its id under `DIR/filtered/`
+document (`meta.FILTERED = reason`, see marking.py), so the writer records its id under `DIR/filtered/`
 and `finephrase verify` can account for every input document. Put it between the reader and `Rephrase`.
 
 Helpers build the usual conditions: `where("int_score >= 4")`, `language_is("en")`, `length_between(...)`,
@@ -21,7 +21,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.lambda_filter import LambdaFilter
 
 from finephrase.errors import UsageError
-from finephrase.pipeline.filters.marking import FILTERED, is_marked, refusal_reason
+from finephrase.pipeline.filters.marking import refusal_reason
+from finephrase.store import metadata as meta
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, "=": operator.eq,
         ">": operator.gt, "<": operator.lt}
@@ -106,7 +107,7 @@ def doc_tokens(doc: Document) -> int:
 
 
 def is_pending(doc: Document) -> bool:
-    return not is_marked(doc)
+    return not meta.is_marked(doc)
 
 
 class Select(PipelineStep):
@@ -122,7 +123,7 @@ class Select(PipelineStep):
             if is_pending(doc):
                 for f in self.filters:
                     if (reason := refusal_reason(f, f.filter(doc))) is not None:
-                        doc.metadata[FILTERED] = reason
+                        doc.metadata[meta.FILTERED] = reason
                         self.stat_update(f"filtered_{reason}")
                         break
                 else:
@@ -155,7 +156,7 @@ class TokenBudget(PipelineStep):
         for doc in data:
             if is_pending(doc):
                 if used >= share:
-                    doc.metadata[FILTERED] = "over_budget"
+                    doc.metadata[meta.FILTERED] = "over_budget"
                     self.stat_update("filtered_over_budget")
                 else:
                     used += doc_tokens(doc)

@@ -1,18 +1,11 @@
 """What Rephrase passes downstream: one document per (source document, prompt), grouped in chunks.
 
 A generation document has the id `<source id>/<prompt>` and the parsed generation as its text. Its metadata
-carries what the gate and the writer need (`_fp_*` keys, never written out as such):
+carries what the gate and the writer need, under the keys finephrase/store/metadata.py owns (the prompt and its
+template, the source text the model was given, the row's provenance and fields, the raw generation, a reject
+reason when it is already refused, its chunk; the chunk's last document also says what the chunk is).
 
-    _fp_prompt, _fp_template   the prompt's name and its PromptTemplate (the gate reads its [check])
-    _fp_source_text            the source text the model was given (cut to the context)
-    _fp_base                   the row's provenance columns: source_id, prompt, prompt_hash, passthrough columns
-    _fp_fields                 model, finish_reason, token counts, input_truncated, reasoning
-    _fp_raw                    the raw generation (a reject row keeps it)
-    _fp_reject                 set when it is already refused (the server refused the request, the output could
-                               not be parsed, the source record was unreadable); a gate step sets it too
-    _fp_chunk                  the chunk it belongs to; the chunk's last document also has _fp_chunk_end
-
-Source documents refused before Rephrase (`_fp_filtered`) are passed on as they are, in their chunk.
+Source documents refused before Rephrase (`meta.FILTERED`) are passed on as they are, in their chunk.
 """
 
 from __future__ import annotations
@@ -23,10 +16,9 @@ from dataclasses import dataclass, field
 from datatrove.data import Document
 
 from finephrase.errors import FinephraseError
-from finephrase.pipeline.filters.marking import REJECTED
-from finephrase.pipeline.writers.chunk_writer import CHUNK_END
 from finephrase.prompts.templates import PromptTemplate
 from finephrase.serving.truncation import TRUNCATION_KEYS, Fitted
+from finephrase.store import metadata as meta
 from finephrase.store.ledger import LedgerState
 from finephrase.store.schema import passthrough
 
@@ -36,17 +28,17 @@ def generation(doc: Document, prompt: PromptTemplate, text: str = "", *, reject:
                **fields) -> Document:
     """The generation document of (doc, prompt): `text` published unless `reject` (or a later step) refuses it."""
     metadata = {
-        "_fp_prompt": prompt.name,
-        "_fp_template": prompt,
-        "_fp_source_text": source_text,
-        "_fp_base": {"source_id": doc.id, "prompt": prompt.name, "prompt_hash": prompt.hash,
+        meta.PROMPT: prompt.name,
+        meta.TEMPLATE: prompt,
+        meta.SOURCE_TEXT: source_text,
+        meta.BASE: {"source_id": doc.id, "prompt": prompt.name, "prompt_hash": prompt.hash,
                      **passthrough(doc.metadata)},
-        "_fp_fields": fields,
-        "_fp_raw": raw,
+        meta.FIELDS: fields,
+        meta.RAW: raw,
     }
     if reject:
-        metadata[REJECTED] = reject
-        metadata["_fp_reject_detail"] = detail
+        metadata[meta.REJECTED] = reject
+        metadata[meta.REJECT_DETAIL] = detail
     return Document(text=text, id=f"{doc.id}/{prompt.name}", metadata=metadata)
 
 
@@ -72,7 +64,7 @@ class Chunk:
         return self.closed and self.pending == 0 and not self.failed
 
     def add(self, doc: Document):
-        doc.metadata["_fp_chunk"] = self.index
+        doc.metadata[meta.CHUNK] = self.index
         self.out.append(doc)
 
     def fitted(self, source: str, fitted: Fitted):
@@ -86,14 +78,15 @@ class Chunk:
 
     def finish(self, prompts: list[str], in_flight: float | None) -> list[Document]:
         """The chunk's documents, the last one saying what the chunk is (the writer checks and commits it)."""
-        self.out[-1].metadata[CHUNK_END] = {
+        self.out[-1].metadata[meta.CHUNK_END] = {
             "first": self.first, "pos": self.pos, "docs": self.docs, "units": len(self.out), "prompts": prompts,
             "selected_tokens": self.selected_tokens, "in_flight": in_flight, "truncation": dict(self.truncation)}
         return self.out
 
     def reject_reasons(self) -> list[str]:
         """The reason of each refused generation (read after the gate steps ran)."""
-        return [d.metadata[REJECTED] for d in self.out if "_fp_prompt" in d.metadata and REJECTED in d.metadata]
+        return [d.metadata[meta.REJECTED] for d in self.out
+                if meta.is_generation(d) and meta.REJECTED in d.metadata]
 
 
 class ResumeCheck:

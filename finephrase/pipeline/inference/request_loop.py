@@ -20,7 +20,6 @@ from datatrove.utils.logging import logger
 from finephrase.errors import FinephraseError
 from finephrase.monitor.occupancy import InFlight
 from finephrase.monitor.progress import Progress
-from finephrase.pipeline.filters.marking import FILTERED, REJECTED
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
 from finephrase.pipeline.inference.loop_settings import LoopSettings
@@ -32,6 +31,7 @@ from finephrase.serving.client import RequestRejected, ServerUnavailable, reques
 from finephrase.serving.counters import EngineCounter
 from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import fit_to_budget
+from finephrase.store import metadata as meta
 
 _END = object()
 COUNTER_INTERVAL_S = 2.0  # how often the engine is asked how many tokens it generated
@@ -164,7 +164,7 @@ class RequestLoop:
         if isinstance(item, _Failure):
             raise item.exc
         doc: Document = item
-        read = doc.metadata["_fp_pos"]["read"]
+        read = doc.metadata[meta.POSITION]["read"]
         if self.resumed:
             self.resumed.check(read)
             if self.chunk.docs and self.resumed.between(self.chunk.pos["read"], read):
@@ -174,8 +174,8 @@ class RequestLoop:
             c.first = read
         c.docs += 1
         self.held += 1
-        c.pos = {**doc.metadata["_fp_pos"], "frac": doc.metadata.get("_fp_frac", 0.0)}
-        self.progress.pulled_doc(doc.metadata.get("_fp_frac", 0.0))
+        c.pos = {**doc.metadata[meta.POSITION], "frac": doc.metadata.get(meta.FRACTION, 0.0)}
+        self.progress.pulled_doc(doc.metadata.get(meta.FRACTION, 0.0))
         await self._start_document(doc, c)
         if c.docs >= self.settings.chunk_size:
             self._next_chunk()
@@ -185,16 +185,16 @@ class RequestLoop:
         return True
 
     async def _start_document(self, doc: Document, c: Chunk):
-        if reason := doc.metadata.get(REJECTED):  # an unreadable source record: a reject for every prompt
+        if reason := doc.metadata.get(meta.REJECTED):  # an unreadable source record: a reject for every prompt
             for p in self.prompts:
                 c.add(generation(doc, p, reject=reason))
             self.progress.finished_unit(units=len(self.prompts))
-        elif FILTERED in doc.metadata:  # refused by the selection: passed on as it is (its id is listed)
+        elif meta.FILTERED in doc.metadata:  # refused by the selection: passed on as it is (its id is listed)
             c.add(doc)
             self.progress.finished_unit(units=len(self.prompts))
         else:
             c.selected_tokens += doc_tokens(doc)
-            await self.slots.acquire((c.index, doc.metadata["_fp_pos"]["read"]))
+            await self.slots.acquire((c.index, doc.metadata[meta.POSITION]["read"]))
             c.pending += len(self.prompts)
             t = asyncio.create_task(self._document(doc, c))
             self.tasks.add(t)
@@ -274,7 +274,7 @@ class RequestLoop:
                 self._settle(c)
                 continue
             if i > 0:
-                await self.slots.acquire((c.index, doc.metadata["_fp_pos"]["read"]))
+                await self.slots.acquire((c.index, doc.metadata[meta.POSITION]["read"]))
             siblings.append(asyncio.create_task(self._one(doc, p, c, fitted)))
         if siblings:
             await asyncio.gather(*siblings)
@@ -296,7 +296,7 @@ class RequestLoop:
                     if not await self._restart_server(seen):
                         raise
             c.add(out)
-            self.progress.finished_unit(out.metadata["_fp_fields"].get("output_tokens") or 0)
+            self.progress.finished_unit(out.metadata[meta.FIELDS].get("output_tokens") or 0)
         except ServerUnavailable as e:
             c.failed = True
             if self.server.managed and self.server.restarts:

@@ -1,12 +1,12 @@
 """Read parquet / jsonl / jsonl.gz (local or `hf://`), with positions a resumed task can seek to.
 
-Every document carries, in its metadata, where the input stands *after* it (`_fp_pos`), how many documents the
-task has read (`_fp_pos.read`) and the fraction of the task's input consumed (`_fp_frac`). The commit ledger
+Every document carries, in its metadata, where the input stands *after* it (`meta.POSITION`), how many documents the
+task has read (`meta.POSITION`.read) and the fraction of the task's input consumed (`meta.FRACTION`). The commit ledger
 stores each committed chunk's range and the position after it; a resumed task reads only the gaps between
 committed ranges, seeking to each (parquet: to the row group, jsonl: to the byte offset, jsonl.gz:
 decompress-and-skip without parsing) instead of re-reading rows.
 
-Unlike datatrove's readers, bad records are not dropped: they come out with `_fp_reject` set to a reason
+Unlike datatrove's readers, bad records are not dropped: they come out with `meta.REJECTED` set to a reason
 (malformed_json, invalid_utf8, not_an_object, missing_text, text_null, text_not_string, text_empty) so every
 input record is accounted for. Files are sharded over tasks as datatrove does (`files[rank::world_size]`).
 """
@@ -25,6 +25,7 @@ from datatrove.pipeline.base import PipelineStep
 from fsspec.core import url_to_fs
 
 from finephrase.errors import UsageError
+from finephrase.store import metadata as meta
 
 EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
 _GLOB_CHARS = "*?["
@@ -183,7 +184,7 @@ class ResumableReader(PipelineStep):
     # -- one record -> one Document ------------------------------------------------------------------------------
 
     def _document(self, record, relpath: str, index: int, reject: str | None = None) -> Document:
-        meta = {}
+        metadata = {}
         source_id = None
         text = ""
         if reject is None and not isinstance(record, dict):
@@ -204,10 +205,10 @@ class ResumableReader(PipelineStep):
                     reject = "text_empty"
                 else:
                     text = value
-            meta = {k: v for k, v in record.items() if k not in (self.text_column, self.id_column)}
+            metadata = {k: v for k, v in record.items() if k not in (self.text_column, self.id_column)}
         if reject:
-            meta["_fp_reject"] = reject
-        return Document(text=text, id=source_id or f"{relpath}:{index}", metadata=meta)
+            metadata[meta.REJECTED] = reject
+        return Document(text=text, id=source_id or f"{relpath}:{index}", metadata=metadata)
 
     # -- formats ------------------------------------------------------------------------------------------------
 
@@ -310,8 +311,8 @@ class ResumableReader(PipelineStep):
                 overall = (done_size + frac * f.size) / total_size
                 if self.limit > 0:
                     overall = max(overall, read / self.limit)
-                doc.metadata["_fp_pos"] = {"file_index": fi, "offset": pos, "line": line_no, "read": read}
-                doc.metadata["_fp_frac"] = min(overall, 1.0)
+                doc.metadata[meta.POSITION] = {"file_index": fi, "offset": pos, "line": line_no, "read": read}
+                doc.metadata[meta.FRACTION] = min(overall, 1.0)
                 yield doc
             done_size += f.size
             offset = 0
@@ -322,7 +323,7 @@ class ResumableReader(PipelineStep):
         for gap in gaps:
             self.seeks.append(gap.start)
             for doc in self.iter_documents(rank, world_size, gap.start):
-                if gap.last is not None and doc.metadata["_fp_pos"]["read"] > gap.last:
+                if gap.last is not None and doc.metadata[meta.POSITION]["read"] > gap.last:
                     break
                 yield doc
 
@@ -339,6 +340,6 @@ class ResumableReader(PipelineStep):
             docs = self.iter_documents(rank, world_size)
         for doc in docs:
             self.stat_update("documents")
-            if "_fp_reject" in doc.metadata:
-                self.stat_update(f"bad_{doc.metadata['_fp_reject']}")
+            if meta.REJECTED in doc.metadata:
+                self.stat_update(f"bad_{doc.metadata[meta.REJECTED]}")
             yield doc

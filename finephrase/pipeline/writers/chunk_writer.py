@@ -2,11 +2,11 @@
 ledger (finephrase/store/ledger.py), exactly once.
 
 What it gets, chunk after chunk (Rephrase forms the chunks and passes each one on whole, the last document
-carrying `_fp_chunk_end`):
+carrying `meta.CHUNK_END`):
 
-- generations (`_fp_prompt` set): a published row of `DIR/<prompt>/`, or, when a step marked it `_fp_reject`, a
+- generations (`meta.PROMPT` set): a published row of `DIR/<prompt>/`, or, when a step marked it `meta.REJECTED`, a
   row of `DIR/rejects/<prompt>/`;
-- source documents marked `_fp_filtered` by a step before Rephrase: their ids go to `DIR/filtered/`.
+- source documents marked `meta.FILTERED` by a step before Rephrase: their ids go to `DIR/filtered/`.
 
 Each chunk becomes one parquet file per folder and one ledger line; the ledger line is the commit point. The
 writer owns the task: it takes the task's lock, repairs the ledger and deletes files no ledger line commits
@@ -26,25 +26,22 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 from finephrase.errors import FinephraseError, UsageError
-from finephrase.pipeline.filters.marking import FILTERED as FILTERED_MARK
-from finephrase.pipeline.filters.marking import REJECTED, is_generation
+from finephrase.store import metadata as meta
 from finephrase.store.layout import FILTERED, LOGS, REJECTS
 from finephrase.store.ledger import Ledger, TaskLock
 from finephrase.store.schema import FILTERED_SCHEMA, OUTPUT_SCHEMA, REJECT_SCHEMA
 
-CHUNK_END = "_fp_chunk_end"  # on a chunk's last document: what the chunk is (set by Rephrase)
-
 
 def published_row(doc: Document) -> dict:
     m = doc.metadata
-    return {"id": doc.id, **m["_fp_base"], "text": doc.text, **m["_fp_fields"]}
+    return {"id": doc.id, **m[meta.BASE], "text": doc.text, **m[meta.FIELDS]}
 
 
 def reject_row(doc: Document) -> dict:
     m = doc.metadata
-    fields = {k: v for k, v in m["_fp_fields"].items() if k != "reasoning"}
-    return {**m["_fp_base"], "reject_reason": m[REJECTED], "reject_detail": m.get("_fp_reject_detail"),
-            **({"text": m["_fp_raw"]} if m.get("_fp_raw") is not None else {}), **fields}
+    fields = {k: v for k, v in m[meta.FIELDS].items() if k != "reasoning"}
+    return {**m[meta.BASE], "reject_reason": m[meta.REJECTED], "reject_detail": m.get(meta.REJECT_DETAIL),
+            **({"text": m[meta.RAW]} if m.get(meta.RAW) is not None else {}), **fields}
 
 
 class _Pending:
@@ -58,14 +55,14 @@ class _Pending:
 
     def add(self, doc: Document):
         self.documents += 1
-        if not is_generation(doc):
-            if FILTERED_MARK not in doc.metadata:
+        if not meta.is_generation(doc):
+            if meta.FILTERED not in doc.metadata:
                 raise FinephraseError(f"document {doc.id} reached the writer without being rephrased: put "
                                       f"ChunkWriter right after Rephrase and its gate")
-            self.filtered.append({"source_id": doc.id, "filter_reason": doc.metadata[FILTERED_MARK]})
+            self.filtered.append({"source_id": doc.id, "filter_reason": doc.metadata[meta.FILTERED]})
             return
-        prompt = doc.metadata["_fp_prompt"]
-        if REJECTED in doc.metadata:
+        prompt = doc.metadata[meta.PROMPT]
+        if meta.REJECTED in doc.metadata:
             self.rows.setdefault(f"{REJECTS}/{prompt}", []).append(reject_row(doc))
         else:
             self.rows.setdefault(prompt, []).append(published_row(doc))
@@ -106,7 +103,7 @@ class ChunkWriter(PipelineStep):
         totals: Counter = Counter()
         pending: _Pending | None = None
         for doc in data:
-            index = doc.metadata.get("_fp_chunk")
+            index = doc.metadata.get(meta.CHUNK)
             if index is None:
                 raise FinephraseError(f"document {doc.id} reached the writer without a chunk: ChunkWriter "
                                       f"takes what Rephrase passes on")
@@ -116,7 +113,7 @@ class ChunkWriter(PipelineStep):
                 raise FinephraseError(f"chunk {pending.index} ended without its last document (a step between "
                                       f"Rephrase and ChunkWriter dropped it): nothing of it was committed")
             pending.add(doc)
-            if end := doc.metadata.get(CHUNK_END):
+            if end := doc.metadata.get(meta.CHUNK_END):
                 totals.update(self._commit(ledger, pending, end))
                 self.stat_update("chunks")
                 pending = None
