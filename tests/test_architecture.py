@@ -158,3 +158,13 @@ def test_one_module_owns_the_document_metadata_keys():
                     and "\n" not in node.value:
                 spelled.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
     assert not spelled, "\n".join(spelled)
+
+
+def test_the_manifest_is_parsed_in_one_place():
+    """store/layout.py's read_manifest parses DIR/manifest.json; everything else calls it (or load_manifest)."""
+    import re
+
+    bare = re.compile(r"orjson\.loads\(\(?[^)]*(MANIFEST|manifest\.json)")
+    found = [f"{p.relative_to(REPO)}:{i}" for p in sorted(PACKAGE.rglob("*.py")) if p.name != "layout.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert not found, found

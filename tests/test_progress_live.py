@@ -82,10 +82,10 @@ def test_the_real_engine_counts_tokens_before_the_request_finishes(llama_endpoin
             before = await counter.read()
             request = asyncio.create_task(client.chat(
                 [{"role": "user", "content": "Write a long story about a lighthouse keeper and his cat."}],
-                Sampling(temperature=0.8, max_tokens=400, seed=1)))
+                Sampling(temperature=0.8, max_tokens=200, seed=1)))
             seen = []
             while not request.done() and len(seen) < 3:
-                await asyncio.sleep(0.7)
+                await asyncio.sleep(0.4)
                 if not request.done():
                     seen.append(await counter.read())
             result = await request

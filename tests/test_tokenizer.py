@@ -141,11 +141,11 @@ def test_count_async_and_long_texts(tok):
 
 
 def test_works_without_llama_cpp(monkeypatch, gguf):
-    import finephrase
+    import finephrase.serving
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ImportError
     monkeypatch.delitem(sys.modules, "finephrase.serving.tokenizer")  # both put back afterwards
-    monkeypatch.delattr(finephrase, "tokenizer")
+    monkeypatch.delattr(finephrase.serving, "tokenizer")
     fresh = importlib.import_module("finephrase.serving.tokenizer")
     t = fresh.GGUFTokenizer(gguf)
     assert t.count_sync("Hello world") == 2  # as llama.cpp: [19556, 905]

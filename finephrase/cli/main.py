@@ -8,8 +8,8 @@ import os
 import sys
 
 from finephrase import __version__
-from finephrase.errors import FinephraseError
-from finephrase.process.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
+from finephrase.process.drain import drain_on_signals
+from finephrase.process.exits import USAGE_EXIT_CODE, ending
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return USAGE_EXIT_CODE
 
     drain_on_signals()  # SIGTERM / SIGUSR1: drain; a second one stops at once
     from finephrase.process.console import setup_console_logging
@@ -65,25 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     setup_console_logging()
     try:
         return args.func(args)
-    except Drained as e:
-        print(f"drained: {e}; rerun the same command (or requeue) to resume", file=sys.stderr)
-        return DRAINED_EXIT_CODE
-    except FinephraseError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `finephrase status DIR --watch | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        if args.command == "rephrase":
-            print("\ninterrupted: committed chunks are kept; rerun the same command to resume", file=sys.stderr)
-        else:
-            print(f"\ninterrupted: rerun `finephrase {args.command} ...` to start again or resume", file=sys.stderr)
-        return 130
-    except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
-        where = f" (task logs: {args.output}/logs/logs/)" if args.command == "rephrase" else ""
-        print(f"error: {type(e).__name__}: {e}{where}", file=sys.stderr)
-        return 1
+    except BaseException as e:  # one line and an exit code (process/exits.py); a task's traceback is in its log
+        rephrase = args.command == "rephrase"
+        end = ending(e, "committed chunks are kept; rerun the same command to resume" if rephrase
+                     else f"rerun `finephrase {args.command} ...` to start again or resume",
+                     f"{args.output}/logs/logs" if rephrase else None)
+        if end is None:
+            raise
+        print(end[0], file=sys.stderr)
+        return end[1]
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import orjson
 from finephrase.dedup.units import Stage, Unit, approx_threshold, exact_config, job_name, minhash_config  # noqa: F401
 from finephrase.errors import UsageError
 from finephrase.store.datafiles import parquet_files
-from finephrase.store.layout import MANIFEST, durable_write
+from finephrase.store.layout import MANIFEST, durable_write, read_manifest
 
 SCOPES = ("prompt", "run")
 WORK_DIR = ".dedup"  # OUT/.dedup: datatrove's intermediate files, logs and completion markers
@@ -196,7 +196,7 @@ class DedupPlan:
         return path.is_file() and "dedup" in orjson.loads(path.read_bytes())
 
     def result(self) -> dict:
-        return orjson.loads((self.output / MANIFEST).read_bytes())["dedup"]
+        return read_manifest(self.output)["dedup"]
 
     # -- stages ---------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from finephrase import card
 from finephrase.argtypes import non_negative_int, positive_int
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.formatting import human_bytes
+from finephrase.process.exits import INTERRUPTED_EXIT_CODE
 from finephrase.publish.commits import CommitPace, upload_in_commits
 from finephrase.publish.dry_run import dry_run
 from finephrase.publish.hub_errors import Publisher, _is_transient, _one_line, _status
@@ -37,7 +38,7 @@ def publish(args) -> int:
     except KeyboardInterrupt:
         print("\npublish interrupted: what is committed stays on the Hub; rerun the same command to continue",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT_CODE
     finally:
         for s, h in old.items():
             signal.signal(s, h)

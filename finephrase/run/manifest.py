@@ -28,7 +28,7 @@ from finephrase.monitor.occupancy import session_occupancy
 from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint, without_filter_behaviour
 from finephrase.serving import packaged_gguf_path
 from finephrase.serving.truncation import add_truncation
-from finephrase.store.layout import MANIFEST, OWN_FILES, output_lock, write_manifest
+from finephrase.store.layout import MANIFEST, OWN_FILES, output_lock, read_manifest, write_manifest
 from finephrase.store.ledger import LEDGER_DIR, all_ledgers
 from finephrase.store.locks import FOLDER_LOCK, FOLDER_LOCK_HOLDER
 
@@ -221,7 +221,7 @@ def finalize_manifest(out: Path, tasks: int, session: tuple[str, list[int]] | No
     updating the manifest too: it is re-read under the lock). With `session` (its id, the ranks it ran), that
     session also gets its requests in flight (`in_flight`: mean and target over its tasks)."""
     with output_lock(out):
-        manifest = orjson.loads((out / MANIFEST).read_bytes())
+        manifest = read_manifest(out)
         for s in manifest.get("sessions", []) if session else []:
             if s.get("id") == session[0]:
                 host, since = s["id"].split(":")[0], float(s["id"].rsplit(":", 1)[1])

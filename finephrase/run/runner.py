@@ -26,7 +26,8 @@ from finephrase.errors import FinephraseError, UsageError
 from finephrase.monitor.progress import prefill_line
 from finephrase.pipeline.readers.resumable import resolve_inputs
 from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, run_copy, with_step
-from finephrase.process.drain import DRAINED_EXIT_CODE, Drained, drain_on_signals
+from finephrase.process.drain import drain_on_signals
+from finephrase.process.exits import ending
 from finephrase.run.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
 from finephrase.run.executor import LocalExecutor
 from finephrase.run.manifest import (  # noqa: F401
@@ -44,7 +45,7 @@ from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged
 from finephrase.serving.client import ChatClient, RequestRejected, Sampling
 from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import truncation_text
-from finephrase.store.layout import LOGS, MANIFEST
+from finephrase.store.layout import LOGS, MANIFEST, read_manifest
 from finephrase.store.ledger import Ledger
 
 
@@ -63,20 +64,20 @@ def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int
         return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
     try:
         return _run(pipeline, tasks, rank, workers, overwrite, gpus_per_task, output)
-    except Drained as e:
-        _exit(f"drained: {e}; rerun the same command (or requeue) to resume", DRAINED_EXIT_CODE)
-    except FinephraseError as e:
-        _exit(f"error: {e}", 2)
-    except KeyboardInterrupt:
-        _exit("\ninterrupted: committed chunks are kept; rerun the same command to resume", 130)
-    except Exception as e:  # a task failed inside the executor: one line here, the traceback is in the log
-        logs = Path(inspect_pipeline(pipeline).output) / LOGS / "logs"
-        _exit(f"error: {type(e).__name__}: {e} (task logs: {logs}/)", 1)
+    except BaseException as e:  # one line and an exit code, as the CLI's (process/exits.py)
+        end = ending(e, "committed chunks are kept; rerun the same command to resume", _task_logs(pipeline))
+        if end is None:
+            raise
+        print(end[0], file=sys.stderr)
+        sys.exit(end[1])
 
 
-def _exit(message: str, code: int):
-    print(message, file=sys.stderr)
-    sys.exit(code)
+def _task_logs(pipeline: list) -> str | None:
+    """Where the tasks' logs (a failed task's traceback) are."""
+    try:
+        return str(Path(inspect_pipeline(pipeline).output) / LOGS / "logs")
+    except FinephraseError:
+        return None
 
 
 def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: bool, gpus_per_task: int | None,
@@ -171,7 +172,7 @@ def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:
     if not (out / MANIFEST).is_file():
         return False
     try:
-        old = orjson.loads((out / MANIFEST).read_bytes())
+        old = read_manifest(out)
     except orjson.JSONDecodeError:
         return False
     if not same_run(old.get("config"), fp):
@@ -183,7 +184,7 @@ def _already_finished(out: Path, rank: int | None, tasks: int) -> dict:
     what = f"task {rank} of the run" if rank is not None else "the run"
     print(f"{what} in {out} has already finished: nothing to do (no model server started). "
           f"`finephrase verify {out}` checks it; --overwrite starts over", file=sys.stderr)
-    manifest = orjson.loads((out / MANIFEST).read_bytes())
+    manifest = read_manifest(out)
     if rank is None and manifest.get("status") != "finished":  # killed after its last commit
         manifest = finalize_manifest(out, tasks)
     return manifest
@@ -206,7 +207,7 @@ def slurm_task(output: str | Path | None = None) -> dict:
         return {}
     tasks = os.environ.get("FINEPHRASE_TASKS")
     if tasks is None and output is not None and (Path(output) / MANIFEST).exists():
-        tasks = orjson.loads((Path(output) / MANIFEST).read_bytes())["config"]["tasks"]
+        tasks = read_manifest(Path(output))["config"]["tasks"]
     if tasks is None:
         tasks = int(os.environ.get("SLURM_ARRAY_TASK_MAX", rank)) + 1
     return {"rank": int(rank), "tasks": int(tasks)}

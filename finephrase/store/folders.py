@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from finephrase.errors import UsageError
-from finephrase.store.layout import MANIFEST
+from finephrase.store.layout import MANIFEST, read_manifest
 
 MIX_FILE = "mix.json"  # finephrase.mix.MIX_FILE: a mix folder has it and no manifest.json
 KINDS = ("run", "dedup", "mix", "unfinished dedup", "unfinished mix", "other")
@@ -30,7 +30,7 @@ def folder_kind(run_dir: str | Path) -> str:
     _check_folder(root)
     if (root / MANIFEST).is_file():
         try:
-            manifest = orjson.loads((root / MANIFEST).read_bytes())
+            manifest = read_manifest(root)
         except (OSError, orjson.JSONDecodeError):
             return "run"  # load_manifest says what is wrong with it
         return "dedup" if isinstance(manifest, dict) and "dedup" in manifest else "run"
@@ -80,7 +80,7 @@ def load_manifest(run_dir: str | Path) -> dict:
             raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
         raise UsageError(f"{describe_folder(root, kind)}, not a finephrase run")
     try:
-        manifest = orjson.loads(path.read_bytes())
+        manifest = read_manifest(root)
     except (OSError, orjson.JSONDecodeError) as e:
         raise UsageError(f"{path} cannot be read: {e}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict) \

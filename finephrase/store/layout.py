@@ -89,6 +89,8 @@ def durable_write_table(table, path: str | Path, **parquet_options) -> Path:
 
 
 def read_manifest(root: str | Path) -> dict:
+    """DIR/manifest.json as it is: the one place it is read (OSError, orjson.JSONDecodeError as they come).
+    Commands reading a folder they were pointed at use store/folders.py's load_manifest (one-line errors)."""
     return orjson.loads((Path(root) / MANIFEST).read_bytes())
 
 

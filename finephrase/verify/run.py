@@ -13,11 +13,9 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import orjson
-
 from finephrase.errors import UsageError
 from finephrase.process.children import helper_init
-from finephrase.store.layout import LEDGER_DIR, MANIFEST
+from finephrase.store.layout import LEDGER_DIR, MANIFEST, read_manifest
 from finephrase.store.ledger import Ledger
 from finephrase.verify.chunks import check_task, committed_files, scan_chunk_files
 from finephrase.verify.report import Report, examples
@@ -36,7 +34,7 @@ def make_reader(cfg: dict):
 def load_run_manifest(root: Path) -> dict:
     if not (root / MANIFEST).exists():
         raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
-    return orjson.loads((root / MANIFEST).read_bytes())
+    return read_manifest(root)
 
 
 def _check_one(job: tuple) -> tuple[int, dict]:

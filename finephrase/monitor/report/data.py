@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finephrase.errors import UsageError
-from finephrase.store.layout import MANIFEST
+from finephrase.store.layout import MANIFEST, read_manifest
 
 
 def check_is_run(root: Path) -> None:
@@ -32,7 +32,7 @@ def _compacted_from(root: Path) -> str | None:
     import orjson
 
     try:
-        manifest = orjson.loads((root / "manifest.json").read_bytes())
+        manifest = read_manifest(root)
     except (OSError, orjson.JSONDecodeError):
         return None
     return (manifest.get("compacted") or {}).get("source") if isinstance(manifest, dict) else None
@@ -79,7 +79,7 @@ def load_run(run_dir: str | Path) -> RunData:
     root = Path(run_dir)
     check_is_run(root)
     try:
-        manifest = orjson.loads((root / MANIFEST).read_bytes())
+        manifest = read_manifest(root)
         prompt_hashes = dict(manifest["config"]["prompts"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise UsageError(f"{root / MANIFEST} is not a readable finephrase manifest") from None

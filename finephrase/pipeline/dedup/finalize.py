@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
@@ -27,7 +26,7 @@ from datatrove.pipeline.base import PipelineStep
 from finephrase.errors import FinephraseError
 from finephrase.pipeline.dedup.common import REASONS, REMOVED_SCHEMA
 from finephrase.store.datafiles import parquet_files
-from finephrase.store.layout import MANIFEST, durable_write_table, write_manifest
+from finephrase.store.layout import durable_write_table, read_manifest, write_manifest
 
 WORK_DIR = ".dedup"
 BULKY = ("exact_sigs", "exact_kept", "minhash_sigs")  # deleted at the end: as large as the data, or larger
@@ -115,7 +114,7 @@ def finalize(run: Path, out: Path, prompts: list[str], units: list[tuple[str, li
                 f"dedup of prompt {p} does not add up: {inputs[p]} rows in, {kept[p]} kept + {gone} removed; "
                 f"the output is incomplete (no manifest written): rerun with --overwrite")
 
-    manifest = orjson.loads((run / MANIFEST).read_bytes())
+    manifest = read_manifest(run)
     manifest.pop("compacted", None)  # a compacted run's files are its shards; this folder's are dedup's own
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     counts = dict(manifest.get("counts") or {})

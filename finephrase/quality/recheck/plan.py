@@ -22,7 +22,7 @@ import orjson
 from finephrase.errors import UsageError
 from finephrase.store.datafiles import num_rows, parquet_files
 from finephrase.store.folders import folder_kind, refuse_folder
-from finephrase.store.layout import MANIFEST
+from finephrase.store.layout import MANIFEST, read_manifest
 
 FALLBACK_ROWS = 50_000  # rows checked per pass over the inputs when files have no ledger ranges
 _CHUNK_FILE = re.compile(r"^(\d{5})_(\d{6})\.parquet$")
@@ -70,7 +70,7 @@ def load(root: Path) -> dict:
     if not (root / MANIFEST).is_file():
         raise UsageError(f"{root} is not a finephrase run (no {MANIFEST})")
     try:
-        manifest = orjson.loads((root / MANIFEST).read_bytes())
+        manifest = read_manifest(root)
     except (OSError, orjson.JSONDecodeError) as e:
         raise UsageError(f"{root / MANIFEST} cannot be read: {e}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
