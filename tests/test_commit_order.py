@@ -30,6 +30,20 @@ def _args(src, out, url, *extra):
             "--seed", "1", *extra]
 
 
+def _in_flight(fake: FakeServer) -> list[tuple[float, int]]:
+    """(time, +1 a request started / -1 one answered) at the stand-in server, in time order (its start-up probe
+    left out)."""
+    return sorted((t, +1 if kind == "start" else -1) for kind, content, t in fake.events if "Say OK" not in content)
+
+
+def _peak(events: list[tuple[float, int]]) -> int:
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 def test_a_straggler_holds_back_only_its_own_chunk(tmp_path):
     fake = FakeServer(slow_seconds=3.0, delay=0.02).start()
     try:
@@ -64,14 +78,10 @@ def test_documents_held_are_bounded(tmp_path):
         r = run_cli(*_args(src, out, fake.url, "--chunk-size", "2", "--max-concurrency", "16",
                            "--max-held-docs", "4"))
         assert r.returncode == 0, r.stderr
-        events = sorted((t, +1 if kind == "start" else -1) for kind, _, t in fake.events)
+        events = _in_flight(fake)
     finally:
         fake.stop()
-    peak = running = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    assert 2 <= peak <= 4, peak
+    assert 2 <= _peak(events) <= 4, _peak(events)
     assert run_cli("verify", out).returncode == 0
     bad = run_cli(*_args(src, tmp_path / "o2", fake.url, "--chunk-size", "4", "--max-held-docs", "6"))
     assert bad.returncode == 2 and "--max-held-docs 6: must be at least twice --chunk-size" in bad.stderr
@@ -148,8 +158,7 @@ def test_chunks_commit_in_reading_order_with_the_engine_kept_full(tmp_path):
         r = run_cli(*_args(src, out, fake.url, "--chunk-size", "2", "--max-concurrency", "4",
                            "--prompt", "faq,math,table,tutorial"))
         assert r.returncode == 0, r.stderr
-        events = sorted((t, +1 if kind == "start" else -1) for kind, content, t in fake.events
-                        if "Say OK" not in content)
+        events = _in_flight(fake)
         first_request = min(t for t, seed in fake.arrivals if seed is not None)
     finally:
         fake.stop()
@@ -159,11 +168,7 @@ def test_chunks_commit_in_reading_order_with_the_engine_kept_full(tmp_path):
     # 48 requests of 0.3 s at 4 in flight: ~3.6 s. The first four documents (chunks 0 and 1) start together and
     # complete together; chunks 2-3 and 4-5 follow. Served in arrival order, every chunk completed at the end.
     assert times[1] < 0.5 * times[-1] and times[3] < 0.8 * times[-1], times
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    assert peak == 4
+    assert _peak(events) == 4
     # the engine stays full while work remains: until the last four requests start, four are in flight but for the
     # moment between an answer and the next request (time-weighted mean; 3.6 here, also before the change)
     starts = [t for t, step in events if step > 0]
