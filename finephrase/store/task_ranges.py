@@ -73,7 +73,7 @@ def iter_chunk_inputs(reader, rank: int, tasks: int, entries: list[dict],
     gap = ChunkInput(None)
     i = 0
     for doc in reader.iter_documents(rank, tasks, columns=columns):
-        n = doc.metadata[meta.POSITION]["read"]
+        n = meta.read_count(doc)
         while i < len(pending) and pending[i][0] <= n:
             first, last, e = pending[i]
             if last >= n:

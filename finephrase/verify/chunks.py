@@ -97,7 +97,7 @@ def check_task(root: Path, cfg: dict, reader, rank: int, state: LedgerState | No
     read = 0
     for chunk in iter_chunk_inputs(reader, rank, tasks, entries, columns=[cfg["id_column"]]):
         if chunk.docs:
-            read = max(read, chunk.docs[-1].metadata[meta.POSITION]["read"])
+            read = max(read, meta.read_count(chunk.docs[-1]))
         expected = Counter(d.id for d in chunk.docs)
         if chunk.entry is None:
             check_ids(tally, expected, {}, NO_CHUNK)

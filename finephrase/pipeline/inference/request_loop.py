@@ -164,7 +164,7 @@ class RequestLoop:
         if isinstance(item, _Failure):
             raise item.exc
         doc: Document = item
-        read = doc.metadata[meta.POSITION]["read"]
+        read = meta.read_count(doc)
         if self.resumed:
             self.resumed.check(read)
             if self.chunk.docs and self.resumed.between(self.chunk.pos["read"], read):
@@ -194,7 +194,7 @@ class RequestLoop:
             self.progress.finished_unit(units=len(self.prompts))
         else:
             c.selected_tokens += doc_tokens(doc)
-            await self.slots.acquire((c.index, doc.metadata[meta.POSITION]["read"]))
+            await self.slots.acquire((c.index, meta.read_count(doc)))
             c.pending += len(self.prompts)
             t = asyncio.create_task(self._document(doc, c))
             self.tasks.add(t)
@@ -274,7 +274,7 @@ class RequestLoop:
                 self._settle(c)
                 continue
             if i > 0:
-                await self.slots.acquire((c.index, doc.metadata[meta.POSITION]["read"]))
+                await self.slots.acquire((c.index, meta.read_count(doc)))
             siblings.append(asyncio.create_task(self._one(doc, p, c, fitted)))
         if siblings:
             await asyncio.gather(*siblings)

@@ -323,7 +323,7 @@ class ResumableReader(PipelineStep):
         for gap in gaps:
             self.seeks.append(gap.start)
             for doc in self.iter_documents(rank, world_size, gap.start):
-                if gap.last is not None and doc.metadata[meta.POSITION]["read"] > gap.last:
+                if gap.last is not None and meta.read_count(doc) > gap.last:
                     break
                 yield doc
 
