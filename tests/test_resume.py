@@ -104,6 +104,7 @@ def test_sigterm_drains_then_resumes(tmp_path):
     assert not any(e.get("finished") for e in entries)
     snap = orjson.loads((out / ".ledger" / "rank_00000.progress.json").read_bytes())
     assert snap["state"] == "drained"
+    assert snap["session"]["tokens_counted_by"] == "engine"  # llama.cpp's /metrics and /slots, read as it generates
     # nothing in flight was thrown away: every document pulled before the signal is committed
     assert snap["committed_docs"] == sum(e["docs"] for e in entries) >= 1
     manifest = orjson.loads((out / "manifest.json").read_bytes())

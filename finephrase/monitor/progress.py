@@ -151,6 +151,7 @@ class Progress:
             else None,
             "input_fraction": self.pulled_frac,
             "session": {"output_tokens": self.output_tokens, "generated_tokens": self.generated(),
+                        "tokens_counted_by": "finished requests" if self.engine_tokens is None else "engine",
                         "rejects": dict(self.rejects), "units_done": self.units_done, "elapsed_s": elapsed},
             "eta_s": (self.drain_eta() if self.drain_left is not None else self.eta(elapsed))
             if state == "running" else 0.0,

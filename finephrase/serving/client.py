@@ -166,14 +166,15 @@ class ChatClient:
                                     f"({last_detail})")
         raise RequestRejected(last_reason, last_detail)
 
-    async def peek(self, path: str, timeout: float = 2.0) -> bytes | None:
-        """GET `path` once, quickly (an engine's counters): its body, or None on any error or non-200 answer."""
+    async def peek(self, path: str, timeout: float = 10.0) -> tuple[int | None, bytes]:
+        """GET `path` once (an engine's counters): (HTTP status, body), or (None, b"") when no answer came in time
+        or the connection failed."""
         try:
             async with self._session.get(f"{self.base_url}{path}", proxy=self._proxy,
                                          timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                return await r.read() if r.status == 200 else None
+                return r.status, await r.read()
         except (asyncio.TimeoutError, aiohttp.ClientError):
-            return None
+            return None, b""
 
     async def chat(self, messages: list[dict], sampling: Sampling, seed: int | None = None,
                    extra: dict | None = None) -> ChatResult:

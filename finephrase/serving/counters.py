@@ -43,35 +43,35 @@ def decoding_now(slots_body: bytes) -> int | None:
 
 
 class EngineCounter:
-    """`await read()`: the engine's generated tokens so far (a running total), or None where it cannot say."""
+    """`await read()`: the engine's generated tokens so far (a running total), or None where it cannot say.
 
-    GIVE_UP_AFTER = 5  # failed reads in a row: this engine has no such counter (a restart fails a read or two)
+    An engine that refuses the endpoints (an answer other than 200), or that is neither llama.cpp nor vLLM, is not
+    asked again. One that is slow to answer (llama.cpp answers between two steps of its loop, so a long prefill
+    holds the answer back) or briefly gone (a restart) is asked again at the next read."""
 
     def __init__(self, client):
         self.client = client
-        self.failures = 0
+        self.refused = False
 
     async def read(self) -> int | None:
-        if self.failures >= self.GIVE_UP_AFTER:
+        if self.refused:
             return None
-        style = self.client.tokenize_style
+        # which engine: known when Rephrase counted tokens with the server's tokenizer; asked once otherwise (the
+        # embedded engine counts with the GGUF in-process, so nobody asked its server before)
+        style = self.client.tokenize_style or await self.client.detect_tokenizer()
         if style == "vllm":
-            body = await self.client.peek("/metrics")
-            value = metric_sum(body.decode("utf-8", "replace"), "vllm:generation_tokens_total") if body else None
+            value = metric_sum(await self._text("/metrics"), "vllm:generation_tokens_total")
         elif style == "llamacpp":
-            value = await self._llamacpp()
+            finished = metric_sum(await self._text("/metrics"), "llamacpp:tokens_predicted_total")
+            running = decoding_now((await self._text("/slots")).encode()) if finished is not None else None
+            value = None if finished is None or running is None else finished + running
         else:
+            self.refused = True
             value = None
-        self.failures = 0 if value is not None else (self.GIVE_UP_AFTER if style not in ("vllm", "llamacpp")
-                                                       else self.failures + 1)
         return None if value is None else int(value)
 
-    async def _llamacpp(self) -> float | None:
-        metrics = await self.client.peek("/metrics")
-        finished = metric_sum(metrics.decode("utf-8", "replace"), "llamacpp:tokens_predicted_total") \
-            if metrics else None
-        slots = await self.client.peek("/slots")
-        running = decoding_now(slots) if slots else None
-        if finished is None or running is None:
-            return None
-        return finished + running
+    async def _text(self, path: str) -> str:
+        status, body = await self.client.peek(path)
+        if status is not None and status != 200:
+            self.refused = True  # the engine has no such endpoint (llama.cpp without --metrics, a proxy)
+        return body.decode("utf-8", "replace") if status == 200 else ""
