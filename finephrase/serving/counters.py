@@ -60,18 +60,21 @@ class EngineCounter:
         # embedded engine counts with the GGUF in-process, so nobody asked its server before)
         style = self.client.tokenize_style or await self.client.detect_tokenizer()
         if style == "vllm":
-            value = metric_sum(await self._text("/metrics"), "vllm:generation_tokens_total")
+            metrics = (await self._body("/metrics")).decode("utf-8", "replace")
+            value = metric_sum(metrics, "vllm:generation_tokens_total")
         elif style == "llamacpp":
-            finished = metric_sum(await self._text("/metrics"), "llamacpp:tokens_predicted_total")
-            running = decoding_now((await self._text("/slots")).encode()) if finished is not None else None
+            metrics = (await self._body("/metrics")).decode("utf-8", "replace")
+            finished = metric_sum(metrics, "llamacpp:tokens_predicted_total")
+            running = decoding_now(await self._body("/slots")) if finished is not None else None
             value = None if finished is None or running is None else finished + running
         else:
             self.refused = True
             value = None
         return None if value is None else int(value)
 
-    async def _text(self, path: str) -> str:
+    async def _body(self, path: str) -> bytes:
+        """The answer to GET `path`, b"" when there is none."""
         status, body = await self.client.peek(path)
         if status is not None and status != 200:
             self.refused = True  # the engine has no such endpoint (llama.cpp without --metrics, a proxy)
-        return body.decode("utf-8", "replace") if status == 200 else ""
+        return body if status == 200 else b""
