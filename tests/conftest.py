@@ -67,6 +67,27 @@ def assert_one_line_error(r: subprocess.CompletedProcess, *phrases: str, only_li
         assert phrase in lines[-1], (phrase, lines[-1])
 
 
+def refused(r, out, *words):
+    """One `error:` line (exit 2), no traceback, nothing started or created."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert "starting the" not in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists(), f"{out} was created"
+
+
+def production_flags() -> list[str]:
+    """The production recipe's vLLM command line (pipelines/production.py itself), after the launcher."""
+    import runpy
+
+    from finephrase.pipeline.inference.rephrase import Rephrase
+
+    pipeline = runpy.run_path(str(REPO / "pipelines" / "production.py"), run_name="production")["pipeline"]
+    return next(s for s in pipeline if isinstance(s, Rephrase)).server.engine_flags()
+
+
 def read_generations(out: Path, prompt: str) -> list[dict]:
     """Every generation of `prompt` in the run folder `out`: its published rows, then its rejects."""
     return [r for d in (out / prompt, out / "rejects" / prompt) if d.exists() for r in pq.read_table(d).to_pylist()]
@@ -77,13 +98,27 @@ def small_docs(tmp_path) -> Path:
     return write_parquet(tmp_path / "in" / "docs.parquet", small_rows(6))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs 2 workers), each worker keeps to its own share of the CPUs, and so do
+    the processes it starts (affinity is inherited): the embedded engine sizes its threads to it
+    (finephrase/process/cpus.py), so the engines of two workers never spin against each other on one core."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= count > 1:
+        index = int(worker.removeprefix("gw"))
+        os.sched_setaffinity(0, cpus[index * len(cpus) // count:(index + 1) * len(cpus) // count])
+
+
 @pytest.fixture(scope="session")
 def llama_endpoint():
     """One real llama.cpp server on the packaged SmolLM2-135M-Instruct for the whole session."""
     pytest.importorskip("xllamacpp")
     from finephrase.serving import LlamaCppServer
 
-    server = LlamaCppServer(context_length=1024, log_path=Path(os.environ.get("TMPDIR", "/tmp")) / "fp-test-llama.log")
+    server = LlamaCppServer(context_length=1024, log_path=Path(os.environ.get("TMPDIR", "/tmp"))
+                            / f"fp-test-llama-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log")
     server.start()
     yield server.base_url
     server.stop()

@@ -168,3 +168,20 @@ def test_the_manifest_is_parsed_in_one_place():
     found = [f"{p.relative_to(REPO)}:{i}" for p in sorted(PACKAGE.rglob("*.py")) if p.name != "layout.py"
              for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert not found, found
+
+
+def test_tests_share_helpers_from_helper_modules_not_from_each_other():
+    """A test file imports helpers (conftest, fakeserver, synthetic_runs, hub_client, ...), never another test
+    file, and never edits sys.path (benchmarks/ is on pytest's pythonpath)."""
+    offenders = []
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_"):
+                offenders.append(f"{path.name} imports {node.module}")
+            if isinstance(node, ast.Import) and any(a.name.startswith("test_") for a in node.names):
+                offenders.append(f"{path.name} imports a test file")
+        if any(isinstance(node, ast.Call) and ast.unparse(node.func) in ("sys.path.insert", "sys.path.append")
+               for node in ast.walk(tree)):  # (a script a test writes and runs may set its own path)
+            offenders.append(f"{path.name} edits sys.path")
+    assert not offenders, offenders

@@ -41,12 +41,8 @@ def test_zero_server(tmp_path):
 
 
 def test_zero_server_answers_like_an_openai_server():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from _common import ZeroServer
-    finally:
-        sys.path.remove(str(BENCH))
     import httpx
+    from _common import ZeroServer  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
 
     with ZeroServer() as server:
         r = httpx.post(f"{server.url}/v1/chat/completions",
@@ -163,12 +159,8 @@ def test_scale(tmp_path):
 
 def test_zero_server_vary_answers_per_document():
     """--vary: each document gets its own answer, in its prompt's shape, that the quality gate publishes."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        from _common import ZeroServer, sample_texts
-    finally:
-        sys.path.remove(str(BENCH))
     import httpx
+    from _common import ZeroServer, sample_texts
 
     from finephrase.prompts.templates import load_prompts
     from finephrase.quality.gate import QualityGate

@@ -22,15 +22,13 @@ import pytest
 from conftest import REPO, run_cli, small_rows, write_parquet
 from consumer import load_every_config
 from fakeserver import FakeServer
+from hub_client import REPO_ID, cli, hub_env, start_standin
 from hubstandin import read_events, read_tree
-from test_publish import REPO_ID, cli, hub_env, start_standin
 
 from finephrase.argtypes import parse_size
 from finephrase.compact.plan import Shard, make_plan
 from finephrase.publish.commits import CommitPace, batches
 from finephrase.store.hub_limits import HubLimits, violations
-
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def _rephrase(src: Path, out: Path, url: str, *flags) -> None:

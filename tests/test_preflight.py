@@ -10,19 +10,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, SAMPLE, run_cli, small_rows, write_parquet
+from conftest import REPO, SAMPLE, refused, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
-
-
-def refused(r, out, *words):
-    """One `error:` line (exit 2), no traceback, nothing started or created."""
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert "starting the" not in r.stderr and "Traceback" not in r.stderr
-    assert not out.exists(), f"{out} was created"
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -11,7 +11,6 @@ The run folder comes from a real `finephrase rephrase` against tests/fakeserver.
 rejects (documents marked FLAKY: the fake server answers 500) and filtered documents (int_score 0).
 """
 
-import os
 import shutil
 import signal
 import subprocess
@@ -23,13 +22,9 @@ import orjson
 import pytest
 from conftest import REPO, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
+from hub_client import PROMPTS, REPO_ID, SESSION_SECRET, TOKEN, cli, hub_env, start_standin
 from hubstandin import read_events, read_tree
 
-TOKEN = "hf_FakeTokenForTests0123456789abcdef"
-SESSION_SECRET = "hf_SecretInACommandLine0123456789"
-REPO_ID = "test-org/finephrase-test"
-PROMPTS = ["faq", "math", "table", "tutorial"]
-STANDIN = Path(__file__).with_name("hubstandin.py")
 
 
 @pytest.fixture(scope="module")
@@ -54,32 +49,6 @@ def run_dir(tmp_path_factory) -> Path:
     m["sessions"][0]["command"] += f" --note {SESSION_SECRET}"
     (out / "manifest.json").write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
     return out
-
-
-def hub_env(tmp_path, endpoint: str, token: str | None = TOKEN) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "HUGGING_FACE")) and k != "HUGGINGFACE_HUB_CACHE"}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-               PYTHONPATH=str(REPO))
-    if token:
-        env["HF_TOKEN"] = token
-    return env
-
-
-def cli(*args, env: dict, timeout=180) -> subprocess.CompletedProcess:
-    """The CLI with exactly `env` (conftest's run_cli adds os.environ, which may hold a real token)."""
-    return subprocess.run([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def start_standin(state: Path, port: int = 0, **opts) -> tuple[subprocess.Popen, int]:
-    args = [sys.executable, str(STANDIN), "--state", str(state), "--token", TOKEN, "--port", str(port)]
-    for k, v in opts.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("ready "), line
-    return proc, int(line.split()[1])
 
 
 def expected_upload(run: Path) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import read_rows, run_cli, small_rows, write_parquet
+from expected_shapes import SHAPES
 
 from finephrase.prompts.templates import load_prompt
 from finephrase.quality.formats import check_format
@@ -23,18 +24,6 @@ PROMPTS = ["faq", "math", "table", "tutorial"]
 REASON_PREFIXES = ("format:", "non_answer:", "copy", "off_topic", "language", "length", "repetition", "too_short",
                    "empty")
 # the grammars of prompts/faq.toml and prompts/table.toml, as regular expressions (a generation that stopped)
-SHAPES = {
-    "faq": r"(?:Question: [A-Z][^\n?]{{8,120}}\?\nAnswer: {s}(?: {s}){{0,2}}\n\n){{2,3}}".format(
-        s=r"[A-Z0-9`\"(](?:[^\n.!?]|[.!?][^ \n.!?]){10,220}[.!?]"),
-    # (the title line is optional: parsing drops a title that reads as a lead-in, "Here is the table:")
-    "table": r"(?:[A-Z][^\n|]{{3,60}}\n\n)?(?:{r2}\|---\|---\|\n(?:{r2}){{2,6}}|{r3}\|---\|---\|---\|\n"
-             r"(?:{r3}){{2,6}})\nQuestion: [A-Z][^\n?]{{8,120}}\?\nAnswer: {s}(?: {s})?\n".format(
-                 s=r"[A-Z0-9`\"(](?:[^\n.!?]|[.!?][^ \n.!?]){1,200}[.!?]",
-                 r2=r"\| [^|\n ][^|\n]{0,40} \| [^|\n ][^|\n]{0,40} \|\n",
-                 r3=r"\| [^|\n ][^|\n]{0,40} \| [^|\n ][^|\n]{0,40} \| [^|\n ][^|\n]{0,40} \|\n"),
-}
-
-
 def test_published_rows_pass_their_templates_check(tmp_path):
     docs = small_rows(4, chars=900)
     src = write_parquet(tmp_path / "in" / "docs.parquet", docs)

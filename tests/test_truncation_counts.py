@@ -10,8 +10,7 @@ import re
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE, ledger_entries, read_generations, run_cli, small_rows, write_parquet
-from test_preflight import refused
+from conftest import SAMPLE, ledger_entries, read_generations, refused, run_cli, small_rows, write_parquet
 
 from finephrase.errors import UsageError
 from finephrase.serving.truncation import TRUNCATION_KEYS, add_truncation, truncation_text

@@ -137,7 +137,7 @@ def test_constrained_generation_and_prefix_cache_on_vllm(tmp_path):
     """--constrain-format on vLLM: faq's grammar goes as `structured_outputs` and every generation that stopped
     has its shape; the second prompt of a document is served from vLLM's prefix cache (the vllm backend starts
     the server with --enable-prompt-tokens-details, so it is counted)."""
-    from test_quality_e2e import SHAPES
+    from expected_shapes import SHAPES
 
     rows = small_rows(3, chars=1200)
     src = write_parquet(tmp_path / "docs.parquet", rows)
@@ -163,7 +163,7 @@ def test_production_recipe_flags_against_the_real_parser():
     before a task starts (vllm_flags.py). A flag vLLM lacks is refused with one line naming it; `suffix` without
     arctic-inference is refused naming the package; in a child process, as the run does it."""
     import vllm
-    from test_vllm_flags import production_flags
+    from conftest import production_flags
 
     from finephrase.errors import UsageError
     from finephrase.serving import vllm_flags

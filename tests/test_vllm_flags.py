@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, production_flags
 
 from finephrase.errors import UsageError
 from finephrase.serving import vllm_flags
@@ -24,16 +24,6 @@ def stub_parser(*flags: str) -> argparse.ArgumentParser:
     for f in flags:
         p.add_argument(f, type=json.loads if "config" in f else str)
     return p
-
-
-def production_flags() -> list[str]:
-    """The production recipe's vLLM command line (pipelines/production.py itself), after the launcher."""
-    import runpy
-
-    from finephrase.pipeline.inference.rephrase import Rephrase
-
-    pipeline = runpy.run_path(str(REPO / "pipelines" / "production.py"), run_name="production")["pipeline"]
-    return next(s for s in pipeline if isinstance(s, Rephrase)).server.engine_flags()
 
 
 def test_a_flag_the_parser_lacks_is_one_line_naming_it():

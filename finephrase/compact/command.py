@@ -26,9 +26,10 @@ def add_parser(sub):
                    help=f"shard size on disk, e.g. 500MB, 2GB (default {DEFAULT_TARGET_BYTES // 1000**2}MB)")
     p.add_argument("--target-rows", type=int, default=None, metavar="N",
                    help="rows per shard instead of a size (both: whichever comes first)")
-    p.add_argument("--rank", type=int, default=None, help="this task of --tasks (default: SLURM_ARRAY_TASK_ID, or 0)")
+    p.add_argument("--rank", type=int, default=None,
+                   help="this task of --tasks (default: SLURM_ARRAY_TASK_ID, or 0; docs/slurm.md#which-task-am-i)")
     p.add_argument("--tasks", type=int, default=None,
-                   help="tasks sharing the work (default: the SLURM array's size, or 1)")
+                   help="tasks sharing the work (default: the size of a whole SLURM array from 0, or 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
 

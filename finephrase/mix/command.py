@@ -78,7 +78,7 @@ def add_parser(sub):
     p.add_argument("--rank", type=int, default=None,
                    help="this task of --tasks (default: SLURM_ARRAY_TASK_ID, or 0); see docs/mixing.md")
     p.add_argument("--tasks", type=int, default=None,
-                   help="tasks of a SLURM array sharing the mix (default: the array's size, or 1)")
+                   help="tasks of a SLURM array sharing the mix (default: the size of a whole array from 0, or 1)")
     p.set_defaults(func=main)
 
 

@@ -14,6 +14,7 @@ from finephrase.pipeline.filters.select import Select, TokenBudget, language_is,
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
+from finephrase.process.array_task import check_rank
 from finephrase.prompts.templates import PromptTemplate
 from finephrase.run.preflight import check_settings
 from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
@@ -99,8 +100,7 @@ class RunConfig:
         cfg = cls(backend=backend, **kw)
         cfg.workers = min(cfg.workers, cfg.tasks)
         if cfg.rank is not None:
-            if not 0 <= cfg.rank < cfg.tasks:
-                raise UsageError(f"--rank {cfg.rank} is outside 0..{cfg.tasks - 1} (--tasks {cfg.tasks})")
+            check_rank(cfg.rank, cfg.tasks)
             cfg.workers = 1
         if cfg.gpus_per_task is None:
             cfg.gpus_per_task = 1 if backend == "vllm" else 0

@@ -27,6 +27,7 @@ from finephrase.monitor.progress import prefill_line
 from finephrase.pipeline.readers.resumable import resolve_inputs
 from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, run_copy, with_step
 from finephrase.process.drain import drain_on_signals
+from finephrase.process.array_task import check_rank, in_array, task_of
 from finephrase.process.exits import ending
 from finephrase.run.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
 from finephrase.run.executor import LocalExecutor
@@ -45,7 +46,7 @@ from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged
 from finephrase.serving.client import ChatClient, RequestRejected, Sampling
 from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import truncation_text
-from finephrase.store.layout import LOGS, MANIFEST, read_manifest
+from finephrase.store.layout import LOGS, MANIFEST, read_manifest, recorded_tasks
 from finephrase.store.ledger import Ledger
 
 
@@ -126,8 +127,8 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
 def _check_tasks(tasks: int, rank: int | None, workers: int):
     if tasks < 1 or workers < 1:
         raise UsageError("--tasks and --workers must be at least 1")
-    if rank is not None and not 0 <= rank < tasks:
-        raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
+    if rank is not None:
+        check_rank(rank, tasks)
 
 
 def _conditions(shape: Shape) -> list[str]:
@@ -199,18 +200,14 @@ def execute(cfg: RunConfig, overwrite: bool = False) -> dict:
 def slurm_task(output: str | Path | None = None) -> dict:
     """`rank` and `tasks` for a pipeline definition run as one SLURM array task (slurm/rephrase.sh), else {}.
 
-    tasks: the existing run's count when `output` holds one (so resubmitting a few tasks of an array keeps the
-    sharding), else the array's size (SLURM_ARRAY_TASK_MAX + 1). FINEPHRASE_RANK / FINEPHRASE_TASKS override.
+    The rule of every stage (process/array_task.py): the array index as it is; tasks from FINEPHRASE_TASKS, else
+    the existing run's count when `output` holds one (resubmitting a few tasks of an array keeps the sharding),
+    else the size of a whole array numbered from 0. FINEPHRASE_RANK overrides the index.
     """
-    rank = os.environ.get("FINEPHRASE_RANK", os.environ.get("SLURM_ARRAY_TASK_ID"))
-    if rank is None:
+    if not in_array():
         return {}
-    tasks = os.environ.get("FINEPHRASE_TASKS")
-    if tasks is None and output is not None and (Path(output) / MANIFEST).exists():
-        tasks = read_manifest(Path(output))["config"]["tasks"]
-    if tasks is None:
-        tasks = int(os.environ.get("SLURM_ARRAY_TASK_MAX", rank)) + 1
-    return {"rank": int(rank), "tasks": int(tasks)}
+    rank, tasks = task_of(None, None, recorded_tasks(output) if output is not None else None)
+    return {"rank": rank, "tasks": tasks}
 
 
 def preflight(base_url: str, model: str, api_key: str | None, chat_template_kwargs: dict | None = None):

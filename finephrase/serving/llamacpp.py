@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from finephrase.errors import ServerError
+from finephrase.process.cpus import cpus_allowed
 from finephrase.serving.base import ManagedServer
 
 PACKAGED_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -61,7 +62,7 @@ class LlamaCppServer(ManagedServer):
             "--port", str(self.port),
             "--slots", str(self.slots),
             "--context-length", str(self.context_length),
-            "--threads", str(self.threads),
+            "--threads", str(self.threads or cpus_allowed()),
         ]
         for arg in self.engine_args:
             cmd += ["--engine-arg", arg]

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--slots", type=int, default=4, help="sequences decoded together (n_parallel)")
     ap.add_argument("--context-length", type=int, default=2048, help="tokens of context per slot")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: llama.cpp's default)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: llama.cpp's default, the machine's cores)")
     ap.add_argument("--engine-arg", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args(argv)
     try:

@@ -94,6 +94,11 @@ def read_manifest(root: str | Path) -> dict:
     return orjson.loads((Path(root) / MANIFEST).read_bytes())
 
 
+def recorded_tasks(root: str | Path) -> int | None:
+    """The task count of the run in `root` once it has begun (its manifest says), else None."""
+    return read_manifest(root)["config"]["tasks"] if (Path(root) / MANIFEST).is_file() else None
+
+
 def write_manifest(root: str | Path, manifest: dict) -> Path:
     return durable_write(Path(root) / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
 

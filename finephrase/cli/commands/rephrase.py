@@ -4,13 +4,10 @@ finephrase/run/settings.py; this module parses them and hands them to `RunConfig
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
-import orjson
-
-from finephrase.errors import UsageError
+from finephrase.process.array_task import task_of
 from finephrase.run.settings import add_rephrase_arguments, config_kwargs
+from finephrase.store.layout import recorded_tasks
 
 # also the epilog of `finephrase --help`
 EXAMPLES = """\
@@ -46,15 +43,10 @@ def add_parser(sub):
 
 
 def task_count(args) -> int:
-    """--tasks; with --rank alone: the existing run's count, else the SLURM array's size."""
-    if args.tasks or args.rank is None:
+    """--tasks; with --rank: the rule of every stage (process/array_task.py), the existing run's count first."""
+    if args.rank is None:
         return args.tasks or 1
-    manifest = Path(args.output) / "manifest.json"
-    if manifest.exists():  # resubmitting some tasks of an array keeps the run's sharding
-        return orjson.loads(manifest.read_bytes())["config"]["tasks"]
-    if os.environ.get("SLURM_ARRAY_TASK_MAX"):
-        return int(os.environ["SLURM_ARRAY_TASK_MAX"]) + 1
-    raise UsageError("--rank needs --tasks (the total number of tasks of the run)")
+    return task_of(args.rank, args.tasks, recorded_tasks(args.output))[1]
 
 
 def main(args) -> int:
