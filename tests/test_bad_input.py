@@ -51,7 +51,7 @@ def test_document_level_problems_become_rejects(fake, tmp_path):
 
 
 def test_placeholder_in_document_is_not_substituted(fake, tmp_path):
-    from finephrase.prompts.templates import load_prompt
+    from finephrase.prompts.library import load_prompt
 
     doc = "A template uses {{document}} as its placeholder."
     msgs = load_prompt("faq").render(doc)

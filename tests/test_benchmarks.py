@@ -162,7 +162,7 @@ def test_zero_server_vary_answers_per_document():
     import httpx
     from _common import ZeroServer, sample_texts
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.quality.gate import QualityGate
 
     docs = [r["text"] for r in sample_texts(3000)[:10]]

@@ -68,7 +68,7 @@ def test_reader_that_does_not_resume_is_refused(tmp_path):
     from finephrase.pipeline.inference.rephrase import Rephrase
     from finephrase.pipeline.readers.resumable import ResumableReader
     from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.serving import Endpoint
     from finephrase.serving.client import Sampling
 

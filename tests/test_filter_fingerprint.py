@@ -27,7 +27,7 @@ from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.shape import inspect_pipeline, selection_fingerprint, without_filter_behaviour
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts.templates import load_prompts
+from finephrase.prompts.library import load_prompts
 from finephrase.run.config import RunConfig
 from finephrase.run.manifest import fingerprint
 from finephrase.run.runner import run

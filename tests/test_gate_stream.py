@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_cli, write_parquet
 
 from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.prompts.templates import load_prompt
+from finephrase.prompts.library import load_prompt
 from finephrase.quality.gate import QualityGate
 from finephrase.quality.recheck import recheck
 from finephrase.store.datafiles import parquet_files

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli, small_rows, write_parquet
 
 from finephrase.errors import UsageError
-from finephrase.prompts.templates import load_prompts
+from finephrase.prompts.library import load_prompts
 from finephrase.store import layout
 
 

@@ -20,7 +20,7 @@ SMOLLM2_FLAGS = ["--max-num-seqs=2048", "--max-num-batched-tokens=32768",
 
 
 def _cfg(backend="vllm", **kw):
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.runner import RunConfig
 
     return RunConfig.for_backend(backend, inputs=["in.parquet"], output="out", prompts=load_prompts("faq"), **kw)

@@ -24,7 +24,7 @@ from finephrase.pipeline.filters.select import NamedFilter
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts.templates import load_prompts
+from finephrase.prompts.library import load_prompts
 from finephrase.run.runner import run
 from finephrase.serving import Endpoint, LlamaCppServer
 from finephrase.serving.client import Sampling
@@ -149,7 +149,7 @@ from finephrase.pipeline.filters.select import Select, TokenBudget, language_is,
 from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.prompts.templates import load_prompts
+from finephrase.prompts.library import load_prompts
 from finephrase.run.runner import run
 from finephrase.serving import Endpoint
 

@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from finephrase.errors import UsageError
-from finephrase.prompts.templates import (
-    PLACEHOLDER,
-    available_prompts,
-    default_prompts_dir,
-    load_prompt,
-    load_prompts,
-    load_template_file,
-)
+from finephrase.prompts.library import available_prompts, load_prompt, load_prompts
+from finephrase.prompts.templates import PLACEHOLDER, default_prompts_dir, load_template_file
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = {"finephrase", "finephrase-extra", "nemotron-cc", "rewire", "beyondweb"}

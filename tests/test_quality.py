@@ -9,7 +9,8 @@ import pytest
 from conftest import run_cli, write_parquet
 
 from finephrase.errors import UsageError
-from finephrase.prompts.templates import available_prompts, load_prompt, parse_template
+from finephrase.prompts.templates import parse_template
+from finephrase.prompts.library import available_prompts, load_prompt
 from finephrase.quality.formats import check_format, numbered_steps, qa_pairs
 from finephrase.quality.gate import QualityGate
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from conftest import read_rows, run_cli, small_rows, write_parquet
 from expected_shapes import SHAPES
 
-from finephrase.prompts.templates import load_prompt
+from finephrase.prompts.library import load_prompt
 from finephrase.quality.formats import check_format
 from finephrase.quality.gate import QualityGate
 

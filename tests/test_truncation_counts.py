@@ -102,7 +102,7 @@ def test_truncation_in_status_report_and_card(real_run):
 
 
 def test_too_little_room_for_the_document_is_refused_unless_allowed(tmp_path):
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.runner import RunConfig
     from finephrase.run.settings import SWEEPABLE
 
@@ -141,7 +141,7 @@ def test_a_mistyped_id_column_is_refused_before_anything_starts(tmp_path):
 def test_id_column_given_or_not(tmp_path):
     from finephrase.pipeline.readers.resumable import resolve_inputs
     from finephrase.pipeline.shape import inspect_pipeline
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.config import build_pipeline
     from finephrase.run.manifest import fingerprint
     from finephrase.run.preflight import check_inputs

@@ -27,7 +27,7 @@ _EXPORTS = {
     "QualityGate": "finephrase.quality.gate",
     "ChunkWriter": "finephrase.pipeline.writers.chunk_writer",
     "Sampling": "finephrase.serving.client",
-    "load_prompts": "finephrase.prompts.templates",
+    "load_prompts": "finephrase.prompts.library",
     "LlamaCppServer": "finephrase.serving",
     "VllmServer": "finephrase.serving",
     "Endpoint": "finephrase.serving",

@@ -1,9 +1,10 @@
-"""Prompt templates: data files in `prompts/`, one TOML file per template.
+"""Prompt templates: data files in `prompts/`, one TOML file per template, or prompt files in the FinePhrase
+paper's format (markdown with `[TEXT]` where the document goes: paper_files.py).
 
 A template has a name, family, version, an optional system message and a user template that contains the
-placeholder `{{document}}` exactly where the document text goes. Rendering splits the *template* on the
-placeholder and joins the pieces with the document, so placeholder-like text inside a document is never
-substituted again.
+placeholder `{{document}}` (a paper file: `[TEXT]`) exactly where the document text goes. Rendering splits the
+*template* on the placeholder and joins the pieces with the document, so placeholder-like text inside a document
+is never substituted again.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from finephrase.errors import UsageError
-from finephrase.store.layout import check_prompt_name
 
 PLACEHOLDER = "{{document}}"
 REQUIRED_KEYS = ("name", "family", "version", "template")
@@ -58,6 +59,16 @@ class PromptTemplate:
     path: str | None = None
     check_items: tuple = ()  # the [check] table (the shape of a good answer), as sorted (key, value) pairs
     request_items: tuple = ()  # the [request.<engine>] tables, as sorted (engine, ((field, value), ...)) pairs
+    placeholders: tuple = (PLACEHOLDER,)  # where the document goes (a paper-format file: [TEXT] and its synonyms)
+    check_origin: str = ""  # where the [check] comes from, when not from the template itself (paper files)
+
+    @property
+    def paper_format(self) -> bool:
+        return self.placeholders != (PLACEHOLDER,)
+
+    def _split(self) -> list[str]:
+        """The template cut at every placeholder (the document goes between the pieces)."""
+        return re.split("|".join(map(re.escape, self.placeholders)), self.template)
 
     def request_fields(self, engine: str | None) -> dict:
         """Extra fields for this template's requests on an engine of style `engine` ("llamacpp", "vllm"), e.g.
@@ -76,12 +87,14 @@ class PromptTemplate:
         parts = [self.system or "", self.template, self.extract_tag or ""]
         if self.request_items:  # only when set: the hashes of templates without it stay as they were
             parts.append(json.dumps({e: dict(f) for e, f in self.request_items}, sort_keys=True))
+        if self.paper_format:
+            parts.append(json.dumps(list(self.placeholders)))
         payload = "\x00".join(parts)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
     def render(self, document: str) -> list[dict]:
         """Chat messages for one document."""
-        user = document.join(self.template.split(PLACEHOLDER))
+        user = document.join(self._split())
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": user})
         return messages
@@ -90,13 +103,15 @@ class PromptTemplate:
     def shared_prefix(self) -> tuple[str, str]:
         """What comes before the document (system message, user text): templates that begin alike let the
         engine compute a document's prefill once for all of them (prefix caching)."""
-        return self.system or "", self.template.split(PLACEHOLDER)[0]
+        return self.system or "", self._split()[0]
 
     def overhead_text(self) -> str:
         """The prompt text without the document (to count the template's own tokens)."""
-        return (self.system or "") + "\n" + self.template.replace(PLACEHOLDER, "")
+        return (self.system or "") + "\n" + "".join(self._split())
 
     def to_dict(self) -> dict:
+        paper = {"format": "paper", "placeholders": list(self.placeholders), "path": self.path} \
+            if self.paper_format else {}
         return {
             "name": self.name,
             "family": self.family,
@@ -108,7 +123,7 @@ class PromptTemplate:
             "extract_tag": self.extract_tag,
             "check": self.check or None,
             "request": {e: dict(f) for e, f in self.request_items} or None,
-        }
+        } | paper
 
 
 def prefix_groups(prompts: list[PromptTemplate]) -> list[list[str]]:
@@ -193,45 +208,3 @@ def load_template_file(path: str | Path) -> PromptTemplate:
     if tpl.name != path.stem:
         raise UsageError(f"prompt file {path}: name '{tpl.name}' must equal the file name '{path.stem}'")
     return tpl
-
-
-def available_prompts(prompts_dir: str | Path | None = None) -> dict[str, Path]:
-    """{name: file} of the library (see `library_dirs`). A folder given explicitly must exist."""
-    library: dict[str, Path] = {}
-    for n, d in enumerate(library_dirs(prompts_dir)):
-        if not d.is_dir():
-            if n == 0:
-                continue  # an installation without its library: the message below says what to do
-            raise UsageError(f"prompts folder {d} does not exist (from --prompts-dir or FINEPHRASE_PROMPTS_DIR)")
-        library.update({p.stem: p for p in sorted(d.glob("*.toml"))})
-    return dict(sorted(library.items()))
-
-
-def load_prompt(name_or_path: str, prompts_dir: str | Path | None = None) -> PromptTemplate:
-    """A prompt by library name (`faq`) or by path to a .toml file."""
-    if name_or_path.endswith(".toml") or os.sep in name_or_path:
-        return load_template_file(name_or_path)
-    library = available_prompts(prompts_dir)
-    if name_or_path not in library:
-        names = ", ".join(library) or "(none found)"
-        raise UsageError(
-            f"unknown prompt '{name_or_path}'. Available: {names}. See `finephrase prompts`, "
-            f"or pass a path to a .toml template"
-        )
-    return load_template_file(library[name_or_path])
-
-
-def load_prompts(spec: str | list[str], prompts_dir: str | Path | None = None) -> list[PromptTemplate]:
-    """`faq,math` or ['faq', 'math'] -> templates; refuses duplicates and names the run folder reserves."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
-        raise UsageError("no prompt given: pass --prompt NAME[,NAME...]")
-    templates = [load_prompt(n, prompts_dir) for n in names]
-    seen = set()
-    for t in templates:
-        check_prompt_name(t.name)
-        if t.name in seen:
-            raise UsageError(f"prompt '{t.name}' given twice")
-        seen.add(t.name)
-    return templates

@@ -5,12 +5,15 @@ the reject reason `format:<what failed>`.
 Kinds (parameters, defaults):
 - `qa_pairs` (min_pairs 2): questions, each followed by a real answer ("Question: ... / Answer: ...", "Q:/A:",
   numbered or bold questions ending in "?" with the answer below); no question and no answer twice;
-- `markdown_table` (min_rows 2, qa_after false): a header row, a separator row (`|---|:--:|`), at least
-  min_rows data rows with the header's column count; with qa_after, a question and its answer after the table;
+- `markdown_table` (min_rows 2, qa_after false): a header row, a separator row (`|---|:--:|`, `|:-|-:|`: any
+  cells of hyphens with optional colons), at least min_rows data rows with the header's column count, no column
+  repeating one multi-word value down four or more rows; with qa_after, a question and its answer after it;
 - `math_solution` (min_steps 2): a problem with numbers, a worked solution (at least min_steps lines, with a
   calculation among them), and a final answer with a value ("Final answer: ...", "The answer is ...");
-- `steps` (min_steps 3, min_step_words 4): numbered steps 1, 2, 3, ... ("1." / "1)" / "Step 1:") of at least
-  min_step_words words on average, none of them a loop of step labels ("3. Step 4: Step 5:");
+- `steps` (min_steps 3, min_step_words 4, bullets false): numbered steps 1, 2, 3, ... ("1." / "1)" / "Step 1:")
+  of at least min_step_words words on average, none of them a loop of step labels ("3. Step 4: Step 5:"), and
+  not a table of contents (many short titles without a sentence); with bullets, bullet points ("- ", "* ",
+  "• ", under section headings or not) count as steps too, as instructions that allow them ask;
 - `bullets` (min_items 3): a list of at least min_items items ("- ", "* ", "• " or "1. ");
 - `prose` (min_words 50, min_sentences 3): running text of at least that many words and sentences;
 - `none`: no shape check (the non-answer checks still apply).
@@ -27,7 +30,7 @@ PARAMS = {
     "qa_pairs": {"min_pairs": 2},
     "markdown_table": {"min_rows": 2, "qa_after": False},
     "math_solution": {"min_steps": 2},
-    "steps": {"min_steps": 3, "min_step_words": 4},
+    "steps": {"min_steps": 3, "min_step_words": 4, "bullets": False},
     "bullets": {"min_items": 3},
     "prose": {"min_words": 50, "min_sentences": 3},
     "none": {},
@@ -109,7 +112,7 @@ def _repeated(pairs: list[tuple[str, str]]) -> str | None:
 
 # -- markdown_table -------------------------------------------------------------------------------------------
 
-_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?$")
+_SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?$")
 
 
 def _cells(line: str) -> list[str]:
@@ -123,6 +126,12 @@ def _cells(line: str) -> list[str]:
 
 def markdown_table(text: str) -> tuple[int, int, int] | None:
     """(data rows, columns, index of the line after the table) of the first markdown table, or None."""
+    found = _table_rows(text)
+    return None if found is None else (len(found[0]), found[1], found[2])
+
+
+def _table_rows(text: str) -> tuple[list[list[str]], int, int] | None:
+    """(the cells of each data row, columns, index of the line after the table) of the first table, or None."""
     lines = text.splitlines()
     for i in range(1, len(lines)):
         if not _SEPARATOR.match(lines[i].strip()) or "|" not in lines[i - 1]:
@@ -130,14 +139,24 @@ def markdown_table(text: str) -> tuple[int, int, int] | None:
         cols = len(_cells(lines[i - 1]))
         if cols < 2 or len(_cells(lines[i])) != cols:
             continue
-        rows, j = 0, i + 1
+        rows, j = [], i + 1
         while j < len(lines) and "|" in lines[j] and lines[j].strip():
             cells = _cells(lines[j])
             if len(cells) == cols and any(cells):
-                rows += 1
+                rows.append(cells)
             j += 1
         return rows, cols, j
     return None
+
+
+def _repeated_column(rows: list[list[str]]) -> bool:
+    """One multi-word value down a column in four or more rows, most of them (a small model's stuck table)."""
+    for col in range(1, len(rows[0]) if rows else 0):
+        values = [r[col].lower() for r in rows if r[col].strip()]
+        top = max(set(values), key=values.count, default="")
+        if len(top.split()) >= 2 and values.count(top) >= 4 and values.count(top) >= 0.75 * len(rows):
+            return True
+    return False
 
 
 # -- math_solution ----------------------------------------------------------------------------------------------
@@ -175,10 +194,10 @@ _STEP = re.compile(r"^(?:step\s*(\d{1,3})\s*[:.)\-]?|(\d{1,3})\s*[.)]|\((\d{1,3}
 
 def numbered_steps(text: str) -> int:
     """How many numbered steps 1, 2, 3, ... in order (a list that restarts counts from its longest run)."""
-    return len(_step_bodies(text))
+    return len(step_bodies(text))
 
 
-def _step_bodies(text: str) -> list[str]:
+def step_bodies(text: str) -> list[str]:
     """The texts of the longest in-order run of numbered steps (a step's text: its line after the number, and
     the lines up to the next step)."""
     best, run = [], []
@@ -209,12 +228,41 @@ def _looping(n: int, body: str) -> bool:
     return len(labels) >= 2 or (len(labels) == 1 and int(labels[0]) != n and _STEP_LABEL.match(body.strip()))
 
 
-def _steps_problem(text: str, min_steps: int, min_step_words: float) -> str | None:
-    steps = _step_bodies(text)
+_BULLET = re.compile(r"^\s*(?:[-*•+])\s+(\S.*)$")
+
+
+def bullet_bodies(text: str) -> list[str]:
+    """The texts of the bullet points of a text (an item: its line, and the lines after it up to the next item,
+    heading or blank line)."""
+    items: list[str] = []
+    open_item = False
+    for line in text.splitlines():
+        if m := _BULLET.match(line):
+            items.append(m.group(1).replace("**", "").strip())
+            open_item = True
+        elif open_item and line.strip() and not line.lstrip().startswith(("#", "```")):
+            items[-1] += " " + line.strip()
+        else:
+            open_item = False
+    return items
+
+
+def _table_of_contents(steps: list[str]) -> bool:
+    """Many steps that are titles (a few words, no sentence): a table of contents, not instructions."""
+    titles = [s for s in steps if _words(s) <= 8 and not re.search(r"[.!?:]\s*$|[.!?]\s", s.strip())]
+    return len(steps) >= 6 and len(titles) >= 0.8 * len(steps)
+
+
+def _steps_problem(text: str, min_steps: int, min_step_words: float, bullets: bool = False) -> str | None:
+    steps = step_bodies(text)
+    if bullets and len(steps) < min_steps:
+        steps = steps + bullet_bodies(text)
     if len(steps) < min_steps:
         return f"format:steps<{min_steps}"
     if any(_looping(n, s) for n, s in enumerate(steps, start=1)):
         return "format:steps_loop"
+    if _table_of_contents(steps):
+        return "format:table_of_contents"
     if sum(_words(s) for s in steps) / len(steps) < min_step_words:
         return f"format:step_words<{min_step_words:g}"
     return None
@@ -235,18 +283,20 @@ def check_format(text: str, spec: dict | None) -> str | None:
             return f"format:qa_pairs<{p['min_pairs']}"
         return _repeated(pairs)
     if kind == "markdown_table":
-        t = markdown_table(text)
+        t = _table_rows(text)
         if t is None:
             return "format:no_table"
-        if t[0] < p["min_rows"]:
+        if len(t[0]) < p["min_rows"]:
             return f"format:table_rows<{p['min_rows']}"
+        if _repeated_column(t[0]):
+            return "format:table_repeated_cells"
         if p["qa_after"] and not qa_pairs("\n".join(text.splitlines()[t[2]:]), min_answer_words=1):
             return "format:no_qa_after_table"
         return None
     if kind == "math_solution":
         return _math_problem(text, p["min_steps"])
     if kind == "steps":
-        return _steps_problem(text, p["min_steps"], p["min_step_words"])
+        return _steps_problem(text, p["min_steps"], p["min_step_words"], p["bullets"])
     if kind == "bullets":
         items = sum(1 for ln in text.splitlines() if re.match(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S", ln))
         return None if items >= p["min_items"] else f"format:items<{p['min_items']}"

@@ -21,7 +21,10 @@ class QualityGate:
     - `repetition`: degenerate output: a large share of duplicate lines, or of the text covered by one repeated
       n-gram (the looping typical of small models);
     - `non_answer:<kind>`, `copy`, `off_topic`, `language` (nonanswer.py), for every template;
-    - `format:<what failed>`: the template's `[check]` (formats.py). `formats=False` turns the last two off.
+    - `format:<what failed>`: the template's `[check]` (formats.py);
+    - what the shape holds (nonanswer.py): `off_topic:generic_steps`, steps that name nothing of the source;
+      `non_answer:evasive`, FAQ answers that put their questions off; `non_answer:answer_not_from_table`, the
+      answer after a table naming nothing of it. `formats=False` turns the last three off.
     """
 
     min_words: int = 3
@@ -42,7 +45,8 @@ class QualityGate:
         from finephrase.quality.nonanswer import check_non_answer
 
         spec = prompt.check
-        return (check_non_answer(text, source, prompt.overhead_text(), spec) or check_format(text, spec))
+        return (check_non_answer(text, source, prompt.overhead_text(), spec) or check_format(text, spec)
+                or _content_problem(text, spec, source))
 
     def _generic(self, text: str, finish_reason: str | None) -> str | None:
         if self.reject_length and finish_reason == "length":
@@ -63,3 +67,24 @@ class QualityGate:
             if count > 2 and count * self.ngram / len(words) > self.max_top_ngram_frac:
                 return "repetition"
         return None
+
+
+def _content_problem(text: str, spec: dict, source: str | None) -> str | None:
+    """What the shape holds, once the shape is right: steps about the source, answers that answer."""
+    from finephrase.quality import formats, nonanswer
+
+    kind = spec.get("kind")
+    if kind == "steps" and source and nonanswer.generic_steps(formats.step_bodies(text)
+                                                              or formats.bullet_bodies(text), source):
+        return "off_topic:generic_steps"
+    if kind == "qa_pairs" and nonanswer.evasive_answers([a for _, a in formats.qa_pairs(text)]):
+        return "non_answer:evasive"
+    if kind == "markdown_table" and spec.get("qa_after"):
+        rows, _, end = formats._table_rows(text) or ([], 0, 0)
+        answers = [a for _, a in formats.qa_pairs("\n".join(text.splitlines()[end:]), min_answer_words=1)]
+        header = text.splitlines()[end - len(rows) - 2] if rows else ""
+        cells = [c for r in rows for c in r] + formats._cells(header)
+        if answers and not nonanswer.answer_from_table(answers[0], cells):
+            return "non_answer:answer_not_from_table"
+    return None
+

@@ -11,7 +11,11 @@ Whoever uses a server (the run, the Rephrase step, the request loop) holds a han
 
 from __future__ import annotations
 
+import subprocess
+
 from finephrase.serving.base import Endpoint, ManagedServer
+
+DEATH_SETTLE_S = 2.0  # a killed server's port closes before its process can be reaped: wait this long for it
 
 
 class ServerHandle:
@@ -51,14 +55,21 @@ class ServerHandle:
             self.server.stop()
             self.started_here = False
 
-    def can_restart(self) -> bool:
-        """A managed server this process runs (its process handle is here), dead, with restarts left."""
-        return (self.managed and self.server.proc is not None and not self.server.alive()
-                and self.restarts < self.max_restarts)
+    def can_restart(self, settle_s: float = DEATH_SETTLE_S) -> bool:
+        """A managed server this process runs (its process handle is here), dead, with restarts left. A killed
+        process refuses connections a moment before it can be reaped, so one that still looks alive is given
+        `settle_s` to end (blocking: call it from a thread)."""
+        if not (self.managed and self.server.proc is not None and self.restarts < self.max_restarts):
+            return False
+        try:
+            self.server.proc.wait(timeout=settle_s)
+        except subprocess.TimeoutExpired:
+            return False  # alive: the failure was something else
+        return True
 
     def restart(self) -> bool:
         """Stop what is left of a dead managed server and start it again (blocking); False if it cannot be."""
-        if not self.can_restart():
+        if not self.can_restart(settle_s=0):
             return False
         self.restarts += 1
         self.server.stop()

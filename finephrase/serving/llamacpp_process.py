@@ -12,10 +12,13 @@ llama.cpp's HTTP API on 127.0.0.1: `/v1/chat/completions` (chat template from th
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
+SHUTDOWN_GRACE_S = 10.0  # after a stop signal, the process ends within this, its threads stopped or not
+ORPHAN_POLL_S = 2.0  # how often the server looks whether the process that started it is still there
 REPEAT_PENALTY = 1.1  # for requests that set none (--engine-arg sampling.penalty_repeat=... changes it)
 
 
@@ -105,11 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), stop), daemon=True).start()
     server = xllamacpp.Server(params)  # loads the model and serves from background threads
     print(f"finephrase: llama.cpp server ready at {server.listening_address}", flush=True)
     stop.wait()
+    # stopping the HTTP threads can wait forever on a connection its client dropped (a worker killed mid-request
+    # after a restart left servers behind, measured): the process ends after SHUTDOWN_GRACE_S whatever happens
+    deadline = threading.Timer(SHUTDOWN_GRACE_S, os._exit, args=(0,))
+    deadline.daemon = True
+    deadline.start()
     del server  # stops the HTTP threads and the decoding loop, frees the model
     return 0
+
+
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    """Stop when the process that started the server is gone (its parent-death signal follows the thread that
+    started the server, and a server started by a restart comes from a worker thread)."""
+    while not stop.wait(ORPHAN_POLL_S):
+        if os.getppid() != parent:
+            stop.set()
 
 
 if __name__ == "__main__":

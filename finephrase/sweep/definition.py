@@ -152,7 +152,7 @@ def _grid(i: int, g, sources: dict) -> tuple[str, list[str], list, list, dict]:
 
 def _add_point(points: dict[str, Point], p: Point, templates: list, gname: str):
     """Add `p`, or note that grid `gname` shares it; two grids may share a folder only with the same settings."""
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     old = points.get(p.key)
     if old is None:
@@ -169,7 +169,7 @@ def _add_point(points: dict[str, Point], p: Point, templates: list, gname: str):
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; every point's settings are validated (prompts, models, conditions)."""
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     d = load_definition(path)
     unknown = set(d) - _TOP

@@ -36,7 +36,7 @@ class Point:
 
     def config(self):
         """The point's RunConfig (built afresh: `execute` changes some fields)."""
-        from finephrase.prompts.templates import load_prompts
+        from finephrase.prompts.library import load_prompts
         from finephrase.run.config import RunConfig
 
         kw = {k: v for k, v in self.settings.items() if k != "backend" and SWEEPABLE[k].config}

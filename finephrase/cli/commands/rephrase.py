@@ -50,7 +50,7 @@ def task_count(args) -> int:
 
 
 def main(args) -> int:
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.config import RunConfig
     from finephrase.run.runner import execute
 

@@ -350,7 +350,7 @@ class RequestLoop:
         async with self.restart_lock:
             if self.generation != seen_generation:
                 return True  # another request restarted it already
-            if not self.server.can_restart():  # not ours, still alive, or restarts exhausted
+            if not await asyncio.to_thread(self.server.can_restart):  # not ours, alive, or restarts exhausted
                 return False
             limit = self.server.max_restarts
             logger.warning(f"task {self.rank}: model server died; restart {self.server.restarts + 1}/{limit}")

@@ -32,10 +32,11 @@ def part_path(root: Path, rank: int, tasks: int) -> Path:
 def digest(plan: Plan, examples: int) -> str:
     """What a part's result depends on, as 16 hex characters (see the module's docstring)."""
     import finephrase
-    from finephrase.prompts.templates import load_prompt
+    from finephrase.prompts.library import template_now
     from finephrase.quality.gate import QualityGate
 
-    templates = {n: [load_prompt(n).hash, repr(load_prompt(n).check_items)] for n in plan.prompts}
+    now = {n: template_now(n, plan.manifest) for n in plan.prompts}
+    templates = {n: [t.hash, repr(t.check_items)] for n, t in now.items()}
     ledgers = sorted((p.name, p.stat().st_size) for p in (plan.root / LEDGER_DIR).glob("rank_*.jsonl"))
     state = {"version": finephrase.__version__, "gate": repr(QualityGate()), "templates": templates,
              "source": plan.skipped or "", "examples": examples, "ledgers": ledgers,

@@ -19,12 +19,14 @@ class Checker:
     """One process's gate, templates and input reader for a folder (built once per process)."""
 
     def __init__(self, root: Path, cfg: dict, use_source: bool, examples: int):
-        from finephrase.prompts.templates import load_prompt
+        from finephrase.prompts.library import template_now
         from finephrase.quality.gate import QualityGate
+        from finephrase.store.layout import read_manifest
 
         self.root, self.cfg, self.use_source, self.examples = root, cfg, use_source, examples
         self.prompts = list(cfg["prompts"])
-        self.templates = {n: load_prompt(n) for n in self.prompts}
+        manifest = read_manifest(root)
+        self.templates = {n: template_now(n, manifest) for n in self.prompts}
         self.gate = QualityGate()
         self.tasks = int(cfg.get("tasks", 1))
         self.reader = make_reader(cfg) if use_source else None
