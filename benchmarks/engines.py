@@ -120,7 +120,7 @@ def new_server(slots: int, log: Path):
 
 
 def measure_engines(args, work: Path) -> dict:
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     requests = faq_requests(docs(args.docs), load_prompts("faq"))
     have_old = importlib.util.find_spec("llama_cpp") is not None
@@ -154,7 +154,7 @@ def measure_engines(args, work: Path) -> dict:
 
 
 def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, concurrency: int) -> dict:
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.runner import RunConfig, collect_counts, execute
 
     cfg = RunConfig.for_backend("embedded", inputs=[str(inp)], output=str(out), prompts=load_prompts(prompts),
@@ -170,7 +170,7 @@ def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, conc
 
 
 def measure_prefix(args, work: Path) -> dict:
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     ds = docs(args.docs)
     inp = write_input(work / "prefix" / "docs.parquet", ds, "parquet")

@@ -125,7 +125,7 @@ def datatrove_worker(input_path: str, out: str, url: str, concurrency: int, chun
     from datatrove.pipeline.writers import ParquetWriter
     from datatrove.utils.logging import logger
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     logger.remove()  # its DEBUG console log would be part of the measurement; finephrase's console is quiet too
     prompt = load_prompts("faq")[0]
@@ -155,7 +155,7 @@ def datatrove_worker(input_path: str, out: str, url: str, concurrency: int, chun
 def request_bodies(rows: list[dict]) -> list[bytes]:
     import orjson
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     prompt = load_prompts("faq")[0]
     return [orjson.dumps({"model": "zero", "messages": prompt.render(r["text"]), "max_tokens": MAX_TOKENS})
@@ -183,7 +183,7 @@ async def httpx_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     """The same requests through httpx.AsyncClient (json=..., response.json()), no pipeline around them."""
     import httpx
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     prompt = load_prompts("faq")[0]
     async with httpx.AsyncClient(base_url=url, timeout=600,
@@ -203,7 +203,7 @@ async def aiohttp_ceiling(url: str, rows: list[dict], concurrency: int) -> dict:
     import aiohttp
     import orjson
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     prompt = load_prompts("faq")[0]
     async with aiohttp.ClientSession(

@@ -63,7 +63,7 @@ def make_docs(n: int, chars: int) -> list[dict]:
 async def direct(base_url: str, model: str, docs: list[dict], max_tokens: int, concurrency: int) -> dict:
     import httpx
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.serving.client import request_seed
 
     prompt = load_prompts(PROMPT)[0]
@@ -93,7 +93,7 @@ def pipeline(base_url: str, inp: Path, out: Path, max_tokens: int, concurrency: 
              n_docs: int) -> dict:
     import pyarrow.parquet as pq
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
     from finephrase.run.runner import RunConfig, execute
 
     cfg = RunConfig.for_backend("endpoint", endpoint_url=base_url, inputs=[str(inp)], output=str(out),

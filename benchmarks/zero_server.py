@@ -446,7 +446,7 @@ def _bench_body() -> bytes:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _common import sample_texts
 
-    from finephrase.prompts.templates import load_prompts
+    from finephrase.prompts.library import load_prompts
 
     doc = max(sample_texts(5000), key=lambda r: len(r["text"]))["text"]
     messages = load_prompts("faq")[0].render(doc)
