@@ -44,8 +44,11 @@ sample: install
 		--constrain-format
 	$(VENV)/bin/finephrase verify $(OUT)
 
+# the default suite in TEST_WORKERS processes (pytest-xdist, a test file per process; conftest.py gives each its
+# own share of the CPUs, so the engines they start never spin on the same cores); TEST_WORKERS=1: one process
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # the SLURM tests against a one-node cluster on localhost (installs slurm-wlm + munge with apt: needs root)
 test-slurm: install

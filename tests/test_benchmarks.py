@@ -1,4 +1,5 @@
-"""The benchmark scripts (benchmarks/) still run: each in --quick mode, once.
+"""The benchmark scripts (benchmarks/) still run: each in --quick mode, once (marked slow: four minutes in all,
+run by `make test-slow` and .ci/run; their --help and the stand-in servers are checked in the default suite).
 
 These assert only that a script completes, prints its table and writes valid JSON with the expected keys, never
 a speed: speeds depend on the machine and on what else runs on it (docs/benchmarks.md has the real numbers).
@@ -33,6 +34,7 @@ def run_bench(name: str, tmp_path, *extra, timeout=120) -> tuple[str, dict]:
     return r.stdout, data
 
 
+@pytest.mark.slow
 def test_zero_server(tmp_path):
     out, data = run_bench("zero_server", tmp_path, "--bench")
     assert "ceiling:" in out
@@ -55,6 +57,7 @@ def test_zero_server_answers_like_an_openai_server():
         assert httpx.post(f"{server.url}/tokenize", json={}).status_code == 404
 
 
+@pytest.mark.slow
 def test_overhead(tmp_path):
     out, data = run_bench("overhead", tmp_path)
     assert "finephrase / datatrove" in out or "datatrove not run" in out
@@ -69,6 +72,7 @@ def test_overhead(tmp_path):
     assert "meets_2000_docs_per_s" in data["targets"]["verdicts"]["parquet"]
 
 
+@pytest.mark.slow
 def test_saturation(tmp_path):
     out, data = run_bench("saturation", tmp_path, "--skip-vllm")  # vLLM takes minutes to start
     assert "pipeline ÷ direct" in out
@@ -80,6 +84,7 @@ def test_saturation(tmp_path):
     assert "vllm" in data["engines"]
 
 
+@pytest.mark.slow
 def test_resume(tmp_path):
     out, data = run_bench("resume", tmp_path)
     assert "resume ÷ fresh" in out
@@ -89,6 +94,7 @@ def test_resume(tmp_path):
     assert data["all_verified"], "the resumed run is not exactly once"
 
 
+@pytest.mark.slow
 def test_memory(tmp_path):
     out, data = run_bench("memory", tmp_path)
     assert "peak RSS" in out
@@ -96,6 +102,7 @@ def test_memory(tmp_path):
     assert all(v > 0 for v in data["peak_rss_mib"].values())
 
 
+@pytest.mark.slow
 def test_compliance(tmp_path):
     out, data = run_bench("compliance", tmp_path, timeout=600)  # the real 135M model, two arms of 3 documents
     assert "published constrained" in out
@@ -106,6 +113,7 @@ def test_compliance(tmp_path):
     assert data["tokens_per_s_ratio"] > 0
 
 
+@pytest.mark.slow
 def test_engines(tmp_path):
     # the real 135M model: 2 documents x 8 tokens per engine and concurrency, then 3 short pipeline runs; the old
     # engine (llama-cpp-python) is measured only where it is installed (the bench extra), else skipped by name
@@ -118,6 +126,7 @@ def test_engines(tmp_path):
     assert p["four_over_one_wall"] > 0 and 0 < p["cached_share"] < 1 and 0 < p["cached_share_ceiling"] < 1
 
 
+@pytest.mark.slow
 def test_occupancy(tmp_path):
     # the long-tail stand-in server (benchmarks/tail_server.py), uniform and 2% stragglers, latencies / 10
     out, data = run_bench("occupancy", tmp_path)
@@ -130,6 +139,7 @@ def test_occupancy(tmp_path):
     assert set(data["targets"]["verdicts"]) == {"in_flight", "wall", "peak_rss"} and not data["failed"]
 
 
+@pytest.mark.slow
 def test_compact(tmp_path):
     out, data = run_bench("compact", tmp_path)  # 50 MB and 500 MB of chunk files
     assert "MB/s per core" in out and "peak RSS ratio" in out
@@ -137,6 +147,7 @@ def test_compact(tmp_path):
     assert all(s["rows"] == s["runs"][0]["rows"] for s in data["sizes"])
 
 
+@pytest.mark.slow
 def test_scale(tmp_path):
     # 1/100,000 of the paper (3,390 documents x faq, math, table, tutorial) as 16 rephrase tasks started together
     # against the stand-in server (zero_server.py --vary), then verify, dedup, compact, card, gate, publish

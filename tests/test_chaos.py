@@ -10,7 +10,10 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 from conftest import REPO, run_cli, small_rows, write_parquet
+
+pytestmark = pytest.mark.slow  # three minutes of faults: `make test-slow` (and .ci/run)
 
 PROMPTS = ("faq", "summarize")
 

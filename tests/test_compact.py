@@ -53,6 +53,7 @@ def big_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
+@pytest.mark.slow  # 10,000 chunk files written by a real run, then compacted and published: ~80 s
 def test_a_big_chunked_run_is_compacted_and_published_within_the_hubs_limits(big_run, tmp_path):
     per_folder = [len(list(d.glob("*.parquet"))) for d in (big_run / "faq", big_run / "rejects" / "faq")]
     assert max(per_folder) >= 10_000  # 10,000 chunks: over the Hub's entries per folder
