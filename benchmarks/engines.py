@@ -3,6 +3,7 @@ llama-cpp-python's server, on the same requests; and what one prefill per docume
 
     python benchmarks/engines.py            # 12 documents, max_tokens 128, concurrency 1/4/8, 3 repeats
     python benchmarks/engines.py --quick    # 2 documents, max_tokens 8, concurrency 1/4, 1 repeat
+    python benchmarks/engines.py --skip engines --paper-prompts CHECKOUT/prompts   # document-first vs the paper's
 
 1. engines: the same FAQ requests (sample documents cut to 3,000 characters, temperature 0.2, the per-request
    seed the pipeline sends) through each engine at each concurrency, a fresh server per measurement (no prompt
@@ -153,11 +154,13 @@ def measure_engines(args, work: Path) -> dict:
     return out
 
 
-def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, concurrency: int) -> dict:
+def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, concurrency: int,
+                 prompts_dir: str | None = None) -> dict:
     from finephrase.prompts.library import load_prompts
     from finephrase.run.runner import RunConfig, collect_counts, execute
 
-    cfg = RunConfig.for_backend("embedded", inputs=[str(inp)], output=str(out), prompts=load_prompts(prompts),
+    cfg = RunConfig.for_backend("embedded", inputs=[str(inp)], output=str(out),
+                                prompts=load_prompts(prompts, prompts_dir),
                                 max_tokens=max_tokens, seed=SEED, max_concurrency=concurrency,
                                 progress_interval=3600)
     t0 = time.perf_counter()
@@ -210,6 +213,25 @@ def measure_prefix(args, work: Path) -> dict:
     }
 
 
+def measure_paper_prefix(args, work: Path) -> dict:
+    """The same two runs with the paper's prompt files (instruction first: a document's four requests share
+    nothing before it but the chat template), from the checkout --paper-prompts names."""
+    ds = docs(args.docs)
+    inp = write_input(work / "paper" / "docs.parquet", ds, "parquet")
+    names = [f"format/{p}" for p in PROMPTS4]
+    runs = []
+    for rep in range(args.repeats):
+        one = pipeline_run(inp, work / "pp1", names[:1], args.prefix_max_tokens, 4, args.paper_prompts)
+        four = pipeline_run(inp, work / "pp4", names, args.prefix_max_tokens, 4, args.paper_prompts)
+        runs.append({"one_prompt": one, "four_prompts": four, "four_over_one_wall": four["seconds"] / one["seconds"],
+                     "cached_share": four["cached_tokens"] / four["prompt_tokens"] if four["prompt_tokens"] else None})
+        print(f"  paper prompts run {rep + 1}: 1 prompt {one['seconds']:.1f}s, 4 prompts {four['seconds']:.1f}s "
+              f"({runs[-1]['four_over_one_wall']:.2f}x, {runs[-1]['cached_share']:.0%} cached)", flush=True)
+    return {"four_over_one_wall": median([r["four_over_one_wall"] for r in runs]),
+            "cached_share": median([r["cached_share"] for r in runs]),
+            "prompt_tokens_per_doc": runs[0]["four_prompts"]["prompt_tokens"] / len(ds), "runs": runs}
+
+
 def main(argv=None) -> int:
     ap = base_parser(NAME, __doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=None, help="documents (12; quick 2)")
@@ -217,6 +239,8 @@ def main(argv=None) -> int:
     ap.add_argument("--prefix-max-tokens", type=int, default=None, help="prefix part: max_tokens (32; quick 8)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=None, help="engines part (1 4 8; quick 1 4)")
     ap.add_argument("--skip", choices=["engines", "prefix"], action="append", default=[])
+    ap.add_argument("--paper-prompts", default=None, metavar="DIR",
+                    help="also measure the prefix part with the paper's prompt files (DIR: a checkout's prompts/)")
     args = ap.parse_args(argv)
     resolve_repeats(args)
     args.docs = args.docs or (2 if args.quick else 12)
@@ -243,6 +267,12 @@ def main(argv=None) -> int:
                         [[fmt(p["four_over_one_wall"], 2), fmt(p["cached_share"], 2),
                           fmt(p["cached_share_all_at_once"], 2), fmt(p["cached_share_ceiling"], 2)]]))
             print(f"target: 4-prompt wall <= {TARGET_PREFIX} x 1-prompt: {'met' if p['meets_target'] else 'NOT met'}")
+        if args.paper_prompts and "prefix" not in args.skip:
+            pp = results["paper_prefix"] = measure_paper_prefix(args, work)
+            print(table(["prompts", "4 prompts / 1 prompt wall", "cached share (4 prompts)"],
+                        [["finephrase (document first)", fmt(p["four_over_one_wall"], 2), fmt(p["cached_share"], 2)],
+                         ["the paper's (instruction first)", fmt(pp["four_over_one_wall"], 2),
+                          fmt(pp["cached_share"], 2)]]))
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

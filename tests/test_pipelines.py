@@ -7,6 +7,7 @@ code (the list's checks, accounting of filters after Rephrase, the fingerprint),
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -211,6 +212,32 @@ def test_the_production_pipeline_file_matches_its_cli_command():
                                 output="output/finephrase", prompts=load_prompts("faq,math,table,tutorial"),
                                 context_length=8192, max_tokens=2048, chunk_size=2000, max_concurrency=2048)
     assert fingerprint(inspect_pipeline(pipeline), 1, []) == cfg.fingerprint([])
+
+
+def test_the_paper_recipe_runs_the_checkouts_prompts_with_the_launchers_settings(tmp_path):
+    """pipelines/finephrase_paper.py: the four paper-format files of the checkout FINEPHRASE_PAPER_PROMPTS names
+    (written here for the test), SmolLM2-1.7B-Instruct with the published launcher's vLLM flags; without a
+    checkout, one line saying what to set."""
+    for name in ("faq", "math", "table", "tutorial"):
+        (tmp_path / "prompts" / "format").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "prompts" / "format" / f"{name}.md").write_text(f"Rewrite as a {name}.\n\nDocument:\n[TEXT]")
+    code = ("import runpy, json; p = runpy.run_path('pipelines/finephrase_paper.py', run_name='x')['pipeline']; "
+            "r = p[1]; print(json.dumps([[t.name for t in r.prompts], [t.check['kind'] for t in r.prompts], "
+            "r.server.model, r.server.engine_flags(), r.sampling.max_tokens, r.sampling.temperature]))")
+    env = {**os.environ, "FINEPHRASE_PAPER_PROMPTS": str(tmp_path / "prompts")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    names, kinds, model, flags, max_tokens, temperature = orjson.loads(r.stdout)
+    assert names == ["format-faq", "format-math", "format-table", "format-tutorial"]
+    assert kinds == ["qa_pairs", "math_solution", "markdown_table", "steps"]
+    assert model == "HuggingFaceTB/SmolLM2-1.7B-Instruct" and (max_tokens, temperature) == (2048, None)
+    for flag in ("--max-model-len=8192", "--gpu-memory-utilization=0.9", "--max-num-seqs=2048",
+                 "--max-num-batched-tokens=16384"):
+        assert flag in flags or flag.replace("=", " ") in " ".join(flags), (flag, flags)
+    env["FINEPHRASE_PAPER_PROMPTS"] = str(tmp_path / "nowhere")
+    r = subprocess.run([sys.executable, "pipelines/finephrase_paper.py"], cwd=REPO, capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "FINEPHRASE_PAPER_PROMPTS" in r.stderr
 
 
 def test_run_leaves_the_list_as_the_user_wrote_it_and_a_plain_datatrove_executor_runs_it(tmp_path):
