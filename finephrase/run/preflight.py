@@ -24,15 +24,8 @@ from finephrase.errors import UsageError
 
 
 def check_settings(cfg) -> None:
-    s = cfg.sampling
-    if cfg.limit == 0 or cfg.limit < -1:
+    if cfg.limit == 0 or cfg.limit < -1:  # (the sampling settings check themselves: serving/client.Sampling)
         raise UsageError(f"--limit {cfg.limit}: give at least 1 document per task (or leave it out for all)")
-    if s.temperature is not None and s.temperature < 0:
-        raise UsageError(f"--temperature {s.temperature}: must be 0 or more")
-    if s.top_p is not None and not 0 < s.top_p <= 1:
-        raise UsageError(f"--top-p {s.top_p}: must be above 0 and at most 1")
-    if s.top_k is not None and s.top_k < 0:
-        raise UsageError(f"--top-k {s.top_k}: must be 0 or more")
     if cfg.min_chars is not None and cfg.min_chars < 0 or cfg.max_chars is not None and cfg.max_chars < 0:
         raise UsageError("--min-chars / --max-chars must be 0 or more")
     if cfg.min_chars is not None and cfg.max_chars is not None and cfg.min_chars > cfg.max_chars:

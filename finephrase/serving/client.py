@@ -34,15 +34,29 @@ class ServerUnavailable(ServerError):
     """The server is gone: stop the task (committed chunks are safe), fix the server, rerun."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampling:
-    """Sampling parameters; None means "the server's default" (vLLM: the model's generation config)."""
+    """Sampling parameters; None means "the server's default" (vLLM: the model's generation config). Checked when
+    made (the CLI's flags and a pipeline file's Sampling(...) alike): a bad value is one line, before anything
+    starts."""
 
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
     max_tokens: int = 2048
+
+    def __post_init__(self):
+        from finephrase.errors import UsageError
+
+        if self.temperature is not None and self.temperature < 0:
+            raise UsageError(f"--temperature {self.temperature}: must be 0 or more")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p {self.top_p}: must be above 0 and at most 1")
+        if self.top_k is not None and self.top_k < 0:
+            raise UsageError(f"--top-k {self.top_k}: must be 0 or more")
+        if self.max_tokens < 1:
+            raise UsageError(f"--max-tokens {self.max_tokens}: must be at least 1")
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")}
