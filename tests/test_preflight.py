@@ -126,3 +126,14 @@ def test_a_failing_tasks_error_is_not_printed_twice(capsys):
         logger.remove()
         logger.add(sys.stderr)
     assert "the task failed" not in err and "a warning of ours" in err and "a warning of datatrove's" in err
+
+
+def test_sampling_checks_itself_where_it_is_made():
+    """A pipeline file's Sampling(...) is refused as the CLI's flags are: one line, before anything starts."""
+    from finephrase.serving.client import Sampling
+
+    for kwargs, flag in (({"temperature": -1}, "--temperature"), ({"top_p": 1.5}, "--top-p"),
+                         ({"top_k": -2}, "--top-k"), ({"max_tokens": 0}, "--max-tokens")):
+        with pytest.raises(UsageError, match=flag):
+            Sampling(**kwargs)
+    assert Sampling(temperature=0, top_p=1, top_k=0, max_tokens=1).to_dict()["max_tokens"] == 1
