@@ -130,6 +130,7 @@ def test_a_failing_tasks_error_is_not_printed_twice(capsys):
 
 def test_sampling_checks_itself_where_it_is_made():
     """A pipeline file's Sampling(...) is refused as the CLI's flags are: one line, before anything starts."""
+    from finephrase.errors import UsageError
     from finephrase.serving.client import Sampling
 
     for kwargs, flag in (({"temperature": -1}, "--temperature"), ({"top_p": 1.5}, "--top-p"),
