@@ -176,8 +176,9 @@ def _embedded_server_of(proc: subprocess.Popen, other_than: str | None = None, w
 
 def test_kill9_stops_a_restarted_embedded_server(tmp_path):
     """The server killed, the run restarts it (from a worker thread), then the run is killed: the restarted
-    server goes too. It stayed behind before (measured: two such servers outlived the chaos test by 35 minutes,
-    their shutdown waiting on a connection the killed run had dropped)."""
+    server goes too. It stayed behind before (measured: two such servers outlived the chaos test by 35 minutes;
+    their engine stopped, but the interpreter's exit waited on llama.cpp's HTTP listener; one in five of these
+    scenarios left one)."""
     pytest.importorskip("xllamacpp")
     write_parquet(tmp_path / "in" / "docs.parquet", small_rows(40, chars=200))
     proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024")

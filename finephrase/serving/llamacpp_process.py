@@ -112,13 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     server = xllamacpp.Server(params)  # loads the model and serves from background threads
     print(f"finephrase: llama.cpp server ready at {server.listening_address}", flush=True)
     stop.wait()
-    # stopping the HTTP threads can wait forever on a connection its client dropped (a worker killed mid-request
-    # after a restart left servers behind, measured): the process ends after SHUTDOWN_GRACE_S whatever happens
+    # stopping the engine can wait on requests its client dropped: the process ends after SHUTDOWN_GRACE_S whatever
+    # happens
     deadline = threading.Timer(SHUTDOWN_GRACE_S, os._exit, args=(0,))
     deadline.daemon = True
     deadline.start()
-    del server  # stops the HTTP threads and the decoding loop, frees the model
-    return 0
+    del server  # stops the decoding loop and frees the model
+    # llama.cpp's HTTP listener can stay in accept() after that, and the interpreter's exit would wait on it forever
+    # (measured: a restarted server outlived its killed run by minutes after "main loop exited"): leave at once
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
