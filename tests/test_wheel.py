@@ -46,6 +46,7 @@ def test_wheel_carries_the_project_files_and_license():
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     for p in (REPO / "prompts").glob("*.toml"):
         assert f"finephrase/_bundled/prompts/{p.name}" in names
+    assert "finephrase/_bundled/prompts/paper/checks.toml" in names  # the checks of the paper's prompt files
     for rel in ("slurm/rephrase.sh", "slurm/stage.sh", "pipelines/production.py", "pipelines/sample_faq.py",
                 "data/sample/python-docs.parquet"):
         assert f"finephrase/_bundled/{rel}" in names, rel

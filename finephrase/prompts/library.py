@@ -27,7 +27,7 @@ def available_prompts(prompts_dir: str | Path | None = None) -> dict[str, Path]:
 
 def load_prompt(name_or_path: str, prompts_dir: str | Path | None = None) -> PromptTemplate:
     """A prompt by library name (`faq`), by path to a .toml template, or a file in the paper's format: by its path
-    below a prompts folder (`format/faq`, see py) or by its own path (`CHECKOUT/prompts/format/faq.md`)."""
+    below a prompts folder (`format/faq`, see paper_files.py) or by its own path (`CHECKOUT/prompts/format/faq.md`)."""
     if name_or_path.endswith(".toml"):
         return load_template_file(name_or_path)
     dirs = library_dirs(prompts_dir)

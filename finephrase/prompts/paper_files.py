@@ -107,7 +107,7 @@ def check_for(path: Path) -> tuple[dict, str]:
 
 
 def well_known_checks() -> dict[str, dict]:
-    """{file stem: [check] table} for the paper's prompts, from the library's paper_checks.toml."""
+    """{file stem: [check] table} for the paper's prompts, from the library's paper/checks.toml."""
     from finephrase.quality.formats import validate_spec
 
     path = default_prompts_dir() / WELL_KNOWN_CHECKS
