@@ -115,7 +115,7 @@ def _repeated(pairs: list[tuple[str, str]]) -> str | None:
 _SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?$")
 
 
-def _cells(line: str) -> list[str]:
+def row_cells(line: str) -> list[str]:
     s = line.strip()
     if s.startswith("|"):
         s = s[1:]
@@ -126,22 +126,22 @@ def _cells(line: str) -> list[str]:
 
 def markdown_table(text: str) -> tuple[int, int, int] | None:
     """(data rows, columns, index of the line after the table) of the first markdown table, or None."""
-    found = _table_rows(text)
+    found = table_rows(text)
     return None if found is None else (len(found[0]), found[1], found[2])
 
 
-def _table_rows(text: str) -> tuple[list[list[str]], int, int] | None:
+def table_rows(text: str) -> tuple[list[list[str]], int, int] | None:
     """(the cells of each data row, columns, index of the line after the table) of the first table, or None."""
     lines = text.splitlines()
     for i in range(1, len(lines)):
         if not _SEPARATOR.match(lines[i].strip()) or "|" not in lines[i - 1]:
             continue
-        cols = len(_cells(lines[i - 1]))
-        if cols < 2 or len(_cells(lines[i])) != cols:
+        cols = len(row_cells(lines[i - 1]))
+        if cols < 2 or len(row_cells(lines[i])) != cols:
             continue
         rows, j = [], i + 1
         while j < len(lines) and "|" in lines[j] and lines[j].strip():
-            cells = _cells(lines[j])
+            cells = row_cells(lines[j])
             if len(cells) == cols and any(cells):
                 rows.append(cells)
             j += 1
@@ -283,7 +283,7 @@ def check_format(text: str, spec: dict | None) -> str | None:
             return f"format:qa_pairs<{p['min_pairs']}"
         return _repeated(pairs)
     if kind == "markdown_table":
-        t = _table_rows(text)
+        t = table_rows(text)
         if t is None:
             return "format:no_table"
         if len(t[0]) < p["min_rows"]:

@@ -65,11 +65,12 @@ section steps provide provided include includes including help able work working
 setting settings user users data time way thing things part parts number list simple easy like also well good new
 tutorial question answer answers questions identify summarize summary review carefully details detail key""".split())
 # the commonest words of other languages written in Latin letters (German, French, Spanish, Italian, Portuguese)
-_FOREIGN_COMMON = set("""der die das und ist nicht mit für von den dem des ein eine einen sich auf auch wird werden
-sind wie oder bei aus nach zum zur kann was wenn nur noch alle dann diese dieser einer über zwischen ohne gibt
-zuerst frage antwort les est une pour dans que qui sur pas avec sont aux ces cette être peut ont par réponse
-del los las para con por una como más pero sus este esta están puede también pregunta respuesta cuando che della
-delle sono gli nel nella questo questa può domanda risposta não uma com pelo pela são está""".split())
+# (not those that are English words too, or Python's: was, die, del, con, par, pas, est, com)
+_FOREIGN_COMMON = set("""der das und ist nicht mit für von den dem ein eine einen sich auf auch wird werden sind
+wie oder bei aus nach zum zur kann wenn nur noch alle dann diese dieser einer über zwischen ohne gibt zuerst frage
+antwort les une pour dans que qui sur avec sont aux ces cette être peut ont réponse los las para por una como más
+pero sus este esta están puede también pregunta respuesta cuando che della delle sono gli nel nella questo questa
+può domanda risposta não uma pelo pela são está""".split())
 # answers that put the question off instead of answering it
 _EVASIVE = re.compile(r"^\W*(?:it depends\b|(?:please )?(?:see|refer to|consult|check) (?:the|its|their|your)\b"
                       r"[^.]{0,40}\b(?:manual|documentation|docs|reference|guide|website)|this is (?:covered|"
