@@ -71,6 +71,14 @@ def test_a_sidecar_overrides_the_well_known_check(checkout):
         load_prompt("format/faq", checkout)
 
 
+def test_a_pipeline_definition_sets_the_check(checkout):
+    tutorial = load_prompt("format/tutorial", checkout).with_check(kind="steps", min_steps=5)
+    assert tutorial.check == {"kind": "steps", "min_steps": 5} and tutorial.check_origin == "the pipeline definition"
+    assert tutorial.hash == load_prompt("format/tutorial", checkout).hash  # what the model is asked is the same
+    with pytest.raises(UsageError, match="unknown keys"):
+        tutorial.with_check(kind="steps", min_pairs=2)
+
+
 @pytest.mark.parametrize("name, content, words", [
     ("nothing.md", "Rewrite the document as a FAQ.", ["has no [TEXT] placeholder"]),
     ("empty.md", "  \n\n", ["is empty"]),

@@ -66,6 +66,16 @@ class PromptTemplate:
     def paper_format(self) -> bool:
         return self.placeholders != (PLACEHOLDER,)
 
+    def with_check(self, **spec) -> "PromptTemplate":
+        """This template with another shape check, e.g. in a pipeline definition:
+        `load_prompt("format/faq", CHECKOUT).with_check(kind="qa_pairs", min_pairs=3)` (checked like a [check])."""
+        from dataclasses import replace
+
+        from finephrase.quality.formats import validate_spec
+
+        spec = validate_spec(spec, f"{self.name} (with_check)")
+        return replace(self, check_items=tuple(sorted(spec.items())), check_origin="the pipeline definition")
+
     def _split(self) -> list[str]:
         """The template cut at every placeholder (the document goes between the pieces)."""
         return re.split("|".join(map(re.escape, self.placeholders)), self.template)
