@@ -144,3 +144,19 @@ def test_constrain_format_is_a_sweep_switch_and_a_request_field():
     assert request_fields(g, "llamacpp") == {"grammar": g}
     assert request_fields(g, "vllm") == {"structured_outputs": {"grammar": g}}
     assert request_fields(None, "vllm") == {} and request_fields(g, None) == {}
+
+
+def test_a_table_of_contents_is_not_a_tutorial_but_short_instructions_are():
+    from finephrase.quality.formats import check_format
+
+    spec = {"kind": "steps", "min_steps": 3}
+    steps = ["Open the terminal window", "Run pip install requests now", "Import the requests module",
+             "Call requests get with the url", "Print the status code", "Close the session at the end"]
+    titles = ["Introduction to Debian", "Debian Installation", "Network Configuration", "Package Management Basics",
+              "System Administration", "Security Updates", "Troubleshooting Guide"]
+    numbered = lambda items: "Title\n\n" + "\n".join(f"{i}. {t}" for i, t in enumerate(items, 1))  # noqa: E731
+    assert check_format(numbered(steps), spec) is None
+    assert check_format(numbered(titles), spec) == "format:table_of_contents"
+    bulleted = "## Setup\n" + "\n".join(f"- {t}" for t in steps[:3])
+    assert check_format(bulleted, spec) == "format:steps<3"  # bullets count only where the check allows them
+    assert check_format(bulleted, {**spec, "bullets": True}) is None

@@ -247,10 +247,18 @@ def bullet_bodies(text: str) -> list[str]:
     return items
 
 
+def _title(step: str) -> bool:
+    """A few words in title case, no sentence ("Debian Installation", "Introduction to the Debugger"); a short
+    instruction ("Open the terminal") is not one."""
+    long_words = [w for w in _WORD.findall(step) if len(w) >= 4 and not w.isdigit()]
+    capitalized = sum(1 for w in long_words if w[0].isupper())
+    return (_words(step) <= 8 and not re.search(r"[.!?:]\s*$|[.!?]\s", step.strip())
+            and bool(long_words) and capitalized >= 0.6 * len(long_words))
+
+
 def _table_of_contents(steps: list[str]) -> bool:
-    """Many steps that are titles (a few words, no sentence): a table of contents, not instructions."""
-    titles = [s for s in steps if _words(s) <= 8 and not re.search(r"[.!?:]\s*$|[.!?]\s", s.strip())]
-    return len(steps) >= 6 and len(titles) >= 0.8 * len(steps)
+    """Many steps that are titles: a table of contents, not instructions."""
+    return len(steps) >= 6 and sum(1 for s in steps if _title(s)) >= 0.8 * len(steps)
 
 
 def _steps_problem(text: str, min_steps: int, min_step_words: float, bullets: bool = False) -> str | None:
