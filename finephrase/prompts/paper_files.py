@@ -50,14 +50,14 @@ def find_paper_file(name: str, dirs: list[Path]) -> tuple[Path, Path] | None:
     return None
 
 
-def paper_files(dirs: list[Path]) -> dict[str, Path]:
-    """{`format/faq`: file} of the paper-format files below the folders (later folders win)."""
-    found: dict[str, Path] = {}
+def paper_files(dirs: list[Path]) -> dict[str, tuple[Path, Path]]:
+    """{`format/faq`: (file, its prompts folder)} of the paper-format files below the folders (later ones win)."""
+    found: dict[str, tuple[Path, Path]] = {}
     for d in dirs:
         if d.is_dir():
             for suffix in PAPER_SUFFIXES:
                 for path in sorted(d.rglob(f"*{suffix}")):
-                    found[path.relative_to(d).with_suffix("").as_posix()] = path
+                    found[path.relative_to(d).with_suffix("").as_posix()] = (path, d)
     return dict(sorted(found.items()))
 
 

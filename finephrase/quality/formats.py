@@ -24,6 +24,7 @@ Kinds (parameters, defaults):
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 KINDS = ("qa_pairs", "markdown_table", "math_solution", "steps", "bullets", "prose", "none")
 PARAMS = {
@@ -115,7 +116,7 @@ def _repeated(pairs: list[tuple[str, str]]) -> str | None:
 _SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?$")
 
 
-def row_cells(line: str) -> list[str]:
+def _cells(line: str) -> list[str]:
     s = line.strip()
     if s.startswith("|"):
         s = s[1:]
@@ -124,28 +125,35 @@ def row_cells(line: str) -> list[str]:
     return [c.strip() for c in s.split("|")]
 
 
+class Table(NamedTuple):
+    header: list[str]  # the header row's cells
+    rows: list[list[str]]  # the cells of each data row with the header's column count
+    end: int  # index of the line after the table
+
+
 def markdown_table(text: str) -> tuple[int, int, int] | None:
     """(data rows, columns, index of the line after the table) of the first markdown table, or None."""
-    found = table_rows(text)
-    return None if found is None else (len(found[0]), found[1], found[2])
+    found = first_table(text)
+    return None if found is None else (len(found.rows), len(found.header), found.end)
 
 
-def table_rows(text: str) -> tuple[list[list[str]], int, int] | None:
-    """(the cells of each data row, columns, index of the line after the table) of the first table, or None."""
+def first_table(text: str) -> Table | None:
+    """The first markdown table of `text` (a header row, a separator row, data rows), or None."""
     lines = text.splitlines()
     for i in range(1, len(lines)):
         if not _SEPARATOR.match(lines[i].strip()) or "|" not in lines[i - 1]:
             continue
-        cols = len(row_cells(lines[i - 1]))
-        if cols < 2 or len(row_cells(lines[i])) != cols:
+        header = _cells(lines[i - 1])
+        cols = len(header)
+        if cols < 2 or len(_cells(lines[i])) != cols:
             continue
         rows, j = [], i + 1
         while j < len(lines) and "|" in lines[j] and lines[j].strip():
-            cells = row_cells(lines[j])
+            cells = _cells(lines[j])
             if len(cells) == cols and any(cells):
                 rows.append(cells)
             j += 1
-        return rows, cols, j
+        return Table(header, rows, j)
     return None
 
 
@@ -291,14 +299,14 @@ def check_format(text: str, spec: dict | None) -> str | None:
             return f"format:qa_pairs<{p['min_pairs']}"
         return _repeated(pairs)
     if kind == "markdown_table":
-        t = table_rows(text)
+        t = first_table(text)
         if t is None:
             return "format:no_table"
-        if len(t[0]) < p["min_rows"]:
+        if len(t.rows) < p["min_rows"]:
             return f"format:table_rows<{p['min_rows']}"
-        if _repeated_column(t[0]):
+        if _repeated_column(t.rows):
             return "format:table_repeated_cells"
-        if p["qa_after"] and not qa_pairs("\n".join(text.splitlines()[t[2]:]), min_answer_words=1):
+        if p["qa_after"] and not qa_pairs("\n".join(text.splitlines()[t.end:]), min_answer_words=1):
             return "format:no_qa_after_table"
         return None
     if kind == "math_solution":

@@ -80,10 +80,9 @@ def _content_problem(text: str, spec: dict, source: str | None) -> str | None:
     if kind == "qa_pairs" and nonanswer.evasive_answers([a for _, a in formats.qa_pairs(text)]):
         return "non_answer:evasive"
     if kind == "markdown_table" and spec.get("qa_after"):
-        rows, _, end = formats.table_rows(text) or ([], 0, 0)
-        answers = [a for _, a in formats.qa_pairs("\n".join(text.splitlines()[end:]), min_answer_words=1)]
-        header = text.splitlines()[end - len(rows) - 2] if rows else ""
-        cells = [c for r in rows for c in r] + formats.row_cells(header)
+        table = formats.first_table(text)  # (there is one: the format check passed)
+        answers = [a for _, a in formats.qa_pairs("\n".join(text.splitlines()[table.end:]), min_answer_words=1)]
+        cells = table.header + [c for r in table.rows for c in r]
         if answers and not nonanswer.answer_from_table(answers[0], cells):
             return "non_answer:answer_not_from_table"
     return None

@@ -75,8 +75,7 @@ def _paper_rows(prompts_dir: str | None, library: frozenset[str]) -> list[tuple[
 
     dirs = library_dirs(prompts_dir)[1:]
     rows = []
-    for key, path in paper_files(dirs).items():
-        root = next(d for d in reversed(dirs) if path.is_relative_to(d))
+    for key, (path, root) in paper_files(dirs).items():
         try:
             t = load_paper_file(path, root, library)
             rows.append((key, f"{t.name} ({t.hash}, check: {t.check.get('kind', 'none')})"))
