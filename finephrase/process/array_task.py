@@ -40,8 +40,7 @@ def _array_size() -> int:
 
 def task_of(rank: int | None, tasks: int | None, recorded_tasks: int | None = None) -> tuple[int, int]:
     """(rank, tasks) of this process by the module's rule; (0, 1) outside an array when nothing is given."""
-    rank = rank if rank is not None else _env_int("FINEPHRASE_RANK")
-    rank = rank if rank is not None else _env_int("SLURM_ARRAY_TASK_ID")
+    rank = rank if rank is not None else _env_rank()
     tasks = tasks if tasks is not None else _env_int("FINEPHRASE_TASKS")
     tasks = tasks if tasks is not None else recorded_tasks
     if rank is None:
@@ -58,9 +57,15 @@ def check_rank(rank: int, tasks: int) -> None:
         raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
 
 
+def _env_rank() -> int | None:
+    """The rank the environment gives: FINEPHRASE_RANK, else the SLURM array index as it is."""
+    rank = _env_int("FINEPHRASE_RANK")
+    return rank if rank is not None else _env_int("SLURM_ARRAY_TASK_ID")
+
+
 def in_array() -> bool:
     """Whether this process has a rank to take from its environment (a SLURM array task, or FINEPHRASE_RANK)."""
-    return _env_int("FINEPHRASE_RANK") is not None or _env_int("SLURM_ARRAY_TASK_ID") is not None
+    return _env_rank() is not None
 
 
 def share_from_flags(rank: str | None, tasks: int | None) -> tuple[int, int] | None:
