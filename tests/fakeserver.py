@@ -6,7 +6,9 @@ SmolLM2-135M model through llama.cpp.
 
 Behaviour is driven by markers in the document text:
   OVERFLOW -> 400 "maximum context length exceeded";   SLOW -> sleeps `slow_seconds` before answering;
-  FLAKY    -> always 500;                              RETRY -> 500 on the first try, then a normal answer.
+  FLAKY    -> always 500;                              RETRY -> 500 on the first try, then a normal answer;
+  JUNK     -> always a loop cut at max tokens;         JUNKONCE -> that loop first, then a normal answer
+                                                       (regeneration: the gate rejects the loop as `length`).
 Otherwise it answers, in the shape the prompt asks for (FAQ, table, math, steps, else prose), a text made
 from the document's first words, so the quality gate passes it and the tests see our code's accounting.
 """
@@ -61,6 +63,7 @@ class FakeServer:
         self.events: list[tuple[str, str, float]] = []  # ("start" | "end", prompt text, monotonic time)
         self.requests = 0
         self.seen_retry: set[str] = set()
+        self.seen_junk: set[str] = set()
         self.bodies: list[dict] = []  # every POST body received, in order (for tests that inspect requests)
         self.lock = threading.Lock()
         server = self
@@ -114,19 +117,24 @@ class FakeServer:
                     if first:
                         self._send(503, {"error": "busy"})
                         return
+                junk = "JUNK" in content and "JUNKONCE" not in content
+                if "JUNKONCE" in content:
+                    with server.lock:
+                        junk = content not in server.seen_junk
+                        server.seen_junk.add(content)
                 with server.lock:
                     server.events.append(("start", content, time.monotonic()))
                     server.arrivals.append((time.time(), req.get("seed")))
                 if "SLOW" in content:
                     time.sleep(server.slow_seconds)
                 time.sleep(server.delay_fn(req) if server.delay_fn else server.delay)
-                text = shaped_answer(content)
+                text = "again and again " * 8 if junk else shaped_answer(content)
                 with server.lock:
                     server.events.append(("end", content, time.monotonic()))
                 self._send(200, {
                     "id": f"cmpl-{n}", "object": "chat.completion", "model": req.get("model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
+                                 "finish_reason": "length" if junk else "stop"}],
                     "usage": {"prompt_tokens": len(content.split()), "completion_tokens": len(text.split()),
                               "total_tokens": 0},
                 })

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Rephrase": "finephrase.pipeline.inference.rephrase",
     "QualityFilter": "finephrase.pipeline.filters.quality",
     "QualityGate": "finephrase.quality.gate",
+    "Regenerate": "finephrase.quality.regenerate",
     "ChunkWriter": "finephrase.pipeline.writers.chunk_writer",
     "Sampling": "finephrase.serving.client",
     "load_prompts": "finephrase.prompts.library",

@@ -97,7 +97,8 @@ def _inner(step):
 
 def connected(shape: Shape) -> Shape:
     """The run's own copy of the list, connected: every step that resumes the output folder (reader, budget,
-    Rephrase) gets the writer's folder, and Rephrase the writer's chunk size. The list the user wrote is not
+    Rephrase) gets the writer's folder, and Rephrase the writer's chunk size and (unless its Regenerate names its
+    own) the pipeline's gates to judge what it regenerates. The list the user wrote is not
     changed (its steps may hold the same values already: then a plain datatrove executor runs it too)."""
     out = shape.output
     for step in (shape.reader, shape.token_budget, shape.rephrase):
@@ -111,8 +112,11 @@ def connected(shape: Shape) -> Shape:
     shape = with_step(shape, shape.reader, run_copy(shape.reader, resume_dir=out))
     if shape.token_budget is not None:
         shape = with_step(shape, shape.token_budget, run_copy(shape.token_budget, resume_dir=out))
-    return with_step(shape, shape.rephrase,
-                     run_copy(shape.rephrase, resume_dir=out, chunk_size=shape.writer.chunk_size))
+    regenerate = shape.rephrase.regenerate
+    if regenerate.gates is None:  # judged by the gates the pipeline has (none: only what Rephrase refuses itself)
+        regenerate = replace(regenerate, gates=tuple(g.gate for g in shape.gates))
+    return with_step(shape, shape.rephrase, run_copy(shape.rephrase, resume_dir=out,
+                                                     chunk_size=shape.writer.chunk_size, regenerate=regenerate))
 
 
 def run_copy(step, **settings):

@@ -16,6 +16,7 @@ from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
 from finephrase.process.array_task import check_rank
 from finephrase.prompts.templates import PromptTemplate
+from finephrase.quality.regenerate import Regenerate, default_attempts
 from finephrase.run.preflight import check_settings
 from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
 from finephrase.serving.client import Sampling
@@ -69,7 +70,8 @@ class RunConfig:
     gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
     rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
     chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
-    constrain_format: bool = False  # send each template's [check] grammar with its requests (constrain.py)
+    constrain_format: bool | None = None  # each template's [check] grammar with its requests; None: on if embedded
+    max_attempts: int | None = None  # generations per (document, prompt), rejects regenerated; None: the backend's
     allow_short_documents: bool = False  # run even when less than a quarter of the context is left for the document
 
     @classmethod
@@ -146,7 +148,8 @@ def build_pipeline(cfg: RunConfig) -> list:
                  api_key_env=cfg.api_key_env,
                  tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
                  chat_template_kwargs=cfg.chat_template_kwargs,
-                 constrain_format=cfg.constrain_format, resume_dir=cfg.output)
+                 constrain_format=cfg.constrain_format, resume_dir=cfg.output,
+                 regenerate=Regenerate(max_attempts=cfg.max_attempts or default_attempts(cfg.backend)))
     )
     steps += [QualityFilter(), ChunkWriter(cfg.output, chunk_size=cfg.chunk_size)]
     return steps

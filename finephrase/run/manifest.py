@@ -51,6 +51,7 @@ def fingerprint(shape: Shape, tasks: int, input_files) -> dict:
         # only when set: the fingerprints of runs without it (older manifests included) stay as they were
         **({"chat_template_kwargs": rephrase.chat_template_kwargs} if rephrase.chat_template_kwargs else {}),
         **({"constrain_format": True} if rephrase.constrain_style else {}),
+        **({"regenerate": rephrase.regenerate.fingerprint()} if rephrase.regenerate.on else {}),
         **gate_fingerprint(shape),
         "tasks": tasks,
     }
@@ -240,7 +241,7 @@ def collect_counts(output_dir: str | Path) -> dict:
     """Totals over all committed chunks of all tasks (from the ledgers)."""
     ledgers = all_ledgers(output_dir)
     c = Counter()
-    rows, rejects, filtered = Counter(), Counter(), Counter()
+    rows, rejects, filtered, retries, attempts = Counter(), Counter(), Counter(), Counter(), Counter()
     for state in ledgers.values():
         for e in state.entries:
             c["documents"] += e["docs"]
@@ -249,6 +250,9 @@ def collect_counts(output_dir: str | Path) -> dict:
             c["generated_tokens"] += e.get("generated_tokens", e.get("output_tokens", 0))
             c["prompt_tokens"] += e.get("prompt_tokens", 0)
             c["cached_tokens"] += e.get("cached_tokens", 0)
+            c["retry_tokens"] += e.get("retry_tokens", 0)
+            retries.update(e.get("retries", {}))
+            attempts.update(e.get("published_attempts", {}))
             rows.update(e.get("rows", {}))
             rejects.update(e.get("rejects", {}))
             filtered.update(e.get("filtered", {}))
@@ -258,5 +262,7 @@ def collect_counts(output_dir: str | Path) -> dict:
         "rows": dict(rows),
         "rejects": dict(sorted(rejects.items())),
         "filtered": dict(filtered),
+        "retries": dict(retries),  # attempts discarded for a new one, per prompt
+        "published_attempts": dict(attempts),  # attempts it took to publish the rows, per prompt (sum)
         "tasks_finished": sum(1 for s in ledgers.values() if s.finished),
     }

@@ -23,7 +23,6 @@ from pathlib import Path
 import orjson
 
 from finephrase.errors import FinephraseError, UsageError
-from finephrase.monitor.progress import prefill_line
 from finephrase.pipeline.readers.resumable import resolve_inputs
 from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, run_copy, with_step
 from finephrase.process.drain import drain_on_signals
@@ -42,10 +41,10 @@ from finephrase.run.manifest import (  # noqa: F401
     session_record,
 )
 from finephrase.run.preflight import check_inputs
+from finephrase.run.summary import summary
 from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
 from finephrase.serving.client import ChatClient, RequestRejected, Sampling
 from finephrase.serving.handle import ServerHandle
-from finephrase.serving.truncation import truncation_text
 from finephrase.store.layout import LOGS, MANIFEST, read_manifest, recorded_tasks
 from finephrase.store.ledger import Ledger
 
@@ -222,29 +221,3 @@ def preflight(base_url: str, model: str, api_key: str | None, chat_template_kwar
         asyncio.run(probe())
     except RequestRejected as e:
         raise UsageError(f"the server refused a test request for model '{model}' ({e}): check --model") from None
-
-
-def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
-    lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
-             f"{counts.get('generated_tokens', 0)} tokens generated ({counts.get('output_tokens', 0)} in published "
-             f"rows)"]
-    if counts.get("prompt_tokens"):
-        lines.append(f"prefill: {prefill_line(counts['prompt_tokens'], counts.get('cached_tokens', 0))}")
-    if truncated := truncation_text(counts):  # documents cut to fit the context
-        lines.append(f"truncated: {truncated}")
-    for p in prompts:
-        rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
-        rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
-        rows = counts.get("rows", {}).get(p, 0)
-        done = rows + sum(rej.values())
-        share = f"{rows / done:4.0%}" if done else "   -"
-        lines.append(f"  {p:<12} rows {rows:>6} ({share} in format)   rejects {sum(rej.values()):>5} ({rej_s})")
-    if counts.get("filtered"):
-        lines.append("  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
-    lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
-    shown = next((p for p in prompts if counts.get("rows", {}).get(p)), None)
-    folder = f"{out}/{shown}" if shown else f"{out}/rejects/{prompts[0]}"
-    lines.append(f"look:   python -c \"import pyarrow.parquet as pq; "
-                 f"print(pq.read_table('{folder}').to_pandas()[['source_id','text']].head())\"")
-    lines.append(f"check:  finephrase verify {out}")
-    return "\n".join(lines)

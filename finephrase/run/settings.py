@@ -53,6 +53,7 @@ class Setting:
     sweepable: bool = True
     accumulates: bool = False
     env: str | None = None
+    negatable: bool = False  # a switch with a --no-<flag> too; unset: None (the backend's default)
 
     @property
     def flag(self) -> str:
@@ -72,7 +73,8 @@ class Setting:
         if self.positional:  # its nargs says how many values it takes
             kw = {}
         elif self.kind is bool:
-            kw = dict(action="store_true")
+            kw = dict(action=argparse.BooleanOptionalAction, default=None) if self.negatable else \
+                dict(action="store_true")
         elif self.kind is list:
             kw = dict(action="append", default=list(self.default or []))
         else:
@@ -141,10 +143,15 @@ REPHRASE_SETTINGS: tuple[Setting, ...] = (
             "for a Qwen3 id that is not a preset; merged over a preset's own"),
     Setting("gpu_memory_utilization", ("--gpu-memory-utilization",), float, group="serving", default=0.9,
             help="vllm: share of GPU memory (0.9)"),
-    Setting("constrain_format", ("--constrain-format",), bool, group="serving",
+    Setting("constrain_format", ("--constrain-format",), bool, group="serving", negatable=True,
             help="constrained generation: send each template's [check] grammar (GBNF) with its requests, so the "
             "engine writes only that shape (llama.cpp grammar; vLLM structured outputs). Templates without a "
-            "grammar are sent as they are. See docs/quality.md"),
+            "grammar are sent as they are. Default: on with the embedded backend, off otherwise (regeneration "
+            "gets the format there). See docs/quality.md"),
+    Setting("max_attempts", ("--max-attempts",), int, group="serving", parse=positive_int,
+            help="generations per (document, prompt): one the quality gate rejects for a reason a new sample can "
+            "fix (length, repetition, format, non-answer, language, off-topic) is asked again with a new seed and "
+            "a higher temperature, up to this many times (default: 3 embedded, 2 otherwise; 1: off)"),
     # sampling
     Setting("max_tokens", ("--max-tokens",), int, group="sampling", parse=positive_int,
             help="max output tokens (default: 512 embedded, 2048 otherwise)"),

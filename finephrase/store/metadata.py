@@ -14,7 +14,8 @@ Generations (Rephrase: one document per source document and prompt):
     TEMPLATE       the PromptTemplate (the gate reads its [check])
     SOURCE_TEXT    the source text the model was given (cut to the context)
     BASE           the row's provenance columns: source_id, prompt, prompt_hash, passthrough columns
-    FIELDS         model, finish_reason, token counts, input_truncated, reasoning
+    FIELDS         model, finish_reason, token counts, input_truncated, reasoning, attempt (1..n)
+    ATTEMPTS       the reject reasons of the attempts before this one (regeneration; empty on attempt 1)
     RAW            the raw generation (a reject row keeps it)
     REJECTED       the reason it was refused (by the server, the parser, the gate or any filter after Rephrase)
     REJECT_DETAIL  more about the refusal (the server's message)
@@ -38,6 +39,7 @@ SOURCE_TEXT = "_fp_source_text"
 BASE = "_fp_base"
 FIELDS = "_fp_fields"
 RAW = "_fp_raw"
+ATTEMPTS = "_fp_attempts"
 CHUNK = "_fp_chunk"
 CHUNK_END = "_fp_chunk_end"
 
@@ -59,6 +61,24 @@ def is_marked(doc) -> bool:
 def mark(doc, reason: str) -> None:
     """Mark a refused document: a reject if it is a generation, else filtered."""
     doc.metadata[REJECTED if is_generation(doc) else FILTERED] = reason
+
+
+def with_attempts(doc, attempt: int, earlier_reasons: list[str]):
+    """`doc`, the generation of attempt number `attempt`, after attempts refused for `earlier_reasons`."""
+    doc.metadata[FIELDS]["attempt"] = attempt
+    doc.metadata[ATTEMPTS] = list(earlier_reasons)
+    return doc
+
+
+def attempt_reasons(doc) -> list[str]:
+    """Every attempt's reject reason, the last one's included (a reject row lists them)."""
+    return [*doc.metadata.get(ATTEMPTS, []), doc.metadata[REJECTED]]
+
+
+def no_retries() -> dict:
+    """A chunk's regeneration count before any (CHUNK_END["retries"]): discarded attempts per prompt, and the
+    prompt, cached and generated tokens they took."""
+    return {"attempts": {}, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
 
 
 def without_own_keys(metadata: dict) -> dict:

@@ -39,6 +39,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("output_tokens", pa.int64()),
         pa.field("input_truncated", pa.bool_()),
         pa.field("reasoning", pa.string()),
+        pa.field("attempt", pa.int64()),  # the generation's attempt (1..n): regenerated after n - 1 rejects
         *PASSTHROUGH,
     ]
 )
@@ -57,6 +58,8 @@ REJECT_SCHEMA = pa.schema(
         pa.field("cached_tokens", pa.int64()),  # of input_tokens, served from the engine's prefix cache
         pa.field("output_tokens", pa.int64()),
         pa.field("input_truncated", pa.bool_()),
+        pa.field("attempt", pa.int64()),  # attempts made (the text and tokens are the last one's)
+        pa.field("attempt_reasons", pa.list_(pa.string())),  # each attempt's reject reason, in order
         *PASSTHROUGH,
     ]
 )

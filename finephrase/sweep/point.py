@@ -54,8 +54,9 @@ class Point:
             if key == "backend" or (for_slurm and key in ("workers", "tasks")):
                 continue
             flag = SWEEPABLE[key].flag
-            if isinstance(value, bool):  # a switch: the flag alone when on
-                args += [flag] if value else []
+            if isinstance(value, bool):  # a switch: the flag alone when on (--no-<flag> when it has one)
+                negated = f"--no-{flag[2:]}" if SWEEPABLE[key].negatable else None
+                args += [flag] if value else [negated] if negated else []
                 continue
             for v in value if isinstance(value, list) else [value]:
                 args.append(f"{flag}={v}")  # one argv item: values may start with '-' (--vllm-arg, --limit=-1)

@@ -58,6 +58,8 @@ class Chunk:
     failed: bool = False  # a (document, prompt) of it ended without a generation: never pass it on
     # its documents given to the model, and those cut to the context: how many, their characters and those kept
     truncation: dict = field(default_factory=lambda: dict.fromkeys(TRUNCATION_KEYS, 0))
+    # attempts discarded to regeneration, per prompt, and their tokens (generated, prompt, cached)
+    retries: dict = field(default_factory=meta.no_retries)
 
     @property
     def complete(self) -> bool:
@@ -76,11 +78,19 @@ class Chunk:
             t["truncated_chars"] += len(source)
             t["truncated_chars_kept"] += len(fitted.text)
 
+    def retried(self, prompt: str, fields: dict):
+        """Count one attempt of `prompt` discarded for a new one (its tokens were spent all the same)."""
+        r = self.retries
+        r["attempts"][prompt] = r["attempts"].get(prompt, 0) + 1
+        for key in ("input_tokens", "cached_tokens", "output_tokens"):
+            r[key] += fields.get(key) or 0
+
     def finish(self, prompts: list[str], in_flight: float | None) -> list[Document]:
         """The chunk's documents, the last one saying what the chunk is (the writer checks and commits it)."""
         self.out[-1].metadata[meta.CHUNK_END] = {
             "first": self.first, "pos": self.pos, "docs": self.docs, "units": len(self.out), "prompts": prompts,
-            "selected_tokens": self.selected_tokens, "in_flight": in_flight, "truncation": dict(self.truncation)}
+            "selected_tokens": self.selected_tokens, "in_flight": in_flight, "truncation": dict(self.truncation),
+            "retries": self.retries}
         return self.out
 
     def reject_reasons(self) -> list[str]:

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from finephrase.prompts.templates import PromptTemplate
+from finephrase.quality.regenerate import Regenerate
 from finephrase.serving.client import Sampling
 
 
@@ -24,6 +25,7 @@ class LoopSettings:
     progress_interval: float = 30.0
     progress_tty: bool | None = None
     cpu_engine: bool = False  # the embedded engine: the progress line watches the CPU's load
+    regenerate: Regenerate = field(default_factory=lambda: Regenerate(max_attempts=1))  # rejects asked again
 
     def __post_init__(self):
         object.__setattr__(self, "prompts", tuple(self.prompts))

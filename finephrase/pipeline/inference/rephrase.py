@@ -28,6 +28,7 @@ from finephrase.pipeline.inference.request_loop import RequestLoop
 from finephrase.process.drain import Drained
 from finephrase.prompts.templates import PromptTemplate, prefix_groups
 from finephrase.quality.constrain import request_fields, style_for
+from finephrase.quality.regenerate import Regenerate, default_attempts
 from finephrase.serving.base import Endpoint
 from finephrase.serving.client import ChatClient, Sampling
 from finephrase.serving.handle import ServerHandle
@@ -52,8 +53,8 @@ class Rephrase(PipelineStep):
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
                  max_server_restarts: int = 3, chat_template_kwargs: dict | None = None,
                  constrain_style: str | None = None, engine_style: str | None = None,
-                 max_held_docs: int | None = None, *, constrain_format: bool = False, chunk_size: int | None = None,
-                 resume_dir: str | None = None):
+                 max_held_docs: int | None = None, *, constrain_format: bool | None = None, chunk_size: int | None = None,
+                 resume_dir: str | None = None, regenerate: Regenerate | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
@@ -75,12 +76,18 @@ class Rephrase(PipelineStep):
         self.tokenizer_gguf = tokenizer_gguf  # count tokens in-process with this GGUF's vocabulary (embedded)
         self.max_server_restarts = max_server_restarts  # a managed server that dies is restarted this often
         self.chat_template_kwargs = chat_template_kwargs  # sent with every request (e.g. Qwen3: thinking off)
-        # constrained generation (constrain_format=True): each template's [check] grammar goes with its requests,
-        # the way this server's engine reads it; None: unconstrained; "auto": from the server's tokenize endpoint
+        # constrained generation (constrain_format=True; None: on with the embedded engine, whose small model rarely
+        # writes the format otherwise): each template's [check] grammar goes with its requests, the way this
+        # server's engine reads it; constrain_style None: unconstrained; "auto": from the server's tokenize endpoint
+        if constrain_format is None:
+            constrain_format = server.backend == "embedded"
         self.constrain_style = constrain_style or (style_for(server.backend) if constrain_format else None)
         # the engine, for the templates' [request.<engine>] fields: "llamacpp" | "vllm" | "auto" (from the server)
         self.engine_style = engine_style or style_for(server.backend)
         self.max_held_docs = max_held_docs  # None: from chunk_size and max_concurrency (held_limit)
+        # rejects a new sample can fix are asked again (regenerate.py): by default 3 attempts on the embedded
+        # engine, 2 on a GPU server or an endpoint; Regenerate(max_attempts=1) turns it off
+        self.regenerate = regenerate or Regenerate(max_attempts=default_attempts(server.backend))
         # source documents per chunk, and the output folder whose ledger says what is committed: the ChunkWriter's
         # chunk size and folder. run() takes them from the ChunkWriter (in its own copy of the step); give them
         # here to run the list with a plain datatrove executor
@@ -171,7 +178,8 @@ class Rephrase(PipelineStep):
                 prompts=self.prompts, sampling=self.sampling, max_concurrency=self.max_concurrency,
                 chunk_size=self.chunk_size, max_held_docs=held, budget=await self._budget(count),
                 extra_fields=await self._extra_fields(client), progress_interval=self.progress_interval,
-                progress_tty=self.progress_tty, cpu_engine=isinstance(self.server, LlamaCppServer))
+                progress_tty=self.progress_tty, cpu_engine=isinstance(self.server, LlamaCppServer),
+                regenerate=self.regenerate)
             loop = RequestLoop(settings, data, rank, world_size, state, client, count, server, handoff,
                                self.snapshot_path(rank))
             return await loop.run()

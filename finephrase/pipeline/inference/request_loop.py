@@ -27,6 +27,7 @@ from finephrase.pipeline.inference.slots import RequestSlots
 from finephrase.process.drain import DRAIN
 from finephrase.prompts.templates import PromptTemplate
 from finephrase.quality.parsing import parse_output
+from finephrase.quality.regenerate import attempt_seed
 from finephrase.serving.client import RequestRejected, ServerUnavailable, request_seed
 from finephrase.serving.counters import EngineCounter
 from finephrase.serving.handle import ServerHandle
@@ -287,14 +288,7 @@ class RequestLoop:
     async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit, keep_slot: bool = False):
         """One request on a slot taken for it; `keep_slot`: the slot is not given back (the caller hands it on)."""
         try:
-            while True:
-                seen = self.generation
-                try:
-                    out = await self._request(doc, prompt, fit, c.index)
-                    break
-                except ServerUnavailable:
-                    if not await self._restart_server(seen):
-                        raise
+            out = await self._attempts(doc, prompt, fit, c)
             c.add(out)
             self.progress.finished_unit(out.metadata[meta.FIELDS].get("output_tokens") or 0)
         except ServerUnavailable as e:
@@ -316,7 +310,37 @@ class RequestLoop:
                 self.slots.release()
             self._settle(c)
 
-    async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int) -> Document:
+    async def _attempts(self, doc: Document, prompt: PromptTemplate, fit, c: Chunk) -> Document:
+        """Generations of (doc, prompt) until the gate publishes one or a reason no new sample fixes comes up, at
+        most `max_attempts` (regenerate.py); the last one goes downstream, with its attempt number and the earlier
+        attempts' reasons. A discarded attempt's tokens are counted in its chunk (what retries cost)."""
+        regen = self.settings.regenerate
+        reasons: list[str] = []
+        for attempt in range(1, regen.max_attempts + 1):
+            out = await self._served(doc, prompt, fit, c.index, attempt)
+            if attempt == regen.max_attempts:
+                break
+            m = out.metadata
+            reason = m.get(meta.REJECTED) or regen.judge(out.text, m[meta.FIELDS].get("finish_reason"), prompt,
+                                                         m.get(meta.SOURCE_TEXT))
+            if reason is None or not regen.retryable(reason):
+                break
+            reasons.append(reason)
+            c.retried(prompt.name, m[meta.FIELDS])
+            self.progress.finished_unit(m[meta.FIELDS].get("output_tokens") or 0, units=0)
+        return meta.with_attempts(out, attempt, reasons)
+
+    async def _served(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int) -> Document:
+        """One generation, restarting a managed server that died under it (the request is then sent again)."""
+        while True:
+            seen = self.generation
+            try:
+                return await self._request(doc, prompt, fit, chunk, attempt)
+            except ServerUnavailable:
+                if not await self._restart_server(seen):
+                    raise
+
+    async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int = 1) -> Document:
         """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context."""
         known = {"model": self.client.model}
         try:
@@ -324,9 +348,9 @@ class RequestLoop:
             known["input_truncated"] = fitted.truncated
             key, ok = self.inflight.begin(doc.id, prompt.name, chunk), False
             try:
-                sampling = self.settings.sampling
-                res = await self.client.chat(prompt.render(fitted.text), sampling,
-                                             request_seed(sampling.seed, doc.id, prompt.name),
+                regen, sampling = self.settings.regenerate, self.settings.sampling
+                seed = attempt_seed(request_seed(sampling.seed, doc.id, prompt.name), attempt)
+                res = await self.client.chat(prompt.render(fitted.text), regen.sampling(sampling, attempt), seed,
                                              extra=self.settings.extra_fields.get(prompt.name))
                 ok = True
             finally:

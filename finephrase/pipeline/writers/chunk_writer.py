@@ -41,7 +41,8 @@ def reject_row(doc: Document) -> dict:
     m = doc.metadata
     fields = {k: v for k, v in m[meta.FIELDS].items() if k != "reasoning"}
     return {**m[meta.BASE], "reject_reason": m[meta.REJECTED], "reject_detail": m.get(meta.REJECT_DETAIL),
-            **({"text": m[meta.RAW]} if m.get(meta.RAW) is not None else {}), **fields}
+            **({"text": m[meta.RAW]} if m.get(meta.RAW) is not None else {}), **fields,
+            "attempt_reasons": meta.attempt_reasons(doc)}
 
 
 class _Pending:
@@ -124,6 +125,7 @@ class ChunkWriter(PipelineStep):
 
     def _commit(self, ledger: Ledger, c: _Pending, end: dict) -> Counter:
         prompts = end["prompts"]
+        retry = end.get("retries") or meta.no_retries()
         if c.documents != end["units"]:
             raise FinephraseError(f"chunk {c.index} reached the writer with {c.documents} documents, not "
                                   f"{end['units']} (a step between Rephrase and ChunkWriter dropped or added "
@@ -147,11 +149,16 @@ class ChunkWriter(PipelineStep):
             "selected_tokens": end["selected_tokens"],
             "input_tokens": _sum(published, "input_tokens"),
             "output_tokens": _sum(published, "output_tokens"),
-            # everything the model generated, rejected generations included (what the GPU spent)
-            "generated_tokens": _sum(generations, "output_tokens"),
+            # everything the model generated, rejected generations and discarded attempts included (what the GPU
+            # spent)
+            "generated_tokens": _sum(generations, "output_tokens") + retry["output_tokens"],
             # the prefill of every generation, and the part of it the engine served from its cache
-            "prompt_tokens": _sum(generations, "input_tokens"),
-            "cached_tokens": _sum(generations, "cached_tokens"),
+            "prompt_tokens": _sum(generations, "input_tokens") + retry["input_tokens"],
+            "cached_tokens": _sum(generations, "cached_tokens") + retry["cached_tokens"],
+            # regeneration: attempts discarded (per prompt) and what they generated; attempts of published rows
+            "retries": retry["attempts"],
+            "retry_tokens": retry["output_tokens"],
+            "published_attempts": {p: _sum(c.rows.get(p, []), "attempt") for p in prompts},
             "in_flight": end["in_flight"],  # mean requests in flight since the task's previous commit
             # documents given to the model, and those cut to fit the context: their characters and those kept
             **end.get("truncation", {}),
