@@ -40,8 +40,7 @@ lock-gpu: install
 # The main job: rephrase 20 documents of the bundled sample into FAQs with SmolLM2-135M-Instruct on the CPU,
 # constrained to the FAQ grammar (without it the 135M model writes hardly a FAQ: docs/quality.md).
 sample: install
-	$(VENV)/bin/finephrase rephrase data/sample/python-docs.parquet --prompt faq --limit 20 --chunk-size 5 --output $(OUT) --seed 0 \
-		--constrain-format
+	$(VENV)/bin/finephrase rephrase data/sample/python-docs.parquet --prompt faq --limit 20 --chunk-size 5 --output $(OUT) --seed 0
 	$(VENV)/bin/finephrase verify $(OUT)
 
 # the default suite in TEST_WORKERS processes (pytest-xdist, a test file per process; conftest.py gives each its

@@ -34,6 +34,8 @@ pipeline = [
                                '--speculative-config={"method": "suffix", "num_speculative_tokens": 32}']),
         Sampling(max_tokens=2048),  # temperature/top-p: the model's generation config (vLLM --generation-config auto)
         max_concurrency=2048,  # keep vLLM's queue full
+        # regenerate=Regenerate(max_attempts=2),  # the default on vLLM: a gate reject for a fixable reason (a loop,
+        #                                         # a missed shape) is asked again once, hotter (docs/quality.md)
         # constrain_format=True,  # vLLM structured outputs with each template's grammar (docs/quality.md; planned,
         #                         # not yet measured on a GPU)
     ),

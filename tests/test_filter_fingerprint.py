@@ -119,6 +119,11 @@ def test_what_cannot_be_known_is_reported():
 
 # From HEAD's code before filters were fingerprinted by behaviour (prompts aside: their hashes follow the templates):
 # runs without user-added filters must keep these fingerprints byte for byte, or they would no longer resume.
+# Changed on purpose once since: regeneration (`regenerate`, on by default) and constrained generation by default on
+# the embedded backend write other rows (an `attempt` column), so runs made before it are finished with the version
+# that started them (manifest.py says so when it refuses them).
+_REGENERATE = {"reasons": ["length", "repetition", "empty", "too_short", "copy", "format", "non_answer", "language",
+                           "off_topic", "missing_output_tag"], "temperature_step": 0.2, "max_temperature": 1.0}
 _EMPTY = {"count": 0, "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}
 _NO_SELECTION = {"where": [], "languages": [], "min_chars": None, "max_chars": None, "sample_rate": None,
                  "token_budget": None, "filters": []}
@@ -126,18 +131,21 @@ CLI_FINGERPRINTS = {
     "embedded": {"inputs": ["data/in.parquet"], "input_files": _EMPTY, "text_column": "text", "id_column": "id",
                  "limit": -1, "selection": _NO_SELECTION, "backend": "embedded", "model": "SmolLM2-135M-Instruct",
                  "context_length": 2048, "sampling": {"temperature": 0.2, "top_p": 0.9, "top_k": None, "seed": None,
-                                                      "max_tokens": 512}, "tasks": 1},
+                                                      "max_tokens": 512}, "constrain_format": True,
+                 "regenerate": {"max_attempts": 3, **_REGENERATE}, "tasks": 1},
     "vllm_selection": {
         "inputs": ["hf://datasets/x/y"], "input_files": _EMPTY, "text_column": "text", "id_column": "id",
         "limit": -1, "selection": {"where": ["int_score >= 3", "language == en"], "languages": ["en", "fr"],
                                    "min_chars": 100, "max_chars": 20000, "sample_rate": 0.25,
                                    "token_budget": 1000000, "filters": []},
         "backend": "vllm", "model": "HuggingFaceTB/SmolLM2-1.7B-Instruct", "context_length": 8192,
-        "sampling": {"temperature": None, "top_p": None, "top_k": None, "seed": 7, "max_tokens": 1024}, "tasks": 4},
+        "sampling": {"temperature": None, "top_p": None, "top_k": None, "seed": 7, "max_tokens": 1024},
+        "regenerate": {"max_attempts": 2, **_REGENERATE}, "tasks": 4},
     "endpoint": {"inputs": ["in"], "input_files": _EMPTY, "text_column": "text", "id_column": "id", "limit": -1,
                  "selection": _NO_SELECTION, "backend": "endpoint", "model": "m", "context_length": 1024,
                  "sampling": {"temperature": None, "top_p": None, "top_k": None, "seed": 3, "max_tokens": 96},
-                 "chat_template_kwargs": {"enable_thinking": False}, "constrain_format": True, "tasks": 1},
+                 "chat_template_kwargs": {"enable_thinking": False}, "constrain_format": True,
+                 "regenerate": {"max_attempts": 2, **_REGENERATE}, "tasks": 1},
 }
 CLI_SETTINGS = {
     "embedded": dict(backend="embedded", inputs=["data/in.parquet"], output="out", prompts="faq,table"),

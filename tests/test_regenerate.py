@@ -90,6 +90,10 @@ def test_a_rejected_generation_is_asked_again_and_recorded(tmp_path):
     assert counts["generated_tokens"] == counts["output_tokens"] + 24 + counts["retry_tokens"]
     assert "regenerated: 3 attempts discarded" in r.stdout + r.stderr
     assert "1.50 attempts/row" in r.stdout + r.stderr and run_cli("verify", out).returncode == 0
+    status = orjson.loads(run_cli("status", out, "--json").stdout)["total"]
+    assert status["retries"] == {"faq": 3} and status["retry_tokens"] == 72
+    text = run_cli("status", out).stdout
+    assert "published faq 67% (1.50 attempts/row)" in text and "regenerated 3 attempts discarded" in text
 
 
 def test_one_attempt_turns_it_off(tmp_path):

@@ -147,10 +147,26 @@ def model_section(manifest: dict, cfg: dict, model: str, model_revision: str | N
         with_grammar = [p["name"] for p in manifest.get("prompts", []) if (p.get("check") or {}).get("grammar")]
         add("- constrained generation: on (each template's grammar sent with its requests"
             + (f": {', '.join(f'`{n}`' for n in with_grammar)}" if with_grammar else "") + ")")
+    if regen := cfg.get("regenerate"):
+        add(regeneration_line(regen, manifest.get("counts") or {}))
     sw = manifest.get("software") or {}
     if sw:
         add("- software at creation: " + ", ".join(f"{k} {v}" for k, v in sw.items()))
     return "\n".join(L)
+
+
+def regeneration_line(regen: dict, counts: dict) -> str:
+    """What regeneration was set to, and what it took: attempts per published row, attempts discarded."""
+    line = (f"- regeneration: up to {regen['max_attempts']} generations per (document, prompt); a rejected one "
+            f"(`{'`, `'.join(regen['reasons'])}`) asked again with a new seed, temperature +"
+            f"{regen['temperature_step']} per attempt (at most {regen['max_temperature']})")
+    rows, attempts = counts.get("rows") or {}, counts.get("published_attempts") or {}
+    per_row = [f"`{p}` {attempts[p] / rows[p]:.2f}" for p in rows if rows[p] and attempts.get(p)]
+    if per_row:
+        line += "; attempts per published row: " + ", ".join(per_row)
+    if discarded := sum((counts.get("retries") or {}).values()):
+        line += f"; {_n(discarded)} attempts discarded ({_n(counts.get('retry_tokens', 0))} tokens generated)"
+    return line
 
 
 def _prompt_block(p: str, prompt_hash: str, t: dict) -> str:
@@ -261,7 +277,7 @@ def token_fields(manifest: dict, prompts: list[str], per: dict) -> dict:
     tin = sum(s["input_tokens"] for s in per.values())
     tout = sum(s["output_tokens"] for s in per.values())
     if known:
-        tgen = _n(tout + sum(s["reject_output_tokens"] for s in per.values()))
+        tgen = _n(tout + sum(s["reject_output_tokens"] for s in per.values()) + counts.get("retry_tokens", 0))
     else:  # a dedup output whose source run is gone: the run's total from the manifest (before dedup)
         g = counts.get("generated_tokens")
         tgen = f"{_n(g)} (the run's)" if g is not None else "not recorded"

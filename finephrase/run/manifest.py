@@ -98,6 +98,15 @@ def describe_difference(old: dict, new: dict) -> str:
     return "; ".join(parts)
 
 
+def older_version_hint(manifest: dict, fp: dict) -> str:
+    """For a run another finephrase version started with settings this one no longer has by default."""
+    version = manifest.get("finephrase_version")
+    if version == __version__ or "regenerate" in (manifest.get("config") or {}) or "regenerate" not in fp:
+        return ""
+    return (f"it was started by finephrase {version}, before regeneration changed the rows: finish it with that "
+            f"version (pip install finephrase=={version}), or ")
+
+
 def same_run(recorded: dict | None, fp: dict) -> bool:
     """Whether a folder's recorded fingerprint is this run's. A manifest written before filters were fingerprinted
     by what they do (names only) matches without those keys: that run resumes (a changed filter goes unnoticed
@@ -135,7 +144,7 @@ def _create_or_join(out: Path, fp: dict, session: dict, prompts: list, overwrite
         if not same_run(old.get("config"), fp):
             raise UsageError(
                 f"{out} holds a run with other settings ({describe_difference(old.get('config', {}), fp)}): "
-                f"use a new --output, or --overwrite to delete it and start over")
+                f"{older_version_hint(old, fp)}use a new --output, or --overwrite to delete it and start over")
         old["sessions"] = old.get("sessions", []) + [session]
         old["status"] = "running"
         write_manifest(out, old)

@@ -104,12 +104,7 @@ def _summary_lines(rep: dict) -> list[str]:
     lines.append("rows     " + (", ".join(f"{p} {n:,}" for p, n in t["rows"].items()) or "none"))
     rej = ", ".join(f"{k} {v:,}" for k, v in sorted(t["rejects"].items(), key=lambda kv: -kv[1]))
     lines.append(f"rejects  {t['rejects_total']:,}" + (f" ({rej})" if rej else ""))
-    shares = []
-    for p, n in t["rows"].items():  # passed the quality gate, of the generations it checked
-        checked = n + sum(v for k, v in t["rejects"].items() if k.startswith(f"{p}/"))
-        shares.append(f"{p} {n / checked:.0%}" if checked else f"{p} -")
-    if shares:
-        lines.append("in format " + ", ".join(shares) + "  (docs/quality.md)")
+    lines += _yield_lines(t)
     if t["filtered_total"]:
         lines.append(f"filtered {t['filtered_total']:,} (" + ", ".join(f"{k} {v:,}" for k, v in t["filtered"].items())
                      + ")")
@@ -121,6 +116,22 @@ def _summary_lines(rep: dict) -> list[str]:
     if truncated := truncation_text(t):  # documents cut to fit the context
         lines.append(f"truncated {truncated}")
     lines += _occupancy_lines(rep)
+    return lines
+
+
+def _yield_lines(t: dict) -> list[str]:
+    """Per prompt, the share of (document, prompt) pairs published (they passed the quality gate) and, with
+    regeneration, the attempts a row took; then what the discarded attempts cost."""
+    shares = []
+    attempts = t.get("published_attempts") or {}
+    for p, n in t["rows"].items():
+        checked = n + sum(v for k, v in t["rejects"].items() if k.startswith(f"{p}/"))
+        per_row = f" ({attempts[p] / n:.2f} attempts/row)" if n and attempts.get(p) and t.get("retries") else ""
+        shares.append(f"{p} {n / checked:.0%}{per_row}" if checked else f"{p} -")
+    lines = ["published " + ", ".join(shares) + "  (docs/quality.md)"] if shares else []
+    if discarded := sum((t.get("retries") or {}).values()):
+        lines.append(f"regenerated {discarded:,} attempts discarded for a new one ({t.get('retry_tokens', 0):,} "
+                     f"tokens generated)")
     return lines
 
 

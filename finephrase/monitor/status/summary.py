@@ -144,6 +144,9 @@ def _run_total(per_task: list[dict], ledgers: dict, prompts: list[str], run_stat
         "input_tokens": sum(t["input_tokens"] for t in per_task),
         "prompt_tokens": sum(t["prompt_tokens"] for t in per_task),
         "cached_tokens": sum(t["cached_tokens"] for t in per_task),
+        "retries": _add(per_task, "retries"),  # regeneration: attempts discarded, per prompt
+        "published_attempts": _add(per_task, "published_attempts"),
+        "retry_tokens": sum(t["retry_tokens"] for t in per_task),
         "output_tokens": out_tok,
         "output_tok_s": out_tok / wall_s if wall_s > 0 else None,
         "output_tok_s_recent": recent,

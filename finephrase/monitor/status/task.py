@@ -47,6 +47,18 @@ def _sum_entries(entries: list[dict]) -> tuple[dict, dict, dict, int, int, int, 
     return rows, rejects, filtered, in_tok, out_tok, prompt_tok, cached_tok
 
 
+def _regeneration(entries: list[dict]) -> dict:
+    """Attempts discarded for a new one and published rows' attempts, per prompt, and the discarded tokens."""
+    retries, attempts, tokens = {}, {}, 0
+    for e in entries:
+        for k, v in (e.get("retries") or {}).items():
+            retries[k] = retries.get(k, 0) + v
+        for k, v in (e.get("published_attempts") or {}).items():
+            attempts[k] = attempts.get(k, 0) + v
+        tokens += e.get("retry_tokens", 0) or 0
+    return {"retries": retries, "published_attempts": attempts, "retry_tokens": tokens}
+
+
 def _task_state(finished: bool, snap: dict | None, entries: list[dict], now: float) -> str:
     """One of STATES: the ledger's `finished` line is the authority; the snapshot tells the rest."""
     snap_state = snap.get("state") if snap else None
@@ -165,6 +177,7 @@ def _task(rank: int, ledger, snap: dict | None, manifest_sessions, default_gpus:
         "rows": rows, "rejects": dict(sorted(rejects.items())), "rejects_total": sum(rejects.values()),
         "filtered": filtered, "filtered_total": sum(filtered.values()),
         "input_tokens": in_tok, "output_tokens": out_tok, "prompt_tokens": prompt_tok, "cached_tokens": cached_tok,
+        **_regeneration(entries),
         "output_tok_s": tok_s, "output_tok_s_recent": recent, "docs_per_s": doc_rate, "eta_s": eta,
         "active_s": active_s, "gpu_hours": gpu_s / 3600, "sessions": len(sessions), "chunks": len(entries),
         "updated_at": updated_at, "last_commit_at": max(commits) if commits else None, "hosts": hosts,

@@ -53,8 +53,8 @@ class Rephrase(PipelineStep):
                  api_key_env: str | None = "FINEPHRASE_API_KEY", tokenizer_gguf: str | None = None,
                  max_server_restarts: int = 3, chat_template_kwargs: dict | None = None,
                  constrain_style: str | None = None, engine_style: str | None = None,
-                 max_held_docs: int | None = None, *, constrain_format: bool | None = None, chunk_size: int | None = None,
-                 resume_dir: str | None = None, regenerate: Regenerate | None = None):
+                 max_held_docs: int | None = None, *, constrain_format: bool | None = None,
+                 chunk_size: int | None = None, resume_dir: str | None = None, regenerate: Regenerate | None = None):
         super().__init__()
         if not prompts:
             raise UsageError("no prompts given")
