@@ -42,6 +42,8 @@ def _summary_lines(run: RunData, tm: Timing) -> list[str]:
     if truncated := truncation_text(ledger_truncation(run.ledgers)):
         L.append(f"- **truncated** to fit the context: {truncated}")
     L.append(f"- **rows**: {_n(total_rows)}, **rejects**: {_n(total_rejects)}")
+    if regenerated := _regeneration_line(run, cfg):
+        L.append(regenerated)
     rejected = sum(run.rejected_tokens.values())
     L.append(f"- **tokens** (published rows): input {_n(in_tokens)}, output {_n(out_tokens)}"
              + (f"; rejected generations: {_n(rejected)} more output tokens" if rejected else ""))
@@ -61,6 +63,25 @@ def _summary_lines(run: RunData, tm: Timing) -> list[str]:
     for problem in run.problems:
         L += ["", f"> **Warning**: {problem}."]
     return L
+
+
+def _regeneration_line(run: RunData, cfg: dict) -> str | None:
+    """With regeneration on: per prompt the share published and the attempts a row took, and the attempts
+    discarded with their tokens (from the ledgers)."""
+    if not (regen := cfg.get("regenerate")):
+        return None
+    entries = [e for s in run.ledgers.values() for e in s.entries]
+    discarded = sum(sum((e.get("retries") or {}).values()) for e in entries)
+    tokens = sum(e.get("retry_tokens", 0) or 0 for e in entries)
+    per = []
+    for p in run.prompts.values():
+        attempts = sum((e.get("published_attempts") or {}).get(p.name, 0) for e in entries)
+        pairs = p.rows + sum(p.rejects.values())
+        if pairs:
+            per.append(f"`{p.name}` {p.rows / pairs:.0%} published" + (f", {attempts / p.rows:.2f} attempts/row"
+                                                                       if p.rows and attempts else ""))
+    return (f"- **regeneration**: up to {regen['max_attempts']} generations per (document, prompt); "
+            + "; ".join(per) + f"; {_n(discarded)} attempts discarded ({_n(tokens)} tokens generated)")
 
 
 def _prompt_table(run: RunData) -> list[str]:
