@@ -118,8 +118,8 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
     finally:
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
             manifest = finalize_manifest(out, tasks, (manifest["sessions"][-1]["id"], ranks))
-    print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts]),
-          file=sys.stderr)
+    print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts],
+                  constrained=shape.rephrase.constrain_style is not None), file=sys.stderr)
     return manifest
 
 

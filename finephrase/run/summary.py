@@ -12,8 +12,8 @@ from finephrase.serving.truncation import truncation_text
 LOW_YIELD = 0.5  # under this share published, the summary says what to try
 # per reject reason (its part before ":"), what usually helps
 ADVICE = {
-    "length": "the model loops until --max-tokens: --constrain-format, a higher --max-attempts or a larger model",
-    "format": "the model misses the shape: --constrain-format (its grammar), --max-attempts, or a larger model",
+    "length": "the model loops until --max-tokens: a higher --max-attempts or --max-tokens, or a larger model",
+    "format": "the model misses the shape: a higher --max-attempts, or a larger model",
     "repetition": "the model repeats itself: --max-attempts (each attempt samples hotter) or a larger model",
     "non_answer": "the model talks about the document instead of rewriting it: a larger model (--model)",
     "off_topic": "the output is not about the document: a larger model (--model)",
@@ -23,7 +23,7 @@ ADVICE = {
 }
 
 
-def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
+def summary(out: Path, counts: dict, elapsed: float, prompts: list[str], constrained: bool = False) -> str:
     lines = [f"done in {elapsed:.0f}s: {counts.get('documents', 0)} documents read, "
              f"{counts.get('generated_tokens', 0)} tokens generated ({counts.get('output_tokens', 0)} in published "
              f"rows)"]
@@ -43,7 +43,7 @@ def summary(out: Path, counts: dict, elapsed: float, prompts: list[str]) -> str:
             low.append((p, rate, rejects))
     if counts.get("filtered"):
         lines.append("  filtered: " + ", ".join(f"{k} {v}" for k, v in counts["filtered"].items()))
-    lines += [advice(p, rate, rejects) for p, rate, rejects in low]
+    lines += [advice(p, rate, rejects, constrained) for p, rate, rejects in low]
     lines.append(f"output: {out}/<prompt>/*.parquet, rejects: {out}/rejects/, manifest: {out}/manifest.json")
     shown = next((p for p in prompts if counts.get("rows", {}).get(p)), None)
     folder = f"{out}/{shown}" if shown else f"{out}/rejects/{prompts[0]}"
@@ -67,12 +67,15 @@ def prompt_line(p: str, counts: dict) -> tuple[str, float | None, dict]:
             rate, rej)
 
 
-def advice(prompt: str, rate: float, rejects: dict) -> str:
-    """One line for a prompt that published under LOW_YIELD: its main reject reason and what usually helps."""
+def advice(prompt: str, rate: float, rejects: dict, constrained: bool = False) -> str:
+    """One line for a prompt that published under LOW_YIELD: its main reject reason and what usually helps
+    (for a loop or a missed shape, also constrained generation when it was off)."""
     by_kind: dict[str, int] = {}
     for reason, n in rejects.items():
         by_kind[reason.split(":", 1)[0]] = by_kind.get(reason.split(":", 1)[0], 0) + n
     kind = max(by_kind, key=by_kind.get)
     hint = ADVICE.get(kind, "see docs/quality.md")
+    if kind in ("length", "format") and not constrained:
+        hint += "; or --constrain-format (the template's grammar, where it has one)"
     return (f"low yield: {prompt} published {rate:.0%}; most rejects are {kind} ({by_kind[kind]} of "
             f"{sum(by_kind.values())}): {hint}")
