@@ -162,7 +162,9 @@ def pipeline_run(inp: Path, out: Path, prompts: list[str], max_tokens: int, conc
     cfg = RunConfig.for_backend("embedded", inputs=[str(inp)], output=str(out),
                                 prompts=load_prompts(prompts, prompts_dir),
                                 max_tokens=max_tokens, seed=SEED, max_concurrency=concurrency,
-                                progress_interval=3600)
+                                progress_interval=3600,
+                                # the prefill schedule alone: no grammar, one generation per (document, prompt)
+                                constrain_format=False, max_attempts=1)
     t0 = time.perf_counter()
     execute(cfg)
     wall = time.perf_counter() - t0

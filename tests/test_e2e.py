@@ -20,10 +20,10 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     docs = small_rows(5) + [longest]
     small_docs = write_parquet(tmp_path / "in" / "docs.parquet", docs)
     out = tmp_path / "out"
-    # faq constrained to its grammar (the 135M model hardly writes a FAQ the gate publishes without it);
-    # summarize has no grammar and is sent as it is
+    # the embedded defaults: faq constrained to its grammar (the 135M model hardly writes a FAQ the gate publishes
+    # without it), summarize (no grammar) sent as it is; what the gate rejects asked for again, up to 3 times
     r = run_cli("rephrase", small_docs, "--prompt", "faq,summarize", "--output", out, "--chunk-size", "2",
-                "--max-tokens", "160", "--context-length", "1024", "--seed", "0", "--constrain-format")
+                "--max-tokens", "160", "--context-length", "1024", "--seed", "0")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert "faq" in r.stderr and "rows" in r.stderr  # the end summary
@@ -38,8 +38,10 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
             assert row["finish_reason"] == "stop" and row["output_tokens"] > 0 and row["input_tokens"] > 0
             assert row["id"] == f"{row['source_id']}/{prompt}"
             assert row["url"].startswith("https://docs.python.org/")  # source columns passed through
+            assert 1 <= row["attempt"] <= 3
         for rej in rejects:
-            assert rej["reject_reason"]
+            assert rej["reject_reason"] and rej["attempt_reasons"][-1] == rej["reject_reason"]
+            assert len(rej["attempt_reasons"]) == rej["attempt"] in (1, 2, 3)
         long_one = [x for x in rows + rejects if x["source_id"] == longest["id"]]
         # cut with the model's own tokenizer (in-process GGUF vocabulary): it fits 1024 - 160 tokens
         assert long_one[0]["input_truncated"] is True
@@ -70,7 +72,7 @@ def test_embedded_two_prompts_exactly_once(tmp_path):
     ds = datasets.load_dataset("parquet", data_files=str(out / shown / "*.parquet"), split="train")
     assert ds.num_rows == len(read_rows(out / shown))
     assert {"id", "source_id", "prompt", "prompt_hash", "text", "model", "finish_reason", "input_tokens",
-            "output_tokens", "input_truncated", "url", "dump"} <= set(ds.column_names)
+            "output_tokens", "input_truncated", "attempt", "url", "dump"} <= set(ds.column_names)
     # what a consumer sees: no empty file anywhere (a chunk whose rows were all rejected writes none), and
     # every config of the run's card loads with the installed `datasets`
     assert_no_empty_parquet(out)

@@ -28,17 +28,17 @@ from finephrase.serving.counters import EngineCounter, decoding_now, metric_sum
 def test_a_freed_slot_goes_to_the_oldest_chunk_not_to_the_first_come():
     async def scenario():
         slots, order = RequestSlots(1), []
-        await slots.acquire((0, 1))
+        first = await slots.acquire((0, 1))
 
         async def ask(priority):
-            await slots.acquire(priority)
+            slot = await slots.acquire(priority)
             order.append(priority)
-            slots.release()
+            slots.release(slot)
 
         waiters = [asyncio.create_task(ask(p)) for p in [(3, 7), (1, 3), (2, 5), (1, 2)]]
         await asyncio.sleep(0.01)
         assert order == [] and slots.waiting() == 4
-        slots.release()
+        slots.release(first)
         await asyncio.gather(*waiters)
         return order, slots.free
 
@@ -49,16 +49,30 @@ def test_a_freed_slot_goes_to_the_oldest_chunk_not_to_the_first_come():
 def test_a_cancelled_waiter_neither_keeps_nor_loses_a_slot():
     async def scenario():
         slots = RequestSlots(1)
-        await slots.acquire((0,))
+        taken = await slots.acquire((0,))
         waiter = asyncio.create_task(slots.acquire((5,)))
         await asyncio.sleep(0.01)
         waiter.cancel()
         await asyncio.sleep(0.01)
-        slots.release()
-        await asyncio.wait_for(slots.acquire((9,)), 1)  # the slot came back, not to the cancelled waiter
-        return slots.free, slots.waiting()
+        slots.release(taken)
+        again = await asyncio.wait_for(slots.acquire((9,)), 1)  # the slot came back, not to the cancelled waiter
+        return again, slots.free, slots.waiting()
 
-    assert asyncio.run(scenario()) == (0, 0)
+    assert asyncio.run(scenario()) == (0, 0, 0)
+
+
+def test_each_slot_has_its_own_number():
+    async def scenario():
+        slots = RequestSlots(3)
+        a, b, c = [await slots.acquire(()) for _ in range(3)]
+        waiter = asyncio.create_task(slots.acquire((1,)))
+        await asyncio.sleep(0.01)
+        slots.release(b)  # handed to the waiter as it is
+        got = await waiter
+        slots.release(c)
+        return sorted([a, b, c]), got, await slots.acquire(())
+
+    assert asyncio.run(scenario()) == ([0, 1, 2], 1, 2)
 
 
 # -- the engine's counters --------------------------------------------------------------------------------------

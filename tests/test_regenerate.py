@@ -94,6 +94,11 @@ def test_a_rejected_generation_is_asked_again_and_recorded(tmp_path):
     assert status["retries"] == {"faq": 3} and status["retry_tokens"] == 72
     text = run_cli("status", out).stdout
     assert "published faq 67% (1.50 attempts/row)" in text and "regenerated 3 attempts discarded" in text
+    card = run_cli("card", out)
+    assert card.returncode == 0, card.stderr
+    text = (out / "README.md").read_text()
+    assert "- regeneration: up to 3 generations per (document, prompt)" in text
+    assert "attempts per published row: `faq` 1.50; 3 attempts discarded (72 tokens generated)" in text
     report = run_cli("report", out, "--out", out.parent / "report")
     assert report.returncode == 0, report.stderr
     assert ("**regeneration**: up to 3 generations per (document, prompt); `faq` 67% published, 1.50 attempts/row; "

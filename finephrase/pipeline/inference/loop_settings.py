@@ -25,6 +25,7 @@ class LoopSettings:
     progress_interval: float = 30.0
     progress_tty: bool | None = None
     cpu_engine: bool = False  # the embedded engine: the progress line watches the CPU's load
+    pin_slots: bool = False  # a document's prompts one after another on the engine sequence of its slot (id_slot)
     regenerate: Regenerate = field(default_factory=lambda: Regenerate(max_attempts=1))  # rejects asked again
 
     def __post_init__(self):

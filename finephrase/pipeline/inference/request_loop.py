@@ -195,9 +195,9 @@ class RequestLoop:
             self.progress.finished_unit(units=len(self.prompts))
         else:
             c.selected_tokens += doc_tokens(doc)
-            await self.slots.acquire((c.index, meta.read_count(doc)))
+            slot = await self.slots.acquire((c.index, meta.read_count(doc)))
             c.pending += len(self.prompts)
-            t = asyncio.create_task(self._document(doc, c))
+            t = asyncio.create_task(self._document(doc, c, slot))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
 
@@ -250,12 +250,17 @@ class RequestLoop:
 
     # -- one document, one request --------------------------------------------------------------------------------
 
-    async def _document(self, doc: Document, c: Chunk):
+    async def _document(self, doc: Document, c: Chunk, slot: int):
         """All prompts of one document, the first alone: its prefill is cached by the engine (llama.cpp slot and
         prompt cache, vLLM prefix caching) before the others ask for the same prefix. It runs on the request slot
         the loop took for it, which then goes straight to the first sibling (a new document waiting for a slot
         would take it otherwise); each other sibling takes its own, before any request of a younger chunk, so
-        requests in flight stay at the limit and chunks complete in reading order when they can."""
+        requests in flight stay at the limit and chunks complete in reading order when they can.
+
+        With `pin_slots` (the embedded engine, one sequence per request slot) the document keeps its slot and its
+        prompts follow each other on the engine's sequence of that number (`id_slot`), where its prefix is: every
+        sibling finds it cached, where llama.cpp's own choice (the least recently used idle sequence) often sends
+        a sibling elsewhere to compute it again."""
         cut: list = []
 
         async def fitted():  # the document cut to the budget, once (a failed attempt is tried again)
@@ -264,31 +269,46 @@ class RequestLoop:
                 c.fitted(doc.text, cut[0])
             return cut[0]
 
+        if self.settings.pin_slots:
+            return await self._document_on_its_slot(doc, c, fitted, slot)
         first, *rest = self.prompts
-        await self._one(doc, first, c, fitted, keep_slot=bool(rest))
+        await self._one(doc, first, c, fitted, slot, keep_slot=bool(rest))
         siblings = []
         for i, p in enumerate(rest):
             if self.fatal:  # stopping: the chunk is failed and will not be committed
                 if i == 0:
-                    self.slots.release()  # the slot kept from the first prompt
+                    self.slots.release(slot)  # the slot kept from the first prompt
                 c.failed = True
                 self._settle(c)
                 continue
             if i > 0:
-                await self.slots.acquire((c.index, meta.read_count(doc)))
-            siblings.append(asyncio.create_task(self._one(doc, p, c, fitted)))
+                slot = await self.slots.acquire((c.index, meta.read_count(doc)))
+            siblings.append(asyncio.create_task(self._one(doc, p, c, fitted, slot)))
         if siblings:
             await asyncio.gather(*siblings)
+
+    async def _document_on_its_slot(self, doc: Document, c: Chunk, fitted, slot: int):
+        """The prompts of one document one after another on request slot `slot`, given back at the end."""
+        try:
+            for p in self.prompts:
+                if self.fatal:  # stopping: the chunk is failed and will not be committed
+                    c.failed = True
+                    self._settle(c)
+                    continue
+                await self._one(doc, p, c, fitted, slot, keep_slot=True)
+        finally:
+            self.slots.release(slot)
 
     def _settle(self, c: Chunk):
         c.pending -= 1
         if c.complete:
             self.changed.set()
 
-    async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit, keep_slot: bool = False):
-        """One request on a slot taken for it; `keep_slot`: the slot is not given back (the caller hands it on)."""
+    async def _one(self, doc: Document, prompt: PromptTemplate, c: Chunk, fit, slot: int, keep_slot: bool = False):
+        """One request on slot `slot`, taken for it; `keep_slot`: the slot is not given back (the caller hands it
+        on)."""
         try:
-            out = await self._attempts(doc, prompt, fit, c)
+            out = await self._attempts(doc, prompt, fit, c, slot)
             c.add(out)
             self.progress.finished_unit(out.metadata[meta.FIELDS].get("output_tokens") or 0)
         except ServerUnavailable as e:
@@ -307,17 +327,17 @@ class RequestLoop:
             self.changed.set()
         finally:
             if not keep_slot:
-                self.slots.release()
+                self.slots.release(slot)
             self._settle(c)
 
-    async def _attempts(self, doc: Document, prompt: PromptTemplate, fit, c: Chunk) -> Document:
+    async def _attempts(self, doc: Document, prompt: PromptTemplate, fit, c: Chunk, slot: int) -> Document:
         """Generations of (doc, prompt) until the gate publishes one or a reason no new sample fixes comes up, at
         most `max_attempts` (regenerate.py); the last one goes downstream, with its attempt number and the earlier
         attempts' reasons. A discarded attempt's tokens are counted in its chunk (what retries cost)."""
         regen = self.settings.regenerate
         reasons: list[str] = []
         for attempt in range(1, regen.max_attempts + 1):
-            out = await self._served(doc, prompt, fit, c.index, attempt)
+            out = await self._served(doc, prompt, fit, c.index, attempt, slot)
             if attempt == regen.max_attempts:
                 break
             m = out.metadata
@@ -330,18 +350,21 @@ class RequestLoop:
             self.progress.finished_unit(m[meta.FIELDS].get("output_tokens") or 0, units=0)
         return meta.with_attempts(out, attempt, reasons)
 
-    async def _served(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int) -> Document:
+    async def _served(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int,
+                      slot: int) -> Document:
         """One generation, restarting a managed server that died under it (the request is then sent again)."""
         while True:
             seen = self.generation
             try:
-                return await self._request(doc, prompt, fit, chunk, attempt)
+                return await self._request(doc, prompt, fit, chunk, attempt, slot)
             except ServerUnavailable:
                 if not await self._restart_server(seen):
                     raise
 
-    async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int = 1) -> Document:
-        """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context."""
+    async def _request(self, doc: Document, prompt: PromptTemplate, fit, chunk: int, attempt: int = 1,
+                       slot: int | None = None) -> Document:
+        """One generation for (doc, prompt) from the document's text as `await fit()` cuts it to the context, on
+        the engine's sequence `slot` when the loop pins them."""
         known = {"model": self.client.model}
         try:
             fitted = await fit()
@@ -350,8 +373,11 @@ class RequestLoop:
             try:
                 regen, sampling = self.settings.regenerate, self.settings.sampling
                 seed = attempt_seed(request_seed(sampling.seed, doc.id, prompt.name), attempt)
+                extra = self.settings.extra_fields.get(prompt.name) or {}
+                if self.settings.pin_slots and slot is not None:
+                    extra = {**extra, "id_slot": slot}
                 res = await self.client.chat(prompt.render(fitted.text), regen.sampling(sampling, attempt), seed,
-                                             extra=self.settings.extra_fields.get(prompt.name))
+                                             extra=extra or None)
                 ok = True
             finally:
                 self.inflight.end(key, ok)

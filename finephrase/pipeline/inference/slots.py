@@ -6,6 +6,10 @@ next prompt of the oldest open chunk, and a new document (always of the newest c
 request waits. Every free slot is still given at once to whoever waits, so the number of requests in flight is
 what it was with a plain FIFO semaphore; only their order changes, and chunks complete (and commit) in reading
 order whenever their requests take about the same time.
+
+Each slot has a number (0 .. slots - 1): `acquire` returns the one it takes and `release` gives it back. The
+embedded engine has as many sequences as the loop has slots, so a request can name the engine's sequence it runs
+on (`id_slot`) and find its document's prefix there (see RequestLoop._document).
 """
 
 from __future__ import annotations
@@ -19,36 +23,40 @@ class RequestSlots:
     def __init__(self, slots: int):
         if slots < 1:
             raise ValueError("slots must be >= 1")
-        self.free = slots
+        self._free_ids = list(range(slots))  # a heap: the lowest free number first
         self._waiters: list[tuple[tuple, int, asyncio.Future]] = []
         self._order = itertools.count()  # ties (same priority) in arrival order
 
-    async def acquire(self, priority: tuple = ()) -> None:
-        """Take a slot; while none is free, wait behind every waiter of a lower `priority` (compared as tuples)."""
-        if self.free > 0 and not self._waiters:
-            self.free -= 1
-            return
+    @property
+    def free(self) -> int:
+        return len(self._free_ids)
+
+    async def acquire(self, priority: tuple = ()) -> int:
+        """Take a slot and return its number; while none is free, wait behind every waiter of a lower `priority`
+        (compared as tuples)."""
+        if self._free_ids and not self._waiters:
+            return heapq.heappop(self._free_ids)
         future = asyncio.get_running_loop().create_future()
         entry = (priority, next(self._order), future)
         heapq.heappush(self._waiters, entry)
         try:
-            await future
+            return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted, then cancelled: hand the slot on
-                self.release()
+                self.release(future.result())
             elif entry in self._waiters:
                 self._waiters.remove(entry)
                 heapq.heapify(self._waiters)
             raise
 
-    def release(self) -> None:
-        """Give the slot to the most urgent waiter, or put it back."""
+    def release(self, slot: int) -> None:
+        """Give slot number `slot` to the most urgent waiter, or put it back."""
         while self._waiters:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
-                future.set_result(None)
+                future.set_result(slot)
                 return
-        self.free += 1
+        heapq.heappush(self._free_ids, slot)
 
     def waiting(self) -> int:
         return sum(1 for _, _, f in self._waiters if not f.done())
