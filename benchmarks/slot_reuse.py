@@ -10,10 +10,12 @@ in flight (`RequestSlots`, the oldest document first), several documents in prog
 fresh `LlamaCppServer` (4 slots of 2,048 tokens, as the embedded backend starts it, plus `verbosity=4` for the log
 counts); the variants of a repeat run one after another (`--repeats`: default 1, medians):
 
-- a: today: no slot hint (llama.cpp: an idle slot with a similar prompt, else the least recently used one);
+- a: no slot hint (llama.cpp: an idle slot with a similar prompt, else the least recently used one): what the
+  request loop did before it pinned slots, and still does with a server other workers share;
 - b-doc: every request names its slot, `id_slot` = document index mod slots (same schedule);
 - b-own: the client owns the slots: a document takes a free slot and sends its four prompts one after another on
-  it (`id_slot`), 4 documents at once: siblings serialised, every slot busy;
+  it (`id_slot`), 4 documents at once: siblings serialised, every slot busy (the request loop's schedule on the
+  embedded engine since: `pin_slots`);
 - c-lru, c-0.5: `slot_prompt_similarity` 0 (LRU only) and 0.5 (llama.cpp's default, in a: 0.1);
 - d-noram: `cache_ram_mib=0` (host-memory prompt cache off; default 8,192 MiB); d-noidle: `cache_idle_slots=false`
   (default: idle slots are saved to it when a task starts); d-unified: `kv_unified=true`.

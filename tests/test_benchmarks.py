@@ -193,7 +193,7 @@ def test_zero_server_vary_answers_per_document():
 
 
 @pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
-                                  "occupancy", "compact", "scale"])
+                                  "occupancy", "compact", "scale", "slot_reuse"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)
