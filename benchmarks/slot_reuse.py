@@ -269,6 +269,7 @@ def main(argv=None) -> int:
                     "1 makes the engine's CPU seconds steady on a shared machine)")
     ap.add_argument("--variants", default=None, help=f"comma-separated, of {', '.join(VARIANTS)}, or all "
                     f"(default {DEFAULT_VARIANTS}; quick {QUICK_VARIANTS})")
+    ap._option_string_actions["--repeats"].help = "repetitions; the median is reported (1)"
     args = ap.parse_args(argv)
     args.repeats = args.repeats or 1
     args.docs = args.docs or (2 if args.quick else 8)

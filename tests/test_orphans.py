@@ -140,7 +140,7 @@ def test_kill9_with_workers_leaves_no_process(tmp_path, slow_fake):
 def test_kill9_stops_the_embedded_server(tmp_path):
     pytest.importorskip("xllamacpp")
     write_parquet(tmp_path / "in" / "docs.parquet", small_rows(30, chars=200))
-    proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024")
+    proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024", "--max-attempts", "1")
     try:
         deadline = time.monotonic() + 120
         while "rephrasing " not in (tmp_path / "err.txt").read_text():  # the server answers, the task runs
@@ -181,7 +181,7 @@ def test_kill9_stops_a_restarted_embedded_server(tmp_path):
     scenarios left one)."""
     pytest.importorskip("xllamacpp")
     write_parquet(tmp_path / "in" / "docs.parquet", small_rows(40, chars=200))
-    proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024")
+    proc, out = start(tmp_path, "--max-tokens", "48", "--context-length", "1024", "--max-attempts", "1")
     restarted = None
     try:
         first = _embedded_server_of(proc)

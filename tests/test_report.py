@@ -108,6 +108,7 @@ def test_report_of_a_real_run(tmp_path, llama_endpoint):
     out = tmp_path / "out"
     r = run_cli("rephrase", src, "--prompt", "faq,table", "--output", out, "--backend", "endpoint",
                 "--endpoint-url", llama_endpoint, "--max-tokens", "32", "--context-length", "1024",
+                "--max-attempts", "1",
                 "--chunk-size", "2", "--seed", "0")
     assert r.returncode == 0, r.stderr
     r = run_cli("report", out)

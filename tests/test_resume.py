@@ -17,6 +17,7 @@ def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
     out = tmp_path / "out"
     args = ["rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
             llama_endpoint, "--chunk-size", "2", "--max-tokens", "64", "--context-length", "1024", "--seed", "3",
+            "--max-attempts", "1",
             "--max-concurrency", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -58,7 +59,8 @@ def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):
     src = write_parquet(tmp_path / "docs.parquet", small_rows(2, chars=200))
     out = tmp_path / "out"
     base = ["rephrase", src, "--output", out, "--backend", "endpoint", "--endpoint-url", llama_endpoint,
-            "--max-tokens", "48", "--context-length", "1024"]
+            "--max-tokens", "48", "--context-length", "1024",
+            "--max-attempts", "1"]
     assert run_cli(*base, "--prompt", "faq", "--limit", "1").returncode == 0
     for change in (["--prompt", "math", "--limit", "1"], ["--prompt", "faq", "--limit", "1", "--temperature", "0.9"],
                    ["--prompt", "faq", "--limit", "1", "--tasks", "2"]):
@@ -83,6 +85,7 @@ def test_sigterm_drains_then_resumes(tmp_path):
     small_docs = write_parquet(tmp_path / "docs.parquet", rows)
     out = tmp_path / "out"
     args = ["rephrase", small_docs, "--prompt", "faq", "--output", out, "--chunk-size", "2", "--max-tokens", "48",
+    "--max-attempts", "1",
             "--context-length", "1024"]
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,6 +123,7 @@ def test_model_server_killed_mid_run_is_restarted(tmp_path):
     src = write_parquet(tmp_path / "docs.parquet", rows)
     out = tmp_path / "out"
     args = ["rephrase", src, "--prompt", "faq", "--output", out, "--chunk-size", "2", "--max-tokens", "48",
+    "--max-attempts", "1",
             "--context-length", "1024"]
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -61,7 +61,8 @@ def real_run(tmp_path_factory, llama_endpoint):
     src = write_parquet(root / "in" / "docs.parquet", docs)
     out = root / "run"
     r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
-                llama_endpoint, "--context-length", "1024", "--max-tokens", "32", "--seed", "0", timeout=600)
+                llama_endpoint, "--context-length", "1024", "--max-tokens", "32", "--seed", "0", "--max-attempts", "1",
+                timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return out, r.stderr, len(long["text"])
 

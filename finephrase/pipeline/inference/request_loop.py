@@ -23,6 +23,7 @@ from finephrase.monitor.progress import Progress
 from finephrase.pipeline.filters.select import doc_tokens
 from finephrase.pipeline.inference.generations import Chunk, ResumeCheck, generation
 from finephrase.pipeline.inference.loop_settings import LoopSettings
+from finephrase.pipeline.inference.reader_queue import END, Failure, produce, take
 from finephrase.pipeline.inference.slots import RequestSlots
 from finephrase.process.drain import DRAIN
 from finephrase.prompts.templates import PromptTemplate
@@ -34,30 +35,7 @@ from finephrase.serving.handle import ServerHandle
 from finephrase.serving.truncation import fit_to_budget
 from finephrase.store import metadata as meta
 
-_END = object()
 COUNTER_INTERVAL_S = 2.0  # how often the engine is asked how many tokens it generated
-
-
-class _Failure:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-def _take(q: queue.Queue, n: int, stop: threading.Event) -> list:
-    """Block for one item (waking up to notice `stop`), then drain up to n without blocking."""
-    while True:
-        try:
-            items = [q.get(timeout=0.2)]
-            break
-        except queue.Empty:
-            if stop.is_set():
-                return [_END]
-    while len(items) < n:
-        try:
-            items.append(q.get_nowait())
-        except queue.Empty:
-            break
-    return items
 
 
 class RequestLoop:
@@ -95,7 +73,8 @@ class RequestLoop:
     # -- the whole loop -----------------------------------------------------------------------------------------
 
     async def run(self) -> dict:
-        thread = threading.Thread(target=self._produce, name=f"finephrase-reader-{self.rank}", daemon=True)
+        thread = threading.Thread(target=produce, args=(self.data, self.queue, self.stop),
+                                  name=f"finephrase-reader-{self.rank}", daemon=True)
         thread.start()
         tick_task = asyncio.create_task(self._ticker())
         count_task = asyncio.create_task(self._engine_counts())
@@ -103,7 +82,7 @@ class RequestLoop:
         outcome = "failed"
         try:
             while not self.done_reading:
-                items = await asyncio.to_thread(_take, self.queue, 256, self.stop)
+                items = await asyncio.to_thread(take, self.queue, 256, self.stop)
                 for item in items:
                     if self.fatal or commit_task.done() or not await self._accept(item):
                         break
@@ -136,33 +115,18 @@ class RequestLoop:
             raise RuntimeError(f"task {self.rank} stopped: {type(e).__name__}: {e}") from e
         return {"drained": self.drained, "committed": self.committed}
 
-    def _produce(self):
-        try:
-            for doc in self.data:
-                while not self.stop.is_set():
-                    try:
-                        self.queue.put(doc, timeout=0.2)
-                        break
-                    except queue.Full:
-                        pass
-                if self.stop.is_set():
-                    return
-            self.queue.put(_END)
-        except BaseException as e:  # forwarded to the loop, raised there
-            self.queue.put(_Failure(e))
-
     # -- taking documents ---------------------------------------------------------------------------------------
 
     async def _accept(self, item) -> bool:
         """Take one item from the reader; False when reading is over (the input ended, or a drain)."""
-        if item is _END or DRAIN.is_set():  # a drain: stop taking documents; commit what is in hand
-            self.drained = item is not _END
+        if item is END or DRAIN.is_set():  # a drain: stop taking documents; commit what is in hand
+            self.drained = item is not END
             self.done_reading = True
             if self.chunk.docs:
                 self._close(self.chunk)
             self.changed.set()
             return False
-        if isinstance(item, _Failure):
+        if isinstance(item, Failure):
             raise item.exc
         doc: Document = item
         read = meta.read_count(doc)
