@@ -12,6 +12,7 @@ from finephrase.card.data import RESERVED_CONFIGS
 from finephrase.card.privacy import public_command, public_path
 from finephrase.card.provenance import SAMPLE_DESCRIPTION, engine, model_revision_text
 from finephrase.formatting import duration
+from finephrase.quality.regenerate import prompt_yield
 from finephrase.serving.truncation import truncation_text
 
 
@@ -160,8 +161,8 @@ def regeneration_line(regen: dict, counts: dict) -> str:
     line = (f"- regeneration: up to {regen['max_attempts']} generations per (document, prompt); a rejected one "
             f"(`{'`, `'.join(regen['reasons'])}`) asked again with a new seed, temperature +"
             f"{regen['temperature_step']} per attempt (at most {regen['max_temperature']})")
-    rows, attempts = counts.get("rows") or {}, counts.get("published_attempts") or {}
-    per_row = [f"`{p}` {attempts[p] / rows[p]:.2f}" for p in rows if rows[p] and attempts.get(p)]
+    per_row = [f"`{p}` {attempts:.2f}" for p in counts.get("rows") or {}
+               if (attempts := prompt_yield(counts, p)[2]) is not None]
     if per_row:
         line += "; attempts per published row: " + ", ".join(per_row)
     if discarded := sum((counts.get("retries") or {}).values()):

@@ -78,6 +78,16 @@ class Regenerate:
                 "temperature_step": self.temperature_step, "max_temperature": self.max_temperature}
 
 
+def prompt_yield(counts: dict, prompt: str) -> tuple[int, int, float | None]:
+    """From a run's counts (manifest `counts`, `finephrase status` totals: `rows`, `rejects` by `prompt/reason`,
+    `published_attempts`): the prompt's published rows, its (document, prompt) pairs (rows and rejects), and the
+    attempts a published row took (None: none published, or attempts not counted)."""
+    rows = (counts.get("rows") or {}).get(prompt, 0)
+    pairs = rows + sum(v for k, v in (counts.get("rejects") or {}).items() if k.startswith(f"{prompt}/"))
+    attempts = (counts.get("published_attempts") or {}).get(prompt)
+    return rows, pairs, attempts / rows if rows and attempts else None
+
+
 def attempt_seed(seed: int | None, attempt: int) -> int | None:
     """Attempt 1 keeps the request's seed; a later one gets its own (derived, so a rerun asks the same)."""
     if seed is None or attempt == 1:

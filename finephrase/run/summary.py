@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finephrase.monitor.progress import prefill_line
+from finephrase.quality.regenerate import prompt_yield
 from finephrase.serving.truncation import truncation_text
 
 LOW_YIELD = 0.5  # under this share published, the summary says what to try
@@ -57,12 +58,10 @@ def prompt_line(p: str, counts: dict) -> tuple[str, float | None, dict]:
     """One prompt's line: rows and their share of its (document, prompt) pairs, attempts per row, rejects."""
     rej = {k.split("/", 1)[1]: v for k, v in counts.get("rejects", {}).items() if k.startswith(f"{p}/")}
     rej_s = ", ".join(f"{k} {v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1])) or "none"
-    rows = counts.get("rows", {}).get(p, 0)
-    done = rows + sum(rej.values())
-    rate = rows / done if done else None
+    rows, pairs, attempts = prompt_yield(counts, p)
+    rate = rows / pairs if pairs else None
     share = f"{rate:4.0%}" if rate is not None else "   -"
-    attempts = counts.get("published_attempts", {}).get(p)
-    per_row = f", {attempts / rows:.2f} attempts/row" if attempts and rows and counts.get("retries") else ""
+    per_row = f", {attempts:.2f} attempts/row" if attempts and counts.get("retries") else ""
     return (f"  {p:<12} rows {rows:>6} ({share} published{per_row})   rejects {sum(rej.values()):>5} ({rej_s})",
             rate, rej)
 

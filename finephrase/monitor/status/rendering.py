@@ -9,6 +9,7 @@ from finephrase.formatting import duration, plural
 from finephrase.monitor.occupancy import in_flight_line
 from finephrase.monitor.progress import prefill_line
 from finephrase.monitor.status.task import STATES
+from finephrase.quality.regenerate import prompt_yield
 from finephrase.serving.truncation import truncation_text
 
 MAX_TASK_LINES = 20  # above this, per-task lines collapse into a summary
@@ -123,10 +124,9 @@ def _yield_lines(t: dict) -> list[str]:
     """Per prompt, the share of (document, prompt) pairs published (they passed the quality gate) and, with
     regeneration, the attempts a row took; then what the discarded attempts cost."""
     shares = []
-    attempts = t.get("published_attempts") or {}
-    for p, n in t["rows"].items():
-        checked = n + sum(v for k, v in t["rejects"].items() if k.startswith(f"{p}/"))
-        per_row = f" ({attempts[p] / n:.2f} attempts/row)" if n and attempts.get(p) and t.get("retries") else ""
+    for p in t["rows"]:
+        n, checked, attempts = prompt_yield(t, p)
+        per_row = f" ({attempts:.2f} attempts/row)" if attempts and t.get("retries") else ""
         shares.append(f"{p} {n / checked:.0%}{per_row}" if checked else f"{p} -")
     lines = ["published " + ", ".join(shares) + "  (docs/quality.md)"] if shares else []
     if discarded := sum((t.get("retries") or {}).values()):
