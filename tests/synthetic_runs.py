@@ -70,11 +70,7 @@ def build_dedup_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_
     {"exact": {id: original id}, "near": {id: original id}, "cross": (faq id, table id)}. With copy_first_chunk,
     the only duplicates are faq's second chunk: exact copies of its first."""
     rng = random.Random(1234)
-    run = root / "run"
     source_ids = [f"<urn:uuid:{i:08d}-0000-0000-0000-000000000000>" for i in range(docs)]
-    src = write_parquet(root / "in" / "docs.parquet",
-                        [{"id": s, "text": f"source document {i}", "url": f"https://example.org/{i}"}
-                         for i, s in enumerate(source_ids)])
     texts = {p: [text(rng) for _ in range(docs)] for p in PROMPTS}
     planted = {"exact": {}, "near": {}}
     if copy_first_chunk:
@@ -93,6 +89,19 @@ def build_dedup_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_
     if not copy_first_chunk:
         texts["table"][85] = texts["faq"][15]  # same text under two prompts: a duplicate only with --scope run
         planted["cross"] = (f"{source_ids[15]}/faq", f"{source_ids[85]}/table")
+    write_run(root, [f"source document {i}" for i in range(docs)], texts, chunk_size)
+    return planted
+
+
+def write_run(root: Path, source_texts: list[str], texts: dict[str, list[str]], chunk_size: int = CHUNK) -> Path:
+    """A finished run in root/run: its input root/in/docs.parquet holds `source_texts`, prompt p's row i has text
+    texts[p][i] (one per source document), committed in chunks of `chunk_size` through the real Ledger."""
+    docs = len(source_texts)
+    run = root / "run"
+    source_ids = [f"<urn:uuid:{i:08d}-0000-0000-0000-000000000000>" for i in range(docs)]
+    src = write_parquet(root / "in" / "docs.parquet",
+                        [{"id": s, "text": source_texts[i], "url": f"https://example.org/{i}"}
+                         for i, s in enumerate(source_ids)])
 
     def row(i: int, p: str) -> dict:
         return {"id": f"{source_ids[i]}/{p}", "source_id": source_ids[i], "prompt": p, "prompt_hash": PROMPTS[p],
@@ -131,7 +140,7 @@ def build_dedup_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_
         "counts": collect_counts(run), "updated_at": now,
     }
     (run / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return planted
+    return run
 
 
 # -- mix: several sources and a run of many files --

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from finephrase.errors import UsageError
 from finephrase.store import datafiles
+from finephrase.store.folders import derivation, source_run
 from finephrase.store.layout import ALL_CONFIG, FILTERED, MANIFEST, REJECTS, REMOVED
 
 RESERVED_CONFIGS = (ALL_CONFIG, REJECTS, FILTERED, REMOVED)  # the configs the card adds beside the prompts
@@ -30,13 +31,12 @@ def row_files(d: Path) -> list[Path]:
 
 
 def extras_root(root: Path, manifest: dict) -> tuple[Path | None, str]:
-    """Where the rejects and filtered files are: DIR; for a dedup output without them, its source run (when
-    that folder is still there), else nowhere (the manifest's counts are used)."""
-    dedup = manifest.get("dedup")
-    if not dedup or (root / "rejects").is_dir() or (root / "filtered").is_dir():
+    """Where the rejects and filtered files are: DIR; for a dedup or decontaminated output without them, the run it
+    came from (when that folder is still there), else nowhere (the manifest's counts are used)."""
+    run = source_run(manifest)
+    if not derivation(manifest) or (root / "rejects").is_dir() or (root / "filtered").is_dir():
         return root, "here"
-    src = Path(dedup.get("source") or "")
-    if dedup.get("source") and (src / MANIFEST).is_file():
-        return src, "source"
+    if run and (Path(run) / MANIFEST).is_file():
+        return Path(run), "source"
     return None, "manifest"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from finephrase.card.data import extras_root, prompt_names
 from finephrase.store import datafiles
+from finephrase.store.folders import derivation, source_run
 
 
 def _col_sum(t, name) -> int:
@@ -94,9 +95,8 @@ def compute_stats(root: Path, manifest: dict) -> dict | None:
     from finephrase.monitor import status
 
     src = root
-    dedup = manifest.get("dedup")
-    if dedup and dedup.get("source") and not (root / ".ledger").is_dir():
-        src = Path(dedup["source"])
+    if derivation(manifest) and source_run(manifest) and not (root / ".ledger").is_dir():
+        src = Path(source_run(manifest))
     try:
         rep = status.collect(src, exact_totals=False)
     except Exception:

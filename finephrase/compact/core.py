@@ -27,6 +27,7 @@ from finephrase.errors import UsageError
 from finephrase.formatting import duration, human_bytes
 from finephrase.store.compacted import COMPACT_DIR, PLAN, done_shards, record_done
 from finephrase.store.datafiles import num_rows, parquet_files
+from finephrase.store.folders import derivation, source_run
 from finephrase.store.hub_limits import folder_of
 from finephrase.store.layout import FILTERED, REJECTS, durable_write, output_lock, write_manifest
 from finephrase.store.ledger import TaskLock, all_ledgers
@@ -36,7 +37,7 @@ def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, li
     """Each data folder's files as (path relative to root, rows, bytes): a run's from its ledgers (the committed
     files only, rows as committed), a dedup output's from its folders (rows from the footers)."""
     folders = {rel: [] for rel in source_folders(root, manifest, prompts)}
-    if "dedup" in manifest:
+    if derivation(manifest):
         for rel in folders:
             folders[rel] = [(f.relative_to(root).as_posix(), num_rows(f), f.stat().st_size)
                             for f in parquet_files(root / rel)]
@@ -51,9 +52,9 @@ def source_files(root: Path, manifest: dict, prompts: list[str]) -> dict[str, li
 
 
 def _run_extras(manifest: dict, prompts: list[str], have: dict) -> dict[str, list[tuple[str, int, int]]]:
-    """A dedup output holds no rejects or filtered lists: those of the run it came from (absolute paths), while
-    that run is still there, so a compacted dedup output publishes them too."""
-    run = Path((manifest.get("dedup") or {}).get("source") or "")
+    """A dedup or decontaminated output holds no rejects or filtered lists: those of the run it came from (absolute
+    paths), while that run is still there, so a compacted output publishes them too."""
+    run = Path(source_run(manifest) or "")
     if not run.is_dir() or not (run / "manifest.json").is_file():
         return {}
     out = {}
@@ -145,7 +146,7 @@ def _check_totals(manifest: dict, folders: dict[str, dict]):
         want[rel] = want.get(rel, 0) + n
     if counts.get("filtered"):
         want[FILTERED] = sum(counts["filtered"].values())
-    if "dedup" in manifest:  # its rejects and filtered come from the run, only while the run is there
+    if derivation(manifest):  # its rejects and filtered come from the run, only while the run is there
         want = {rel: n for rel, n in want.items() if rel in folders or not rel.startswith((REJECTS, FILTERED))}
     for rel, n in want.items():
         got = folders.get(rel, {}).get("rows", 0)

@@ -1,4 +1,5 @@
-"""What `compact` accepts as its source: a finished run or a consistent dedup output, not already compacted."""
+"""What `compact` accepts as its source: a finished run or a consistent dedup or decontaminated output, not already
+compacted."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ def check_source(source: Path, out: Path) -> tuple[dict, list[str]]:
     from finephrase.verify.finished import check_finished, load_run_manifest
 
     kind = folder_kind(source)
-    if kind not in ("run", "dedup"):
-        raise refuse_folder(source, kind, "compact", "finished rephrase runs and dedup outputs")
+    if kind not in ("run", "dedup", "decontaminated"):
+        raise refuse_folder(source, kind, "compact", "finished rephrase runs, dedup and decontaminated outputs")
     manifest = load_run_manifest(source)
     if manifest.get("compacted"):
         raise UsageError(f"{source} is compacted already (from {manifest['compacted'].get('source')}): publish it "

@@ -4,9 +4,9 @@ import time."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import NamedTuple
+
+from finephrase.run.stage import Stage, slug  # noqa: F401 (Stage: a dedup stage, as dedup named it)
 
 
 def minhash_config(n_grams: int = 5, num_buckets: int = 14, hashes_per_bucket: int = 8, seed: int = 1):
@@ -37,7 +37,7 @@ def approx_threshold(num_buckets: int, hashes_per_bucket: int) -> float:
 
 def job_name(stage_name: str) -> str:
     """A stage's name as a SLURM job name: "faq: exact 1/3 signatures" -> "dedup-faq-exact-1of3-signatures"."""
-    return "dedup-" + re.sub(r"[^A-Za-z0-9_.]+", "-", stage_name.replace("/", "of")).strip("-")
+    return "dedup-" + slug(stage_name)
 
 
 class Unit(NamedTuple):
@@ -53,18 +53,3 @@ class Unit(NamedTuple):
     def label(self) -> str:
         """The prompt ("faq"), or "run": the start of its stages' names."""
         return self.name.split("/", 1)[-1]
-
-
-@dataclass
-class Stage:
-    """One datatrove pipeline to run with `tasks` tasks, its logs and completion markers in `logging_dir`."""
-
-    name: str
-    pipeline: list
-    tasks: int
-    logging_dir: str
-
-    @property
-    def slug(self) -> str:
-        """The name as a job name: "faq: exact 1/3 signatures" -> "faq-exact-1of3-signatures"."""
-        return job_name(self.name).removeprefix("dedup-")

@@ -1,6 +1,7 @@
-"""What kind of folder is this: a rephrase run, a dedup output, a mix, one of these under way, or something
-else (folder_kind, from its marker files); the one-line errors of a command given a folder it does not read
-(describe_folder, refuse_folder); and the manifest of a run or dedup output (load_manifest)."""
+"""What kind of folder is this: a rephrase run, a dedup output, a decontaminated output, a mix, one of these under
+way, or something else (folder_kind, from its marker files); the one-line errors of a command given a folder it
+does not read (describe_folder, refuse_folder); the manifest of a run or of an output derived from one
+(load_manifest); and how a derived output relates to its source (derivation, source_run)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,25 @@ from finephrase.errors import UsageError
 from finephrase.store.layout import MANIFEST, read_manifest
 
 MIX_FILE = "mix.json"  # finephrase.mix.MIX_FILE: a mix folder has it and no manifest.json
-KINDS = ("run", "dedup", "mix", "unfinished dedup", "unfinished mix", "other")
+KINDS = ("run", "dedup", "decontaminated", "mix", "unfinished dedup", "unfinished decontamination", "unfinished mix",
+         "other")
+# the manifest keys of an output made from another folder's rows (newest step first): its rows live in its prompt
+# folders (no ledgers), the rows it took out in removed/, its rejects and filtered lists in the run it came from
+DERIVED = ("decontamination", "dedup")
+
+
+def derivation(manifest: dict) -> tuple[str, dict] | None:
+    """(key, record) of the last step that made this folder from another one's rows, or None for a run."""
+    for key in DERIVED:
+        if isinstance(manifest.get(key), dict):
+            return key, manifest[key]
+    return None
+
+
+def source_run(manifest: dict) -> str | None:
+    """The rephrase run a derived output's rows come from, through every step (dedup, then decontaminate)."""
+    records = [manifest[k] for k in reversed(DERIVED) if isinstance(manifest.get(k), dict)]
+    return records[0].get("source") if records else None
 
 
 def _check_folder(root: Path):
@@ -33,11 +52,15 @@ def folder_kind(run_dir: str | Path) -> str:
             manifest = read_manifest(root)
         except (OSError, orjson.JSONDecodeError):
             return "run"  # load_manifest says what is wrong with it
-        return "dedup" if isinstance(manifest, dict) and "dedup" in manifest else "run"
+        if not isinstance(manifest, dict):
+            return "run"
+        return "decontaminated" if "decontamination" in manifest else "dedup" if "dedup" in manifest else "run"
     if (root / MIX_FILE).is_file():
         return "mix"
     if (root / ".dedup").is_dir():
         return "unfinished dedup"
+    if (root / ".decontam").is_dir():
+        return "unfinished decontamination"
     if (root / ".mix-tmp").is_dir():
         return "unfinished mix"
     return "other"
@@ -45,13 +68,15 @@ def folder_kind(run_dir: str | Path) -> str:
 
 def describe_folder(root: Path, kind: str) -> str:
     """What a folder that is not a rephrase run is, as the start of a one-line error: "OUT is a mix (mix.json)"."""
-    if kind == "dedup":
-        source = (load_manifest(root).get("dedup") or {}).get("source")
-        return f"{root} is a dedup output of {source or 'an unrecorded run'}"
+    if kind in ("dedup", "decontaminated"):
+        source = (derivation(load_manifest(root)) or ("", {}))[1].get("source")
+        return f"{root} is a {kind if kind == 'decontaminated' else 'dedup'} output of {source or 'an unrecorded run'}"
     return {
         "mix": f"{root} is a mix ({MIX_FILE})",
         "unfinished dedup": f"{root} is an unfinished dedup output (.dedup/, no {MANIFEST} yet: rerun its "
                             f"`finephrase dedup` command to finish it)",
+        "unfinished decontamination": f"{root} is an unfinished decontaminated output (.decontam/, no {MANIFEST} "
+                                      f"yet: rerun its `finephrase decontaminate` command to finish it)",
         "unfinished mix": f"{root} is an unfinished mix (.mix-tmp/, no {MIX_FILE} yet: rerun its `finephrase mix` "
                           f"command)",
     }.get(kind, f"{root} is not a finephrase run, dedup output or mix (no {MANIFEST} or {MIX_FILE})")
@@ -62,10 +87,10 @@ def refuse_folder(root: Path, kind: str, command: str, reads: str = "rephrase ru
     what = describe_folder(root, kind)
     if kind == "mix":
         return UsageError(f"{what}: its shares are in {MIX_FILE}; `finephrase {command}` reads {reads}")
-    if kind == "dedup":
-        source = (load_manifest(root).get("dedup") or {}).get("source")
+    if kind in ("dedup", "decontaminated"):
+        source = (derivation(load_manifest(root)) or ("", {}))[1].get("source")
         return UsageError(f"{what}: `finephrase {command}` reads {reads}; `finephrase {command} {source}` for the "
-                          f"run it came from, `finephrase status {root}` for the dedup")
+                          f"folder it came from, `finephrase status {root}` for this one")
     return UsageError(f"{what}; `finephrase {command}` reads {reads}")
 
 

@@ -35,15 +35,16 @@ LEDGER_DIR = ".ledger"
 REJECTS = "rejects"
 FILTERED = "filtered"
 REMOVED = "removed"
+FLAGGED = "flagged"  # a decontamination audit's rows that overlap a benchmark (copies: they stay in the data)
 LOGS = "logs"
 # what finephrase itself puts into a folder before it is a run: it does not make the folder foreign
 OWN_FILES = frozenset({FOLDER_LOCK, FOLDER_LOCK_HOLDER, LOGS})
 TRAIN = "train"  # a mix output's rows
 ALL_CONFIG = "all"  # the card's config of every prompt's rows
 # folder and config names of finephrase's own: no prompt may be called so
-RESERVED_NAMES = frozenset({REJECTS, FILTERED, REMOVED, LOGS, TRAIN, ALL_CONFIG, "manifest", "server"})
+RESERVED_NAMES = frozenset({REJECTS, FILTERED, REMOVED, FLAGGED, LOGS, TRAIN, ALL_CONFIG, "manifest", "server"})
 # what is not a prompt's folder in a run, dedup or mix output
-NOT_PROMPT_DIRS = frozenset({REJECTS, FILTERED, REMOVED, LOGS, TRAIN})
+NOT_PROMPT_DIRS = frozenset({REJECTS, FILTERED, REMOVED, FLAGGED, LOGS, TRAIN})
 
 
 def check_prompt_name(name: str) -> None:
@@ -107,3 +108,41 @@ def output_lock(out: Path):
     """Serialize updates of `out` between the tasks of one run (SLURM array tasks start together): see
     finephrase/store/locks.py (flock, or an atomically created holder file where the filesystem has no flock)."""
     return folder_lock(out)
+
+
+class StreamedParquet:
+    """A parquet file written batch by batch, as `durable_write_table` writes a table: into a temporary file
+    beside `path`, renamed over it by `commit()` (fsync first). Created on the first non-empty batch, so a file
+    that gets no rows is never written (`datasets` refuses empty files); `commit()` returns the rows written."""
+
+    def __init__(self, path: str | Path, schema):
+        self.path, self.schema, self.rows = Path(path), schema, 0
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident() & 0xFFFFFF:06x}.tmp")
+        self._writer = None
+
+    def write(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if not table.num_rows:
+            return
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.rows += table.num_rows
+
+    def commit(self) -> int:
+        if self._writer is not None:
+            self._writer.close()
+            with open(self._tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self._tmp, self.path)
+            fsync_dir(self.path.parent)
+            self._writer = None
+        return self.rows
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._tmp.unlink(missing_ok=True)
+            self._writer = None

@@ -1,6 +1,6 @@
 """`verify(DIR)`: the check of any folder finephrase writes, by its kind: a rephrase run (verify/run.py), a dedup
-output (verify/dedup.py) or a compacted folder (verify/compacted.py), each through its recorded verdict
-(verify/folders.py) when nothing it covered changed."""
+or decontaminated output (verify/dedup.py) or a compacted folder (verify/compacted.py), each through its recorded
+verdict (verify/folders.py) when nothing it covered changed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def verify(output_dir: str | Path, share: tuple[int, int] | None = None, workers
     `share` (R, N): only the run's tasks R, R+N, ...; `fresh`: ignore recorded verdicts."""
     root = Path(output_dir)
     kind = folder_kind(root)
-    manifest = _compacted(root) if kind in ("run", "dedup") else None
+    manifest = _compacted(root) if kind in ("run", "dedup", "decontaminated") else None
     if share is not None and (manifest or kind != "run"):
         raise UsageError(f"--rank/--tasks split a rephrase run's tasks; {root} is a "
                          f"{'compacted folder' if manifest else kind}: verify it without them")
@@ -29,10 +29,10 @@ def verify(output_dir: str | Path, share: tuple[int, int] | None = None, workers
         from finephrase.verify.compacted import verify_compacted
 
         return verify_folder(root, manifest, lambda: verify_compacted(root, manifest), fresh)
-    if kind == "dedup":
+    if kind in ("dedup", "decontaminated"):
         return verify_folder(root, load_manifest(root), lambda: verify_dedup(root), fresh)
     if kind != "run":
-        raise refuse_folder(root, kind, "verify", "rephrase runs and dedup outputs")
+        raise refuse_folder(root, kind, "verify", "rephrase runs, dedup and decontaminated outputs")
     return verify_run(root, share, workers, fresh)
 
 

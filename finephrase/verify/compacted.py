@@ -12,6 +12,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from finephrase.store.compacted import COMPACT_DIR, PLAN, done_shards
+from finephrase.store.folders import derivation
 from finephrase.store.layout import FILTERED, REJECTS
 
 
@@ -19,14 +20,14 @@ def verify_compacted(root: Path, manifest: dict):
     from finephrase.verify.dedup import verify_dedup
     from finephrase.verify.report import Report, examples
 
-    report = verify_dedup(root) if "dedup" in manifest else Report()
+    report = verify_dedup(root) if derivation(manifest) else Report()
     plan_path = root / COMPACT_DIR / PLAN
     if not plan_path.is_file():
         report.problem(f"{root} has no {COMPACT_DIR}/{PLAN}: not a complete compaction")
         return report
     shards = orjson.loads(plan_path.read_bytes())["shards"]
     _check_shards(report, root, shards, done_shards(root), examples)
-    if "dedup" in manifest:
+    if derivation(manifest):
         report.stats["compacted"] = True
         return report
     _check_rows(report, root, manifest["config"])

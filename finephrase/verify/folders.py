@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from finephrase.store.folders import derivation
 from finephrase.verify.report import Report
 from finephrase.verify.verdicts import fingerprint, folder_path, folder_signature, load, record, stats_hash
 
@@ -18,12 +19,12 @@ def _key(root: Path, manifest: dict) -> dict:
     compact = root / ".compact"
     if compact.is_dir():
         extra["compact"] = stats_hash(compact, sorted(p.name for p in compact.iterdir() if p.is_file()))
-    if manifest.get("compacted") and "dedup" not in manifest:
+    if manifest.get("compacted") and derivation(manifest) is None:
         from finephrase.run.manifest import input_listing
         from finephrase.verify.run import make_reader
 
         extra["inputs"] = input_listing(make_reader(manifest["config"]).files)["sha256"]
-    source = dedup_source(root, manifest) if "dedup" in manifest else None
+    source = dedup_source(root, manifest) if derivation(manifest) else None
     return {"fingerprint": fingerprint(manifest), "signature": folder_signature(root, extra, source)}
 
 

@@ -14,12 +14,16 @@ from finephrase.verify.report import Report
 def render(report: Report, output) -> str:
     """The text of `finephrase verify DIR` for a run or a dedup output (--json prints ok, problems and stats)."""
     s = report.stats
-    if report.kind == "dedup":
-        against = "its source run's rows" if s.get("source_checked") else \
-            "the manifest only (the source run is no longer there)"
-        lines = [f"{output}: dedup output of {s.get('source')}, {s.get('input_rows', 0)} rows in, "
-                 f"{len(s.get('prompts', []))} prompts (scope {s.get('scope')}), checked against {against}"]
-        ok = f"OK: dedup output of {s.get('source')}: every row is kept or removed exactly once, counts as recorded"
+    if report.kind in ("dedup", "decontaminated"):
+        src = "source run" if report.kind == "dedup" else "source"
+        against = f"its {src}'s rows" if s.get("source_checked") else \
+            f"the manifest only (the {src} is no longer there)"
+        how = f"scope {s.get('scope')}" if report.kind == "dedup" else \
+            ("audit: nothing removed" if s.get("audit_only") else "overlapping rows removed")
+        lines = [f"{output}: {report.kind} output of {s.get('source')}, {s.get('input_rows', 0)} rows in, "
+                 f"{len(s.get('prompts', []))} prompts ({how}), checked against {against}"]
+        ok = f"OK: {report.kind} output of {s.get('source')}: every row is kept or removed exactly once, counts " \
+             f"as recorded"
     else:
         share = s.get("share")
         of = f" (tasks {share['rank']}::{share['of']}: {share['tasks_checked']} of them)" if share else ""

@@ -61,15 +61,15 @@ def _compaction_summary(root: Path) -> str | None:
 
 def main(args) -> int:
     kind = folder_kind(args.run_dir)
-    if kind in ("run", "dedup") and (text := _compaction_summary(Path(args.run_dir))):
+    if kind in ("run", "dedup", "decontaminated") and (text := _compaction_summary(Path(args.run_dir))):
         _print_once(orjson.dumps(load_manifest(Path(args.run_dir))["compacted"]).decode() if args.json else text)
         return 0
-    if kind == "dedup":  # complete when it exists: nothing to watch
+    if kind in ("dedup", "decontaminated"):  # complete when it exists: nothing to watch
         rep = dedup_summary(args.run_dir)
         _print_once(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() if args.json else render_dedup(rep))
         return 0
     if kind != "run":
-        raise refuse_folder(Path(args.run_dir), kind, "status", "rephrase runs and dedup outputs")
+        raise refuse_folder(Path(args.run_dir), kind, "status", "rephrase runs, dedup and decontaminated outputs")
     cache: dict = {}
 
     def once() -> dict:

@@ -16,16 +16,19 @@ MAX_TASK_LINES = 20  # above this, per-task lines collapse into a summary
 
 
 def render_dedup(rep: dict) -> str:
-    """The text of `finephrase status` for a dedup output (rep: dedup_summary's)."""
+    """The text of `finephrase status` for a dedup or decontaminated output (rep: dedup_summary's)."""
     prompts = rep["prompts"] or list(rep["kept"])
     gone = "" if rep["source_exists"] else " (that folder is no longer here)"
-    lines = [f"dedup    {rep['dir']}: dedup output of {rep['source'] or 'an unrecorded run'}{gone}; scope "
-             f"{rep['scope']}; finished {rep['finished_at'] or 'at an unrecorded time'}"]
+    dedup = rep.get("kind", "dedup") == "dedup"
+    how = f"scope {rep['scope']}" if dedup else ("audit only" if rep.get("audit_only") else "overlaps removed")
+    lines = [f"{'dedup' if dedup else 'decontam'} {' ' * 3 if dedup else ''}{rep['dir']}: {rep.get('kind', 'dedup')} "
+             f"output of {rep['source'] or 'an unrecorded run'}{gone}; {how}; finished "
+             f"{rep['finished_at'] or 'at an unrecorded time'}"]
     if rep["params"]:
         lines.append("params   " + ", ".join(f"{k} {v}" for k, v in rep["params"].items()))
     lines.append("kept     " + (", ".join(f"{p} {rep['kept'].get(p, 0):,} of {rep['input'].get(p, 0):,}"
                                           for p in prompts) or "none"))
-    lines.append("removed  " + (", ".join(
+    lines.append(("flagged  " if rep.get("audit_only") else "removed  ") + (", ".join(
         f"{p} {rep['removed_total'].get(p, 0):,} ("
         + ", ".join(f"{k} {v:,}" for k, v in rep["removed"].get(p, {}).items()) + ")" for p in prompts) or "none"))
     if rep["source_status"]:

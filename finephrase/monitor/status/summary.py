@@ -10,7 +10,7 @@ from finephrase.errors import UsageError
 from finephrase.monitor.status.data import _epoch, _read_snapshot, input_totals
 from finephrase.monitor.status.task import STALE_AFTER_S, STATES, _default_gpus, _task
 from finephrase.serving.truncation import ledger_truncation
-from finephrase.store.folders import describe_folder, load_manifest
+from finephrase.store.folders import derivation, describe_folder, folder_kind, load_manifest, source_run
 from finephrase.store.layout import MANIFEST
 
 DEFAULT_RECENT_MINUTES = 10.0
@@ -170,9 +170,9 @@ def collect(run_dir: str | Path, *, gpus_per_task: int | None = None, price_per_
 
     root = Path(run_dir)
     manifest = load_manifest(root)
-    if "dedup" in manifest:  # no ledgers of its own: its numbers are dedup_summary's
-        raise UsageError(f"{describe_folder(root, 'dedup')}: it has no ledgers of its own; the rephrasing "
-                         f"progress is the source run's (`finephrase status {manifest['dedup'].get('source')}`)")
+    if derivation(manifest):  # no ledgers of its own: its numbers are dedup_summary's
+        raise UsageError(f"{describe_folder(root, folder_kind(root))}: it has no ledgers of its own; the "
+                         f"rephrasing progress is the source run's (`finephrase status {source_run(manifest)}`)")
     cfg = manifest["config"]
     tasks = int(cfg["tasks"])
     now = time.time() if now is None else now
@@ -211,21 +211,30 @@ def collect(run_dir: str | Path, *, gpus_per_task: int | None = None, price_per_
 # -- a dedup output -------------------------------------------------------------------------------------------
 
 
+def _decontam_params(dd: dict) -> dict:
+    return {"benchmarks": ", ".join(b["name"] for b in dd.get("benchmarks") or []), "n_grams": dd.get("n"),
+            "audit_only": bool(dd.get("audit_only")), "sources_checked": bool(dd.get("check_sources"))}
+
+
 def dedup_summary(run_dir: str | Path) -> dict:
-    """What `finephrase status` shows for a dedup output (the `--json` output): its source run, scope,
-    parameters, rows in / kept / removed per prompt and when it finished, from its manifest's `dedup` key."""
+    """What `finephrase status` shows for a dedup or decontaminated output (the `--json` output): its source,
+    scope, parameters, rows in / kept / removed (or flagged) per prompt and when it finished, from its manifest's
+    `dedup` or `decontamination` key."""
     root = Path(run_dir)
     manifest = load_manifest(root)
-    dd = manifest.get("dedup") or {}
+    key, dd = derivation(manifest) or ("dedup", {})
     source = dd.get("source")
     removed = {p: dict(v) if isinstance(v, dict) else {"exact": v} for p, v in (dd.get("removed") or {}).items()}
+    if key == "decontamination" and dd.get("audit_only"):
+        removed = {p: dict(v) for p, v in (dd.get("flagged") or {}).items()}
     return {
         "dir": str(root),
-        "kind": "dedup",
+        "kind": "dedup" if key == "dedup" else "decontaminated",
+        "audit_only": bool(dd.get("audit_only")),
         "source": source,
         "source_exists": bool(source) and (Path(source) / MANIFEST).is_file(),
         "scope": dd.get("scope"),
-        "params": dd.get("params") or {},
+        "params": dd.get("params") or (_decontam_params(dd) if key == "decontamination" else {}),
         "prompts": list((manifest.get("config") or {}).get("prompts") or dd.get("kept") or {}),
         "input": dd.get("input") or {},
         "kept": dd.get("kept") or {},

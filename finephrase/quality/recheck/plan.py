@@ -42,7 +42,7 @@ class Unit:
 class Plan:
     root: Path
     manifest: dict
-    kind: str  # "run", "dedup output", "compacted folder"
+    kind: str  # "run", "dedup output", "decontaminated output", "compacted folder"
     units: list[Unit] = field(default_factory=list)
     skipped: str | None = None  # why the copy and off-topic checks do not run (None: they do)
 
@@ -100,7 +100,8 @@ def _inputs_unreadable(cfg: dict) -> bool:
 
 def make_plan(root: Path, use_source: bool = True) -> Plan:
     manifest = load(root)
-    kind = ("compacted folder" if "compacted" in manifest else "dedup output" if "dedup" in manifest else "run")
+    kind = ("compacted folder" if "compacted" in manifest else "decontaminated output" if "decontamination" in manifest
+            else "dedup output" if "dedup" in manifest else "run")
     plan = Plan(root, manifest, kind)
     if not use_source:
         plan.skipped = "--no-source"
