@@ -164,3 +164,22 @@ def test_bad_specs_and_folders_are_one_line(planted, tmp_path):
     r = run_cli("decontaminate", str(tmp_path / "empty"), "--benchmarks", planted["benchmarks"][0], "--output",
                 str(tmp_path / "o2"))
     assert_one_line_error(r, "not a finephrase run")
+
+
+def test_compact_and_card_of_a_decontaminated_dedup_output(planted, tmp_path):
+    """dedup -> decontaminate -> compact -> card: the card's counts add up and it reports the overlaps."""
+    dedup = tmp_path / "dedup"
+    assert run_cli("dedup", str(planted["run"]), "--output", str(dedup)).returncode == 0
+    clean = tmp_path / "clean"
+    r = run_cli("decontaminate", str(dedup), "--benchmarks", *planted["benchmarks"], "--output", str(clean))
+    assert r.returncode == 0, r.stderr
+    final = tmp_path / "final"
+    r = run_cli("compact", str(clean), "--output", str(final))
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert run_cli("verify", str(final)).returncode == 0
+    r = run_cli("card", str(final), "--stdout")
+    assert r.returncode == 0, r.stderr
+    card = r.stdout
+    assert "## Decontamination" in card and "| `qa` | gsm8k |" in card and "| `mc` | mmlu |" in card
+    assert "| `faq` | 100 | 5 | 0 |" in card and "| `table` | 100 | 0 | 3 |" in card
+    assert "removed (dedup) | removed (decontamination) |" in card

@@ -8,7 +8,7 @@ from pathlib import Path
 from string import Template
 
 from finephrase import __version__
-from finephrase.card import sections
+from finephrase.card import audit, sections
 from finephrase.card.data import prompt_names
 from finephrase.card.frontmatter import configs, front_matter
 from finephrase.card.privacy import public_path, scrub
@@ -35,6 +35,7 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
     lic = license_of(srcs, license)
     model = public_path(cfg.get("model") or "unknown", root)
     dedup = manifest.get("dedup")
+    steps = sections.removal_steps(manifest)
     total_rows = sum(s["rows"] for s in per.values())
     src_label = ", ".join(s["hub_id"] or ("python-docs sample" if s.get("sample") else Path(s["input"]).name)
                           for s in srcs) or "unknown source"
@@ -53,19 +54,20 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
         model=model,
         finephrase_version=manifest.get("finephrase_version", __version__),
         configs_phrase=sections.configs_phrase(confs, per),
-        or_dedup_removal=" (or a dedup removal)" if dedup else "",
-        configs=sections.configs_section(confs, stats, prompts, total_rows, repo_ref),
+        or_dedup_removal=f" (or a {' or '.join(steps)} removal)" if steps else "",
+        configs=sections.configs_section(confs, stats, prompts, total_rows, repo_ref, (steps or ["dedup"])[-1]),
         source=sections.source_section(root, cfg, srcs, lic, license),
         model_and_generation=sections.model_section(manifest, cfg, model, model_revision),
         prompts=sections.prompts_section(manifest, cfg, prompts),
         counts=sections.counts_lines(root, manifest, stats, ftotal),
-        counts_table=sections.counts_table(prompts, per, ftotal, dedup),
+        counts_table=sections.counts_table(prompts, per, ftotal, steps),
         rejects_by_reason=sections.rejects_by_reason(prompts, per),
         format_compliance_rows=sections.format_compliance_rows(prompts, per),
         **sections.token_fields(manifest, prompts, per),
         compute=sections.compute_section(manifest, cfg, compute),
-        dedup_section=sections.dedup_section(root, dedup, prompts, per),
-        extra_files=sections.extra_files(stats, per, include_extras, dedup),
+        dedup_section=sections.dedup_section(root, dedup, prompts, per)
+        + audit.decontamination_section(root, manifest.get("decontamination"), prompts),
+        extra_files=sections.extra_files(stats, per, include_extras, steps),
         created_at=manifest.get("created_at"),
         updated_at=manifest.get("updated_at"),
         commands=sections.commands(manifest),

@@ -54,7 +54,8 @@ def _loading_example(confs: list[dict], repo_ref: str) -> list[str]:
     return lines
 
 
-def configs_section(confs: list[dict], stats: dict, prompts: list[str], total_rows: int, repo_ref: str) -> str:
+def configs_section(confs: list[dict], stats: dict, prompts: list[str], total_rows: int, repo_ref: str,
+                    removed_by: str = "dedup") -> str:
     """The table of configs, the prompts without rows, and how to load a config."""
     per = stats["prompts"]
     L: list[str] = []
@@ -78,7 +79,7 @@ def configs_section(confs: list[dict], stats: dict, prompts: list[str], total_ro
                 f"refused by source selection: `source_id`, `filter_reason` |")
         elif n == "removed":
             add(f"| `removed` | {_n(sum(s['removed_files'] for s in per.values()))} | "
-                f"{_n(sum(s['removed'] for s in per.values()))} | rows removed by dedup |")
+                f"{_n(sum(s['removed'] for s in per.values()))} | rows removed by {removed_by} |")
     empty = [p for p in prompts if not per[p]["files"]]
     if empty:
         add("")
@@ -226,18 +227,29 @@ def counts_lines(root: Path, manifest: dict, stats: dict, ftotal: int) -> str:
     return "\n".join(L)
 
 
-def counts_table(prompts: list[str], per: dict, ftotal: int, dedup: dict | None) -> str:
-    """Rows, rejects, filtered (and removed) per prompt, adding up to the documents."""
+def removal_steps(manifest: dict) -> list[str]:
+    """The steps whose removed rows the counts show, in order: [] for a run, ["dedup"], ["decontamination"] or
+    ["dedup", "decontamination"] (the last one's rows are in removed/, an earlier one's only counted)."""
+    return [k for k in ("dedup", "decontamination") if isinstance(manifest.get(k), dict)]
+
+
+def _removed_cells(s: dict, steps: list[str]) -> list[int]:
+    return [s["removed_before"], s["removed"]] if len(steps) == 2 else [s["removed"]] if steps else []
+
+
+def counts_table(prompts: list[str], per: dict, ftotal: int, steps: list[str]) -> str:
+    """Rows, rejects, filtered (and removed, per step) per prompt, adding up to the documents."""
     L: list[str] = []
     add = L.append
-    head = "| prompt | rows | rejects | filtered |" + (" removed (dedup) |" if dedup else "") + " documents |"
+    head = "| prompt | rows | rejects | filtered |" + "".join(f" removed ({k}) |" for k in steps) + " documents |"
     add(head)
     add("|---|" + "---:|" * (head.count("|") - 2))
     for p in prompts:
         s = per[p]
         rej = sum(s["rejects"].values())
-        docs = s["rows"] + rej + ftotal + s["removed"]
-        add(f"| `{p}` | {_n(s['rows'])} | {_n(rej)} | {_n(ftotal)} |" + (f" {_n(s['removed'])} |" if dedup else "")
+        cells = _removed_cells(s, steps)
+        docs = s["rows"] + rej + ftotal + sum(cells)
+        add(f"| `{p}` | {_n(s['rows'])} | {_n(rej)} | {_n(ftotal)} |" + "".join(f" {_n(c)} |" for c in cells)
             + f" {_n(docs)} |")
     return "\n".join(L)
 
@@ -258,7 +270,7 @@ def format_compliance_rows(prompts: list[str], per: dict) -> str:
     L: list[str] = []
     for p in prompts:
         s = per[p]
-        passed = s["rows"] + s["removed"]  # rows removed by dedup had passed the gate too
+        passed = s["rows"] + s["removed"] + s["removed_before"]  # rows removed later had passed the gate too
         checked = passed + sum(s["rejects"].values())
         top = sorted(s["rejects"].items(), key=lambda kv: -kv[1])[:3]
         share = f"{passed / checked:.1%}" if checked else "-"
@@ -329,7 +341,7 @@ def dedup_section(root: Path, dedup: dict | None, prompts: list[str], per: dict)
     return "\n".join(L) + "\n\n"
 
 
-def extra_files(stats: dict, per: dict, include_extras: bool, dedup: dict | None) -> str:
+def extra_files(stats: dict, per: dict, include_extras: bool, steps: list[str]) -> str:
     """The file list's lines for rejects/, filtered/ and removed/ (or that they were left out), each with its
     newline."""
     L: list[str] = []
@@ -341,10 +353,13 @@ def extra_files(stats: dict, per: dict, include_extras: bool, dedup: dict | None
         if stats["filtered_files"]:
             add("- `filtered/`: documents refused by source selection: `source_id`, `filter_reason`")
         if any(s["removed_files"] for s in per.values()):
-            add("- `removed/<prompt>/`: rows removed by dedup, with `dedup_reason` and `duplicate_of`")
+            add("- `removed/<prompt>/`: rows removed by " + (
+                "decontamination, with `decontam_reason` (`contaminated:<benchmark>`), `matched_ngram`, "
+                "`benchmark_item` and `source_overlap`" if steps[-1:] == ["decontamination"] else
+                "dedup, with `dedup_reason` and `duplicate_of`"))
     else:
-        add("- rejects, filtered documents" + (" and dedup removals" if dedup else "") + " were left out of this "
-            "upload (`--no-rejects`); the counts above include them")
+        add("- rejects, filtered documents" + (f" and {steps[-1]} removals" if steps else "")
+            + " were left out of this upload (`--no-rejects`); the counts above include them")
     return "".join(line + "\n" for line in L)
 
 

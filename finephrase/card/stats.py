@@ -28,6 +28,7 @@ def _prompt_stats(root: Path, p: str, manifest: dict, extras: Path | None, liste
 
     s = {"files": 0, "bytes": 0, "rows": 0, "input_tokens": 0, "output_tokens": 0, "rejects": Counter(),
          "reject_files": 0, "reject_bytes": 0, "reject_output_tokens": 0, "removed": 0, "removed_files": 0,
+         "removed_before": 0,
          "removed_bytes": 0}
     for f in listed(root / p):
         t = pq.read_table(f, columns=["input_tokens", "output_tokens", "language"])
@@ -58,6 +59,18 @@ def _prompt_stats(root: Path, p: str, manifest: dict, extras: Path | None, liste
     return s
 
 
+def removed_upstream(manifest: dict) -> dict[str, int]:
+    """Rows per prompt that a dedup removed before this folder was decontaminated: in the dedup output, not here
+    (its manifest's record still counts them)."""
+    dedup = manifest.get("dedup")
+    if "decontamination" not in manifest or not isinstance(dedup, dict):
+        return {}
+    out = {}
+    for p, r in (dedup.get("removed") or {}).items():
+        out[p] = sum(v for v in r.values() if isinstance(v, int)) if isinstance(r, dict) else int(r or 0)
+    return out
+
+
 def collect_stats(root: Path, manifest: dict) -> dict:
     """Counts and token totals, from the parquet files (a dedup output's rejects and filtered documents: from its
     source run's files, or, with the source gone, from the manifest's counts)."""
@@ -75,6 +88,9 @@ def collect_stats(root: Path, manifest: dict) -> dict:
         return full
 
     per = {p: _prompt_stats(root, p, manifest, extras, listed, languages) for p in prompt_names(manifest)}
+    for p, n in removed_upstream(manifest).items():
+        if p in per:
+            per[p]["removed_before"] = n
     filtered = Counter()
     ffiles = listed(extras / "filtered") if extras else []
     for f in ffiles:
