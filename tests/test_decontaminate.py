@@ -183,3 +183,34 @@ def test_compact_and_card_of_a_decontaminated_dedup_output(planted, tmp_path):
     assert "## Decontamination" in card and "| `qa` | gsm8k |" in card and "| `mc` | mmlu |" in card
     assert "| `faq` | 100 | 5 | 0 |" in card and "| `table` | 100 | 0 | 3 |" in card
     assert "removed (dedup) | removed (decontamination) |" in card
+
+
+def test_the_pipeline_file_spells_out_the_clis_stages(planted, tmp_path):
+    """pipelines/decontaminate.py writes the stages out by hand; the CLI builds them in finephrase/decontam/stages.py:
+    the same steps, tasks and log folders, stage by stage."""
+    import runpy
+
+    from conftest import REPO
+
+    from finephrase.decontam import DecontamPlan
+
+    mod = runpy.run_path(str(REPO / "pipelines" / "decontaminate.py"), run_name="decontam_pipeline")
+    plan = DecontamPlan(planted["run"], tmp_path / "out", mod["BENCHMARKS"], n=mod["NGRAM"], tasks=mod["TASKS"],
+                        audit_only=mod["AUDIT_ONLY"], check_sources=mod["CHECK_SOURCES"])
+    last, executors = mod["decontaminate"](plan), []
+    while last is not None:
+        executors.append(last)
+        last = last.depends
+    executors.reverse()
+    stages = plan.stages()
+    assert [s.name for s in stages] == ["index", "sources", "filter", "finalize"] and len(executors) == 4
+    for e, stage in zip(executors, stages):
+        assert [_settings(s) for s in e.pipeline] == [_settings(s) for s in stage.pipeline], stage.name
+        assert e.world_size == stage.tasks and str(e.logging_dir.path) == stage.logging_dir, stage.name
+
+
+def _settings(step) -> tuple:
+    """A step's class and the plain settings it was built with (folders, prompts, flags, the index settings)."""
+    plain = (str, int, float, bool, list, dict, type(None))
+    return type(step).__name__, {k: v for k, v in vars(step).items()
+                                 if isinstance(v, plain) and k not in ("stats", "_stats")}
