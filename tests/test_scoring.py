@@ -13,6 +13,8 @@ import sys
 import pytest
 from datatrove.data import Document
 
+from classifiers import HQ_WORDS, LQ_WORDS, hq_text, lq_text, train
+
 from finephrase.errors import UsageError
 from finephrase.pipeline.filters.marking import Accounted
 from finephrase.pipeline.score import ScoreAnnotator, ScoreFilter
@@ -20,28 +22,6 @@ from finephrase.scoring import ClassifierSpec, FastTextScorer, HfScorer, load_sc
 from finephrase.scoring import hf_scorer
 from finephrase.scoring.fasttext_scorer import default_label
 from finephrase.store import metadata as meta
-
-HQ_WORDS = "theorem proof lemma derivative integral equation matrix vector hypothesis analysis".split()
-LQ_WORDS = "cheap casino click free bonus winner discount offer subscribe viral".split()
-
-
-def hq_text(rng, n=12):
-    return " ".join(rng.choices(HQ_WORDS, k=n))
-
-
-def lq_text(rng, n=12):
-    return " ".join(rng.choices(LQ_WORDS, k=n))
-
-
-def train(path, lines) -> str:
-    fasttext = pytest.importorskip("fasttext")
-    data = path.with_suffix(".txt")
-    data.write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(input=str(data), epoch=20, lr=0.5, dim=16, wordNgrams=2, minCount=1,
-                                      bucket=20_000, thread=1, verbose=0)
-    model.save_model(str(path))
-    return str(path)
-
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> str:

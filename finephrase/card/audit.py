@@ -63,3 +63,37 @@ def decontamination_section(root: Path, record: dict | None, prompts: list[str])
         L += ["", "\"in the source page too\": the source document the row was written from had a benchmark n-gram "
               "itself, so the overlap came from the web page, not from the model."]
     return "\n".join(L) + "\n\n"
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _classifier(c: dict, root: Path) -> str:
+    label = f", label `{c['label']}`" if c.get("label") is not None else ""
+    what = "fastText" if c.get("kind") == "fasttext" else "Hugging Face"
+    return f"`{c['name']}` ({what} `{public_path(str(c.get('model')), root)}`{label})"
+
+
+def quality_section(root: Path, scores: dict | None, prompts: list[str]) -> str:
+    """The whole `## Quality scores` section with the blank line after it (empty without `--scores`): per prompt and
+    classifier, the rows' mean and quantiles, their source documents' mean and the mean change."""
+    if not scores:
+        return ""
+    source = public_path(scores.get("source") or "not recorded", root)
+    L = ["## Quality scores", "",
+         f"Scored by `finephrase score` on `{source}` with " + ", ".join(_classifier(c, root) for c in
+                                                                        scores.get("classifiers") or [])
+         + (". The change is each row's score minus its source document's, averaged over the rows whose source was "
+            "scored; the quantiles are of the rows' scores (from a sample of up to about 20,000 per prompt)."
+            if scores.get("with_sources") else ". The source documents were not scored (`--sources`)."), "",
+         "| prompt | classifier | rows | mean (source) | mean (rephrased) | mean change | rephrased p10 / p50 / p90 |",
+         "|---|---|---:|---:|---:|---:|---|"]
+    for p in prompts:
+        for name, s in ((scores.get("prompts") or {}).get(p) or {}).items():
+            rows, q = s["rows"], s["rows"].get("quantiles") or {}
+            src, delta = s.get("sources") or {}, s.get("delta") or {}
+            change = f"{round(delta['mean'], 3) + 0.0:+.3f}" if delta.get("n") else "-"
+            L.append(f"| `{p}` | `{name}` | {_n(rows['n'])} | {_f(src.get('mean'))} | {_f(rows['mean'])} | {change} | "
+                     f"{_f(q.get('p10'))} / {_f(q.get('p50'))} / {_f(q.get('p90'))} |")
+    return "\n".join(L) + "\n\n"

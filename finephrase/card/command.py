@@ -8,6 +8,7 @@ from pathlib import Path
 from finephrase.card.markdown import MARKER, render
 from finephrase.card.stats import collect_stats, compute_stats
 from finephrase.errors import UsageError
+from finephrase.scoring.stats import read_scores
 from finephrase.store.layout import durable_write
 from finephrase.verify.finished import check_finished, load_run_manifest
 
@@ -52,13 +53,16 @@ def add_card_options(p):
                    "one (runs record the GGUF's sha256, vLLM's --revision or the cached snapshot's commit)")
     g.add_argument("--no-rejects", action="store_true",
                    help="leave rejects/, filtered/ and removed/ out (their configs; publish: their files)")
+    g.add_argument("--scores", metavar="SCORES_DIR", help="a `finephrase score` output of these rows (or of the "
+                   "folder they came from): the card gets a Quality scores section")
     g.add_argument("--no-verify", action="store_true",
                    help="do not re-read the inputs to run `finephrase verify`; only check that every task finished")
 
 
 def card_options(args) -> dict:
     return {"license": args.license, "pretty_name": args.pretty_name, "source_dataset": args.source_dataset,
-            "source_revision": args.source_revision, "model_revision": args.model_revision}
+            "source_revision": args.source_revision, "model_revision": args.model_revision,
+            "scores": read_scores(args.scores) if getattr(args, "scores", None) else None}
 
 
 def add_parser(sub):

@@ -25,7 +25,7 @@ def card_template() -> Template:
 def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, repo: str | None = None,
            include_extras: bool = True, license: str | None = None, pretty_name: str | None = None,
            source_dataset: str | None = None, source_revision: str | None = None,
-           model_revision: str | None = None) -> str:
+           model_revision: str | None = None, scores: dict | None = None) -> str:
     import yaml
 
     cfg = manifest["config"]
@@ -66,7 +66,8 @@ def render(root: Path, manifest: dict, stats: dict, compute: dict | None, *, rep
         **sections.token_fields(manifest, prompts, per),
         compute=sections.compute_section(manifest, cfg, compute),
         dedup_section=sections.dedup_section(root, dedup, prompts, per)
-        + audit.decontamination_section(root, manifest.get("decontamination"), prompts),
+        + audit.decontamination_section(root, manifest.get("decontamination"), prompts)
+        + audit.quality_section(root, scores, prompts),
         extra_files=sections.extra_files(stats, per, include_extras, steps),
         created_at=manifest.get("created_at"),
         updated_at=manifest.get("updated_at"),

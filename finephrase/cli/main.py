@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     # each module's add_parser(sub) adds its command and sets `func`; this order is the order of `--help`
-    from finephrase import card, decontam, dedup, mix, publish, sweep
+    from finephrase import card, decontam, dedup, mix, publish, score, sweep
     from finephrase.compact import command as compact
     from finephrase.monitor import cost_plan as plan
     from finephrase.monitor import report, status
@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     from finephrase.quality import recheck
     from finephrase.serving import models
 
-    for module in (rephrase, prompts, verify, status, plan, report, models, sweep, recheck, dedup, decontam, mix,
-                   compact, card, publish, project):
+    for module in (rephrase, prompts, verify, status, plan, report, models, sweep, recheck, dedup, decontam, score,
+                   mix, compact, card, publish, project):
         module.add_parser(sub)
     return parser
 

@@ -11,7 +11,7 @@ from finephrase.contamination.benchmarks import parse_spec
 from finephrase.contamination.index import DEFAULTS
 from finephrase.errors import UsageError
 from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stage
-from finephrase.store.folders import folder_kind, refuse_folder
+from finephrase.store.folders import folder_kind
 from finephrase.store.layout import MANIFEST, read_manifest
 
 WORK_DIR = ".decontam"  # finephrase.pipeline.decontam.WORK_DIR (that module imports datatrove)
@@ -20,23 +20,12 @@ SETTINGS = "settings.json"
 
 def check_source(source: Path) -> dict:
     """The manifest of a folder decontaminate reads: a finished run or a consistent dedup output, not compacted."""
-    from finephrase.verify.finished import check_finished, check_run, load_run_manifest
+    from finephrase.verify.finished import check_rows_folder
 
-    kind = folder_kind(source)
-    if kind == "run":
-        manifest = check_run(source)
-    elif kind == "dedup":
-        manifest = load_run_manifest(source)
-        check_finished(source, manifest, verify=False)
-    elif kind == "decontaminated":
+    if folder_kind(source) == "decontaminated":
         raise UsageError(f"{source} is decontaminated already: decontaminate the folder it came from with every "
                          f"benchmark at once")
-    else:
-        raise refuse_folder(source, kind, "decontaminate", "finished rephrase runs and dedup outputs")
-    if manifest.get("compacted"):
-        raise UsageError(f"{source} is compacted: decontaminate before compacting (dedup -> decontaminate -> "
-                         f"compact), from {manifest['compacted'].get('source')}")
-    return manifest
+    return check_rows_folder(source, "decontaminate", ("run", "dedup"), "dedup -> decontaminate -> compact")
 
 
 class DecontamPlan:

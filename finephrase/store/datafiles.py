@@ -18,6 +18,12 @@ def parquet_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".parquet" and not p.name.startswith("."))
 
 
+def prompt_files(root: Path, prompts: list[str]) -> list[tuple[str, Path]]:
+    """(prompt, file) of every data file of the prompts' folders of `root`, in a fixed order: what the tasks of a
+    post-run stage deal out (`[rank::tasks]`)."""
+    return [(p, f) for p in prompts for f in parquet_files(Path(root) / p)]
+
+
 def num_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 

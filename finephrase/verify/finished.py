@@ -150,3 +150,25 @@ def check_run(run: Path, full_verify: bool = False) -> dict:
             more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
             raise UsageError(f"{run} does not pass `finephrase verify`: {report.problems[0]}{more}")
     return manifest
+
+
+def check_rows_folder(source: Path, command: str, kinds: tuple[str, ...] = ("run", "dedup", "decontaminated"),
+                      order: str = "") -> dict:
+    """The manifest of a folder a post-run command reads file by file (`finephrase COMMAND SOURCE`): a finished
+    run (its files all committed), or a consistent dedup or decontaminated output, of `kinds`; never a compacted
+    folder (`order`: where the command goes on the way, for the error). One line (a UsageError) for anything else."""
+    from finephrase.store.folders import folder_kind, refuse_folder
+
+    kind = folder_kind(source)
+    if kind not in kinds:
+        names = {"run": "finished rephrase runs", "dedup": "dedup outputs", "decontaminated": "decontaminated outputs"}
+        raise refuse_folder(source, kind, command, ", ".join(names[k] for k in kinds))
+    if kind == "run":
+        manifest = check_run(source)
+    else:
+        manifest = load_run_manifest(source)
+        check_finished(source, manifest, verify=False)
+    if manifest.get("compacted"):
+        raise UsageError(f"{source} is compacted: `finephrase {command}` reads the folder before compaction"
+                         f"{f' ({order})' if order else ''}, here {manifest['compacted'].get('source')}")
+    return manifest

@@ -19,7 +19,9 @@ from finephrase.monitor.report.plots import (
     plot_rejects,
     plot_throughput,
 )
+from finephrase.monitor.report.scores import PNG, plot_scores, scores_lines
 from finephrase.monitor.report.timeline import timing
+from finephrase.scoring.stats import read_scores
 
 
 def add_parser(sub):
@@ -29,12 +31,15 @@ def add_parser(sub):
         "over time (PNG files), with a short summary in report.md that embeds them. Reads only committed chunks.")
     p.add_argument("run_dir", metavar="DIR", help="the run's output folder")
     p.add_argument("--out", metavar="FOLDER", help="where to write the PNG files and report.md (default: DIR/report/)")
+    p.add_argument("--scores", metavar="SCORES_DIR", help="a `finephrase score` output of these rows: scores.png "
+                   "(rephrased rows against their source documents) and its table")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    md = build_report(args.run_dir, args.out)
-    pngs = sorted(p.name for p in md.parent.glob("*.png") if p.name in PLOTS)
+    scores = read_scores(args.scores) if getattr(args, "scores", None) else None
+    md = build_report(args.run_dir, args.out, scores)
+    pngs = sorted(p.name for p in md.parent.glob("*.png") if p.name in PLOTS or p.name == PNG)
     print(f"report: {md} ({len(pngs)} plots: {', '.join(pngs)})")
     return 0
 
@@ -50,8 +55,9 @@ def _import_pyplot():
     return plt
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the PNG plots and report.md of the run in `run_dir` to `out` (default `run_dir/report/`)."""
+def build_report(run_dir: str | Path, out: str | Path | None = None, scores: dict | None = None) -> Path:
+    """Write the PNG plots and report.md of the run in `run_dir` to `out` (default `run_dir/report/`); `scores`: a
+    `finephrase score` summary (scores.json) to plot too."""
     root = Path(run_dir)
     check_is_run(root)
     plt = _import_pyplot()
@@ -81,4 +87,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     plot_compliance(plt, run, out / "compliance.png")
     plot_throughput(plt, run, tm, out / "throughput.png")
     plot_occupancy(plt, run, tm, out / "occupancy.png", _note)
-    return write_markdown(run, tm, out, notes)
+    if scores:
+        plot_scores(plt, scores, out / PNG)
+    return write_markdown(run, tm, out, notes, scores_lines(scores) if scores else [])

@@ -140,12 +140,13 @@ def _plot_sections(notes: dict[str, str]) -> list[str]:
     return L
 
 
-def write_markdown(run: RunData, tm: Timing, out: Path, notes: dict[str, str]) -> Path:
+def write_markdown(run: RunData, tm: Timing, out: Path, notes: dict[str, str], extra: list[str] = ()) -> Path:
     L = _summary_lines(run, tm)
     L += _prompt_table(run)
     L += _reject_tables(run)
     L += _task_table(run, tm)
     L += _plot_sections(notes)
+    L += list(extra)
     L.append(f"_Written by `finephrase report` at {_iso(time.time())}._")
     path = out / "report.md"
     path.write_text("\n".join(L) + "\n")

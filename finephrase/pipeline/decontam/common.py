@@ -1,13 +1,10 @@
-"""What the decontamination steps share: the schema of a removed (or flagged) row, the reason it carries, the
-files of a folder's prompts, and the work folder's names."""
+"""What the decontamination steps share: the schema of a removed (or flagged) row, the reason it carries, and the
+work folder's names."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 
-from finephrase.store.datafiles import parquet_files
 from finephrase.store.schema import OUTPUT_SCHEMA
 
 WORK_DIR = ".decontam"  # OUT/.decontam: the index, the sources' overlaps, datatrove's logs and completion markers
@@ -31,8 +28,3 @@ SOURCE_SCHEMA = pa.schema([pa.field("source_id", pa.string(), nullable=False),
 
 def reason(benchmark: str) -> str:
     return f"{REASON_PREFIX}{benchmark}"
-
-
-def prompt_files(root: Path, prompts: list[str]) -> list[tuple[str, Path]]:
-    """(prompt, file) of every data file of the prompts' folders, in a fixed order (what the tasks deal out)."""
-    return [(p, f) for p in prompts for f in parquet_files(root / p)]

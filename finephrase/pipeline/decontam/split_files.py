@@ -23,11 +23,10 @@ from finephrase.pipeline.decontam.common import (
     REMOVED_SCHEMA,
     SOURCES_DIR,
     WORK_DIR,
-    prompt_files,
     reason,
 )
 from finephrase.process.cpus import cpus_allowed
-from finephrase.store.datafiles import parquet_files
+from finephrase.store.datafiles import parquet_files, prompt_files
 from finephrase.store.layout import FLAGGED, REMOVED, StreamedParquet
 from finephrase.store.schema import OUTPUT_SCHEMA
 
