@@ -16,6 +16,34 @@ def run_cli(*args, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})}, **kw)
 
 
+def run_cli_here(*args) -> subprocess.CompletedProcess:
+    """`finephrase ARGS` in this process (the fast layer: no interpreter start, no re-import), with what it prints
+    and its exit code as `run_cli` returns them. For commands that start no model server; the signal handlers and
+    the logging the CLI installs are put back after."""
+    import contextlib
+    import io
+    import logging
+    import signal
+
+    from finephrase.cli.main import main
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    root = logging.getLogger()
+    log_state = (list(root.handlers), root.level)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code if isinstance(e.code, int) else 2
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        root.handlers[:], root.level = log_state
+    return subprocess.CompletedProcess(["finephrase", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 def small_rows(n: int, chars: int = 350) -> list[dict]:
     """n real documents of the bundled sample, cut to about `chars` characters (fast on the 135M CPU model)."""
     rows = pq.read_table(SAMPLE).slice(0, n).to_pylist()

@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_one_line_error, read_rows, run_cli, write_parquet
+from conftest import assert_one_line_error, read_rows, write_parquet
+from conftest import run_cli_here as run_cli
 from synthetic_runs import PROMPTS, WORDS, sentence, text, write_run
 
 from finephrase.contamination.benchmarks import parse_spec

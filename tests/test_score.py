@@ -9,7 +9,8 @@ import random
 import orjson
 import pytest
 from classifiers import hq_text, lq_text, train_hq_lq
-from conftest import assert_one_line_error, read_rows, run_cli
+from conftest import assert_one_line_error, read_rows
+from conftest import run_cli_here as run_cli
 from synthetic_runs import write_run
 
 from finephrase.scoring import FastTextScorer
