@@ -192,8 +192,14 @@ def test_zero_server_vary_answers_per_document():
         assert client.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "zero"
 
 
+@pytest.mark.slow
+def test_scoring(tmp_path):
+    out, data = run_bench("scoring", tmp_path)
+    assert data["target_docs_per_s"] == 20_000 and data["lengths"] and data["memory"]
+
+
 @pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
-                                  "occupancy", "compact", "scale", "slot_reuse"])
+                                  "occupancy", "compact", "scale", "slot_reuse", "scoring"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)
