@@ -253,3 +253,36 @@ def test_sixteen_task_array_with_a_requeue(tmp_path):
     v = run_cli("verify", out)
     assert v.returncode == 0, v.stdout
     assert len(source_ids(out)) == 32 * 8
+
+
+def test_decontaminate_and_score_as_chained_stages(tmp_path):
+    """The post-run stages of docs/publishing.md on the cluster: decontaminate, then score after it (afterok), each
+    one CPU job of slurm/stage.sh; the outputs verify and add up."""
+    import random
+
+    from classifiers import hq_text, lq_text, train_hq_lq
+    from synthetic_runs import PROMPTS, write_run
+
+    rng = random.Random(11)
+    item = " ".join(hq_text(rng, 1) + f" w{i}" for i in range(14))
+    (tmp_path / "bench.jsonl").write_bytes(orjson.dumps({"question": item, "answer": "yes"}) + b"\n")
+    texts = {p: [lq_text(rng, 30) for _ in range(20)] for p in PROMPTS}
+    texts["faq"][3] = f"Question: {item}?"
+    run = write_run(tmp_path, [hq_text(rng, 20) for _ in range(20)], texts, chunk_size=10)
+    model = train_hq_lq(tmp_path)
+    first = subprocess.run(["sbatch", "--parsable", "--time=1", "--wrap", "true"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    clean, scores = tmp_path / "clean", tmp_path / "scores"
+    job = _stage(tmp_path, first.stdout.strip(), "decontaminate", run, "--benchmarks", f"b={tmp_path}/bench.jsonl",
+                 "--output", clean, "--check-sources")
+    score = _stage(tmp_path, job, "score", clean, "--classifiers", f"q=fasttext:{model}", "--sources",
+                   "--output", scores, "--tasks", "2", "--workers", "2")
+    _wait_gone(score)
+    for j in (job, score):
+        log = (tmp_path / "logs" / f"{j}_stage.out").read_text()
+        assert "stage exit 0" in log, log[-3000:]
+    record = orjson.loads((clean / "manifest.json").read_bytes())["decontamination"]
+    assert record["removed"]["faq"] == {"contaminated:b": 1} and record["kept"]["faq"] == 19
+    assert run_cli("verify", clean).returncode == 0
+    summary = orjson.loads((scores / "scores.json").read_bytes())["prompts"]
+    assert summary["faq"]["q"]["rows"]["n"] == 19 and summary["faq"]["q"]["delta"]["mean"] < -0.5
