@@ -27,11 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finephrase.contamination.benchmarks import Benchmark
-from finephrase.contamination.ngrams import distinct_words, ngram_hashes, split_words
+from finephrase.contamination.ngrams import HASH_VERSION, distinct_words, ngram_hashes, split_words
 
 NGRAMS_FILE, VOCAB_FILE, INFO_FILE = "ngrams.parquet", "vocab.parquet", "index.json"
 DEFAULTS = {"n": 10, "boilerplate_share": 0.01, "boilerplate_min": 5}
 _WINDOW_BATCH = 1_000_000  # n-grams whose distinct words are counted at once (n x 8 bytes each)
+_FILTER_BITS = 24  # a table of 2**24 flags by the hashes' top bits: most windows are answered there (16 MB)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class NgramIndex:
     def __init__(self, hashes: np.ndarray, bench: np.ndarray, item: np.ndarray, vocab: pa.Array, info: dict):
         self.hashes, self.bench, self.item, self.vocab, self.info = hashes, bench, item, vocab, info
         self.n = int(info["n"])
+        # a first answer for every window: only those whose top bits some indexed n-gram has are looked up
+        self._maybe = np.zeros(1 << _FILTER_BITS, np.bool_)
+        self._maybe[hashes >> np.uint64(64 - _FILTER_BITS)] = True
         self.names = [b["name"] for b in info["benchmarks"]]
 
     @classmethod
@@ -90,7 +94,8 @@ class NgramIndex:
                               **counts})
         hashes = np.concatenate([p[0] for p in parts])
         unique, first = np.unique(hashes, return_index=True)  # stable: the first benchmark's, on a tie
-        info = {"n": n, "boilerplate_share": boilerplate_share, "boilerplate_min": boilerplate_min,
+        info = {"n": n, "hash_version": HASH_VERSION, "boilerplate_share": boilerplate_share,
+                "boilerplate_min": boilerplate_min,
                 "normalization": "ascii punctuation as space, lower case, whitespace split",
                 "benchmarks": described, "ngrams": int(len(unique)), "vocabulary": len(vocab)}
         return cls(unique, np.concatenate([p[1] for p in parts])[first],
@@ -110,6 +115,11 @@ class NgramIndex:
     def load(cls, folder: str | Path) -> NgramIndex:
         folder = Path(folder)
         info = orjson.loads((folder / INFO_FILE).read_bytes())
+        if info.get("hash_version") != HASH_VERSION:
+            from finephrase.errors import UsageError
+
+            raise UsageError(f"the n-gram index in {folder} was built by another finephrase version: rerun the "
+                             f"command with --overwrite")
         t = pq.read_table(folder / NGRAMS_FILE)
         vocab = pq.read_table(folder / VOCAB_FILE).column("word").combine_chunks()
         return cls(t.column("hash").to_numpy(), t.column("benchmark").to_numpy(), t.column("item").to_numpy(),
@@ -131,12 +141,14 @@ class NgramIndex:
         hashes, starts = ngram_hashes(words.ids(self.vocab), words.row, self.n)
         if not len(hashes) or not len(self.hashes):
             return []
-        pos = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        hit = np.flatnonzero(self.hashes[pos] == hashes)
+        maybe = np.flatnonzero(self._maybe[hashes >> np.uint64(64 - _FILTER_BITS)])
+        pos = np.minimum(np.searchsorted(self.hashes, hashes[maybe]), len(self.hashes) - 1)
+        equal = self.hashes[pos] == hashes[maybe]
+        hit, pos = maybe[equal], pos[equal]
         rows, first = np.unique(words.row[starts[hit]], return_index=True)
         found = []
-        for row, k in zip(rows.tolist(), hit[first].tolist()):
-            at = pos[k]
+        for row, j in zip(rows.tolist(), first.tolist()):
+            k, at = hit[j], pos[j]
             found.append(Match(offset + row, self.names[self.bench[at]], int(self.item[at]),
                                words.text(int(starts[k]), self.n)))
         return found

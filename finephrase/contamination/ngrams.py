@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 
 # ASCII punctuation and control characters become spaces (a byte table over the string data: no per-word work)
 _BLANK = bytes(32 if c < 128 and not chr(c).isalnum() else c for c in range(256))
-_BASE = np.uint64(0x100000001B3)  # the FNV prime: odd, so distinct id sequences spread over all 64 bits
+_BASE = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
+_INVERSE = pow(_BASE, -1, 2**64)
+HASH_VERSION = 2  # in the index's info: an index hashed another way is refused, not silently never matched
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,28 @@ def split_words(texts: pa.Array | pa.ChunkedArray | list[str]) -> Words:
     return Words(pc.list_flatten(lists), np.repeat(np.arange(len(arr), dtype=np.int64), lengths))
 
 
+def _powers(base: int, count: int) -> np.ndarray:
+    """base**0 .. base**(count - 1) modulo 2**64."""
+    out = np.full(count, base, np.uint64)
+    out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)
+
+
 def ngram_hashes(ids: np.ndarray, row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, starts) of the n-grams whose words all have ids and lie in one text; `starts` index the words."""
+    """(hashes, starts) of the n-grams whose words all have ids and lie in one text; `starts` index the words.
+
+    The hash of the n-gram at i is sum(ids[i + k] * B**k) modulo 2**64, from prefix sums: P[j] = sum of
+    ids[t] * B**t for t < j, so the window's sum P[i + n] - P[i] is B**i times its hash, and B is odd, so
+    multiplying by B**-i gives it (five passes over the words, whatever n)."""
     m = len(ids) - n + 1
     if m <= 0:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
     unknown = np.concatenate([[0], np.cumsum(ids == 0)])
     valid = (unknown[n:] - unknown[:m] == 0) & (row[n - 1:] == row[:m])
     starts = np.flatnonzero(valid)
-    h = np.zeros(len(starts), np.uint64)
-    for k in range(n):
-        h = h * _BASE + ids[starts + k]
-    return h, starts
+    prefix = np.zeros(len(ids) + 1, np.uint64)
+    np.cumsum(ids * _powers(_BASE, len(ids)), dtype=np.uint64, out=prefix[1:])
+    return (prefix[starts + n] - prefix[starts]) * _powers(_INVERSE, m)[starts], starts
 
 
 def distinct_words(ids: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import textwrap
 
 from finephrase.argtypes import positive_int
@@ -11,6 +10,7 @@ from finephrase.contamination.benchmarks import LAYOUTS
 from finephrase.contamination.index import DEFAULTS
 from finephrase.decontam.plan import DecontamPlan
 from finephrase.decontam.render import render_summary
+from finephrase.run.stage import add_stage_options, quiet_datatrove
 
 
 def _share(text: str) -> float:
@@ -52,15 +52,12 @@ def add_parser(sub):
     p.add_argument("--check-sources", action="store_true", help="also check the run's source documents (its "
                    "inputs, read again): each overlapping row says whether its source page had an overlap too "
                    "(source_overlap), to tell what the model brought from what the page had")
-    p.add_argument("--tasks", type=positive_int, default=1, help="shares of the data files (1)")
-    p.add_argument("--workers", type=positive_int, default=1, help="tasks run at once on this machine (1)")
-    p.add_argument("--overwrite", action="store_true", help="delete an earlier decontamination in OUT and redo it")
+    add_stage_options(p, "shares of the data files", "an earlier decontamination")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    os.environ.setdefault("FINEPHRASE_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    quiet_datatrove()
     plan = DecontamPlan(args.source, args.output, args.benchmarks, n=args.ngram,
                         boilerplate_share=args.boilerplate_share, tasks=args.tasks, audit_only=args.audit_only,
                         check_sources=args.check_sources, overwrite=args.overwrite)

@@ -10,7 +10,7 @@ import orjson
 from finephrase.contamination.benchmarks import parse_spec
 from finephrase.contamination.index import DEFAULTS
 from finephrase.errors import UsageError
-from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stage
+from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stages
 from finephrase.store.folders import folder_kind
 from finephrase.store.layout import MANIFEST, read_manifest
 
@@ -83,8 +83,5 @@ class DecontamPlan:
     def run_local(self, workers: int = 1, echo=print) -> dict:
         """Every stage on this machine, in order, `workers` tasks at a time; one line per stage. Tasks that
         completed before are skipped. Returns the manifest's `decontamination`."""
-        stages = self.stages()
-        width = max(len(s.name) for s in stages)
-        for i, s in enumerate(stages, 1):
-            echo(run_stage(s, workers, f"[{i}/{len(stages)}] {s.name:<{width}}"))
+        run_stages(self.stages(), workers, echo)
         return self.result()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import textwrap
 
 from finephrase.argtypes import positive_int
 from finephrase.dedup.plan import DEFAULT_MINHASH, EXACT_NORMALIZATION, SCOPES, DedupPlan, minhash_config
 from finephrase.dedup.render import render_summary
+from finephrase.run.stage import quiet_datatrove
 
 
 def add_parser(sub):
@@ -55,8 +55,7 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    os.environ.setdefault("FINEPHRASE_LOG_LEVEL", "ERROR")  # datatrove's expected warnings stay in the task logs
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars from --workers processes either
+    quiet_datatrove()
     minhash = minhash_config(n_grams=args.ngrams, num_buckets=args.buckets, hashes_per_bucket=args.hashes_per_bucket,
                              seed=args.seed)
     plan = DedupPlan(args.run_dir, args.output, scope=args.scope, tasks=args.tasks, minhash=minhash,

@@ -16,6 +16,7 @@ from finephrase.run.stage import (  # noqa: F401 (run_stage: finephrase.dedup.ru
     check_output_folder,
     prepare_output,
     run_stage,
+    run_stages,
 )
 from finephrase.verify.finished import check_run  # noqa: F401 (finephrase.dedup.check_run)
 from finephrase.store.datafiles import parquet_files
@@ -127,8 +128,5 @@ class DedupPlan:
     def run_local(self, workers: int = 1, echo=print) -> dict:
         """Every stage on this machine, in order, `workers` tasks at a time; one line per stage. Tasks that
         completed before are skipped. Returns the manifest's `dedup`."""
-        stages = [s for chain in self.chains() for s in chain] + [self.finalize_stage()]
-        width = max(len(s.name) for s in stages)
-        for i, s in enumerate(stages, 1):
-            echo(run_stage(s, workers, f"[{i:>{len(str(len(stages)))}}/{len(stages)}] {s.name:<{width}}"))
+        run_stages([s for chain in self.chains() for s in chain] + [self.finalize_stage()], workers, echo)
         return self.result()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shutil
 import time
@@ -99,3 +100,26 @@ def prepare_output(out: Path, work_dir: str, settings_file: str, settings: dict,
     (out / work_dir).mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         durable_write(path, orjson.dumps(settings, option=orjson.OPT_INDENT_2))
+
+
+def run_stages(stages: list[Stage], workers: int, echo=print) -> None:
+    """Every stage here, in order, `workers` tasks at a time; one line per stage (tasks done before are skipped)."""
+    width = max(len(s.name) for s in stages)
+    digits = len(str(len(stages)))
+    for i, s in enumerate(stages, 1):
+        echo(run_stage(s, workers, f"[{i:>{digits}}/{len(stages)}] {s.name:<{width}}"))
+
+
+def quiet_datatrove() -> None:
+    """datatrove's expected warnings stay in the task logs, and no progress bars from --workers processes."""
+    os.environ.setdefault("FINEPHRASE_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def add_stage_options(p, tasks_help: str, redo: str) -> None:
+    """--tasks, --workers and --overwrite of a post-run command (`redo`: what --overwrite deletes)."""
+    from finephrase.argtypes import positive_int
+
+    p.add_argument("--tasks", type=positive_int, default=1, help=f"{tasks_help} (1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="tasks run at once on this machine (1)")
+    p.add_argument("--overwrite", action="store_true", help=f"delete {redo} in OUT and redo it")

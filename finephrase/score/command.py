@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import textwrap
 
 from finephrase.argtypes import positive_int
 from finephrase.score.plan import ScorePlan
+from finephrase.run.stage import add_stage_options, quiet_datatrove
 from finephrase.score.render import render_summary
 
 
@@ -35,15 +35,12 @@ def add_parser(sub):
     p.add_argument("--sources", action="store_true", help="also score the source documents (the run's inputs, read "
                    "again) and the change per row")
     p.add_argument("--batch-size", type=positive_int, default=1024, help="texts per classifier call (1024)")
-    p.add_argument("--tasks", type=positive_int, default=1, help="shares of the data files for the rows stage (1)")
-    p.add_argument("--workers", type=positive_int, default=1, help="tasks run at once on this machine (1)")
-    p.add_argument("--overwrite", action="store_true", help="delete earlier scores in OUT and redo them")
+    add_stage_options(p, "shares of the data files for the rows stage", "earlier scores")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    os.environ.setdefault("FINEPHRASE_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    quiet_datatrove()
     plan = ScorePlan(args.source, args.output, args.classifiers, sources=args.sources, tasks=args.tasks,
                      batch_size=args.batch_size, overwrite=args.overwrite)
     if plan.done:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finephrase.errors import UsageError
-from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stage
+from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stages
 from finephrase.scoring.spec import parse_spec
 from finephrase.scoring.stats import SCORES_FILE, read_scores, sample_every
 
@@ -65,8 +65,5 @@ class ScorePlan:
 
     def run_local(self, workers: int = 1, echo=print) -> dict:
         """Every stage here, in order, `workers` tasks at a time; one line per stage. Returns scores.json."""
-        stages = self.stages()
-        width = max(len(s.name) for s in stages)
-        for i, s in enumerate(stages, 1):
-            echo(run_stage(s, workers, f"[{i}/{len(stages)}] {s.name:<{width}}"))
+        run_stages(self.stages(), workers, echo)
         return self.result()

@@ -10,6 +10,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from finephrase.contamination.benchmarks import BenchmarkSpec, load_benchmark, parse_spec
 from finephrase.contamination.index import DEFAULTS, INFO_FILE, NgramIndex
+from finephrase.contamination.ngrams import HASH_VERSION
 
 
 def _specs(benchmarks: list) -> list[BenchmarkSpec]:
@@ -18,7 +19,7 @@ def _specs(benchmarks: list) -> list[BenchmarkSpec]:
 
 def index_settings(benchmarks: list, n: int, boilerplate_share: float, boilerplate_min: int) -> dict:
     """What an index is built from (compared with a saved index's: equal means reuse it)."""
-    return {"benchmarks": [s.describe() for s in _specs(benchmarks)], "n": n,
+    return {"benchmarks": [s.describe() for s in _specs(benchmarks)], "n": n, "hash_version": HASH_VERSION,
             "boilerplate_share": boilerplate_share, "boilerplate_min": boilerplate_min}
 
 
