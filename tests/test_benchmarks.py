@@ -198,8 +198,25 @@ def test_scoring(tmp_path):
     assert data["target_docs_per_s"] == 20_000 and data["lengths"] and data["memory"]
 
 
+@pytest.mark.slow
+def test_decontamination(tmp_path):
+    # a 50,000 n-gram index, 20,000 generated rows of ~270 words (0.5% carry a benchmark item's 12-word span),
+    # find with 1 and 2 threads, the file step at N and 10 N rows in child processes (~20 s on 2 cores)
+    out, data = run_bench("decontamination", tmp_path)
+    assert "÷ 50k" in out and "time ratio" in out and "peak RSS ratio" in out and "split_words" in out
+    assert data["index"]["ngrams"] > 40_000 and data["rows"] == 20_000 and data["planted"] == 100
+    assert 0.5 < data["valid_window_share"] <= 1
+    for key in ("find_threads_1", "find_threads_n", "step", "step_10x"):
+        assert data[key]["rows_per_s"] > 0 and data[key]["over_target"] > 0, key
+    assert data["step"]["runs"][0]["removed"] == data["planted"]
+    assert data["step_10x"]["runs"][0]["removed"] == 10 * data["planted"]
+    assert data["step"]["peak_rss_mib"] > data["step"]["rss_after_index_mib"] > 0
+    assert data["scale"]["time_ratio"] > 0 and data["scale"]["peak_rss_ratio"] > 0
+    assert {p["part"] for p in data["profile"]} >= {"split_words", "n-gram hashes", "lookup, matches (the rest)"}
+
+
 @pytest.mark.parametrize("name", ["zero_server", "overhead", "saturation", "resume", "memory", "compliance", "engines",
-                                  "occupancy", "compact", "scale", "slot_reuse", "scoring"])
+                                  "occupancy", "compact", "scale", "slot_reuse", "scoring", "decontamination"])
 def test_help(name):
     r = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                        timeout=60, cwd=REPO)

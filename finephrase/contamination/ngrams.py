@@ -45,6 +45,8 @@ class Words:
 def _blank_punctuation(arr: pa.StringArray) -> pa.StringArray:
     """The same strings with every ASCII byte that is not a letter or digit replaced by a space (UTF-8 keeps its
     multi-byte characters intact: their bytes are all >= 128)."""
+    if arr.offset or len(arr) < len(arr.buffers()[1]) // 4 - 1:  # a slice: only its own bytes, offsets from 0
+        arr = pa.concat_arrays([arr])
     validity, offsets, data = arr.buffers()
     blanked = pa.py_buffer(data.to_pybytes().translate(_BLANK)) if data is not None else None
     return pa.StringArray.from_buffers(len(arr), offsets, blanked, validity, arr.null_count, arr.offset)
@@ -61,11 +63,18 @@ def split_words(texts: pa.Array | pa.ChunkedArray | list[str]) -> Words:
     return Words(pc.list_flatten(lists), np.repeat(np.arange(len(arr), dtype=np.int64), lengths))
 
 
+_POWERS: dict[int, np.ndarray] = {}  # base -> its powers, as many as the longest batch so far needed
+
+
 def _powers(base: int, count: int) -> np.ndarray:
-    """base**0 .. base**(count - 1) modulo 2**64."""
-    out = np.full(count, base, np.uint64)
-    out[0] = 1
-    return np.cumprod(out, dtype=np.uint64)
+    """base**0 .. base**(count - 1) modulo 2**64 (kept for the next batch: a batch of 20,000 rows of 270 words
+    needs 5.4M, 43 MB)."""
+    have = _POWERS.get(base)
+    if have is None or len(have) < count:
+        out = np.full(max(count, 1 << 16), base, np.uint64)
+        out[0] = 1
+        have = _POWERS[base] = np.cumprod(out, dtype=np.uint64)
+    return have[:count]
 
 
 def ngram_hashes(ids: np.ndarray, row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

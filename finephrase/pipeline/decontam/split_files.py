@@ -54,7 +54,7 @@ class DecontaminateFiles(PipelineStep):
     name = "🔎 benchmark n-grams"
 
     def __init__(self, source: str, output: str, prompts: list[str], audit_only: bool = False,
-                 check_sources: bool = False, batch_rows: int = 20_000, threads: int | None = None):
+                 check_sources: bool = False, batch_rows: int = 10_000, threads: int | None = None):
         """source: a finished run or dedup output; output: OUT (its work folder OUT/.decontam holds the index
         and, with check_sources, the sources stage's files); threads: for the n-gram check (default: the CPUs
         this process may use)."""
