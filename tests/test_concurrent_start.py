@@ -59,7 +59,8 @@ def _failures(procs: list[subprocess.Popen], timeout: float = 300) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("lock", ["flock", "file"])
+# the file lock (for file systems without flock) is the slower twin of the same test: `make test-slow`, .ci/run
+@pytest.mark.parametrize("lock", ["flock", pytest.param("file", marks=pytest.mark.slow)])
 def test_tasks_started_together_on_a_new_folder(tmp_path, lock):
     src = _input(tmp_path)
     fake = FakeServer().start()

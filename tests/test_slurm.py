@@ -109,6 +109,7 @@ def _files(out) -> list[str]:
                   for p in (out / d).iterdir())
 
 
+@pytest.mark.slow  # over a minute of the suite's 2 cores, with a real model per task: `make test-slow`, .ci/run
 def test_requeue_mid_run(tmp_path):
     inputs, rows = _inputs(tmp_path, files=1, per_file=12)
     out = tmp_path / "out"
@@ -165,6 +166,7 @@ def test_stage_cancelled_when_a_task_fails(tmp_path):
     assert "JobState=CANCELLED" in state or "Invalid job id" in state or not state, state
 
 
+@pytest.mark.slow  # over a minute of the suite's 2 cores, with a real model per task: `make test-slow`, .ci/run
 def test_scancel_then_resubmit(tmp_path):
     inputs, rows = _inputs(tmp_path, files=1, per_file=12)
     out = tmp_path / "out"
@@ -209,6 +211,7 @@ def test_compaction_array_after_the_rephrase_array(tmp_path):
     assert source_ids(compacted) == sorted(r["id"] for r in rows)
 
 
+@pytest.mark.slow  # over a minute of the suite's 2 cores, with a real model per task: `make test-slow`, .ci/run
 def test_sixteen_task_array_with_a_requeue(tmp_path):
     """A 16-task array on one new output folder, one task requeued mid-run: no task exits non-zero (none fails
     because another started or finished beside it), and the run verifies exactly once. The tasks talk to a

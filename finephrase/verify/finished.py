@@ -1,7 +1,9 @@
-"""Is DIR a finished run (or a consistent dedup output) that card, publish and compact may read: one answer for
-all of them. A run must be marked finished in its manifest and pass `finephrase verify` (which reuses the tasks'
-recorded verdicts), or, without verify, have every task's `finished` ledger line; a dedup output's files must
-hold the rows its manifest says were kept and removed."""
+"""Is DIR a finished run (or a consistent dedup or decontaminated output) that card, publish and compact may read:
+one answer for all of them. A run must be marked finished in its manifest and pass `finephrase verify` (which
+reuses the tasks' recorded verdicts), or, without verify, have every task's `finished` ledger line; a derived
+output's files must hold the rows its manifest says were kept and removed. And the folders the post-run commands
+read file by file (dedup, decontaminate, score): a run whose every file a ledger commits (`check_run`), or a
+derived output (`check_rows_folder`)."""
 
 from __future__ import annotations
 
@@ -80,10 +82,7 @@ def check_finished(root: Path, manifest: dict, verify: bool = True) -> None:
             raise UsageError(f"{root}: {done} of {tasks} tasks have finished: finish or resume the run first")
 
 
-# -- a run that a post-run command reads file by file (dedup, decontaminate) ----------------------------------
-
-
-# -- the input run --------------------------------------------------------------------------------------------
+# -- a folder that a post-run command reads file by file (dedup, decontaminate, score) ------------------------
 
 
 def _parquet_names(folder: Path) -> list[str]:
