@@ -16,10 +16,11 @@ def run_cli(*args, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})}, **kw)
 
 
-def run_cli_here(*args) -> subprocess.CompletedProcess:
+def run_cli_here(*args, timeout=None, env=None) -> subprocess.CompletedProcess:
     """`finephrase ARGS` in this process (the fast layer: no interpreter start, no re-import), with what it prints
-    and its exit code as `run_cli` returns them. For commands that start no model server; the signal handlers and
-    the logging the CLI installs are put back after."""
+    and its exit code as `run_cli` returns them, run from the repository root with `env` added to the environment
+    (`timeout` is not enforced). For commands that start no model server; the signal handlers, the logging, the
+    environment and the working folder are put back after."""
     import contextlib
     import io
     import logging
@@ -28,10 +29,14 @@ def run_cli_here(*args) -> subprocess.CompletedProcess:
     from finephrase.cli.main import main
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    environ = dict(os.environ)  # commands set defaults (FINEPHRASE_LOG_LEVEL, TQDM_DISABLE) for their processes
+    cwd = os.getcwd()
     root = logging.getLogger()
     log_state = (list(root.handlers), root.level)
     out, err = io.StringIO(), io.StringIO()
     try:
+        os.environ.update(env or {})
+        os.chdir(REPO)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main([str(a) for a in args])
@@ -40,6 +45,9 @@ def run_cli_here(*args) -> subprocess.CompletedProcess:
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
         root.handlers[:], root.level = log_state
     return subprocess.CompletedProcess(["finephrase", *map(str, args)], code, out.getvalue(), err.getvalue())
 

@@ -19,7 +19,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_cli, small_rows, write_parquet
+from conftest import REPO, small_rows, write_parquet
+from conftest import run_cli as run_in_subprocess  # a run: its own process, as users start it
+from conftest import run_cli_here as run_cli  # the fast layer: the other commands start no model
 from consumer import load_every_config
 from fakeserver import FakeServer
 from hub_client import REPO_ID, cli, hub_env, start_standin
@@ -32,8 +34,9 @@ from finephrase.store.hub_limits import HubLimits, violations
 
 
 def _rephrase(src: Path, out: Path, url: str, *flags) -> None:
-    r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url", url,
-                "--max-retries", "0", "--progress-interval", "600", *flags, timeout=900)
+    r = run_in_subprocess("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+                          "--endpoint-url", url, "--max-retries", "0", "--progress-interval", "600", *flags,
+                          timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
 
 

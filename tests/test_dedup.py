@@ -10,7 +10,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, read_rows, run_cli
+from conftest import REPO, read_rows
+from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
 from consumer import assert_no_empty_parquet, load_every_config
 from synthetic_runs import PROMPTS, build_dedup_run
 

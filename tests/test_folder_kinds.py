@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error
+from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
 from synthetic_runs import build_dedup_run, build_mix_run, build_mix_sources
 
 

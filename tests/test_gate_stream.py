@@ -12,7 +12,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, assert_one_line_error, run_cli, write_parquet
+from conftest import REPO, assert_one_line_error, write_parquet
+from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
 
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.prompts.library import load_prompt

@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
 from consumer import assert_no_empty_parquet
 from synthetic_runs import build_mix_run, build_mix_sources, mix_text
 

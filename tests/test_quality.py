@@ -6,7 +6,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, write_parquet
+from conftest import write_parquet
+from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
 
 from finephrase.errors import UsageError
 from finephrase.prompts.templates import parse_template

@@ -15,7 +15,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_cli, write_parquet
+from conftest import REPO, write_parquet
+from conftest import run_cli as run_in_subprocess  # a run: its own process, as users start it
+from conftest import run_cli_here as run_cli  # the fast layer: the other commands start no model
 from fakeserver import FakeServer
 
 from finephrase.verify import render, verify
@@ -37,9 +39,9 @@ def base(tmp_path_factory):
     write_parquet(root / "in" / "b.parquet", rows[12:])
     fake = FakeServer().start()
     try:
-        r = run_cli("rephrase", root / "in", "--prompt", "faq", "--output", root / "run", "--backend", "endpoint",
-                    "--endpoint-url", fake.url, "--tasks", "2", "--workers", "2", "--chunk-size", "3",
-                    "--seed", "1", "--where", "int_score >= 2")
+        r = run_in_subprocess("rephrase", root / "in", "--prompt", "faq", "--output", root / "run", "--backend",
+                              "endpoint", "--endpoint-url", fake.url, "--tasks", "2", "--workers", "2",
+                              "--chunk-size", "3", "--seed", "1", "--where", "int_score >= 2")
         assert r.returncode == 0, r.stderr[-2000:]
     finally:
         fake.stop()
