@@ -14,7 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import run_cli, small_rows, write_parquet
+from conftest import small_rows, write_parquet
+from conftest import run_cli as run_in_subprocess  # a run: its own process, as users start it
+from conftest import run_cli_here as run_cli  # the fast layer: the other commands start no model
 from consumer import assert_no_empty_parquet, load_every_config
 
 from finephrase import card
@@ -32,7 +34,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("card")
     src = write_parquet(root / "in" / "docs.parquet", small_rows(8))
     out = root / "run"
-    r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "256",
+    r = run_in_subprocess("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--max-tokens", "256",
                 "--chunk-size", "2", "--seed", "1", "--where", "int_score <= 3", "--max-attempts", "1", timeout=900)
     # (one generation each: the card's regeneration line is checked in test_regenerate.py)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -9,7 +9,9 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, small_rows, write_parquet
+from conftest import small_rows, write_parquet
+from conftest import run_cli as run_in_subprocess  # a run: its own process, as users start it
+from conftest import run_cli_here as run_cli  # the fast layer: the other commands start no model
 from fakeserver import FakeServer
 
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
@@ -106,7 +108,7 @@ def _jsonl(path: Path, records: list[dict]) -> Path:
 def test_report_of_a_real_run(tmp_path, llama_endpoint):
     src = write_parquet(tmp_path / "in" / "docs.parquet", small_rows(4, chars=300))
     out = tmp_path / "out"
-    r = run_cli("rephrase", src, "--prompt", "faq,table", "--output", out, "--backend", "endpoint",
+    r = run_in_subprocess("rephrase", src, "--prompt", "faq,table", "--output", out, "--backend", "endpoint",
                 "--endpoint-url", llama_endpoint, "--max-tokens", "32", "--context-length", "1024",
                 "--max-attempts", "1",
                 "--chunk-size", "2", "--seed", "0")
@@ -158,7 +160,7 @@ def test_report_with_rejects_filtered_empty_prompt_and_two_sessions(tmp_path):
     # (10 selected documents x 2 prompts), so task 1 fails at once and runs again in a second session
     dying = FakeServer(die_after=21).start()
     try:
-        first = run_cli(*args, "--endpoint-url", dying.url)
+        first = run_in_subprocess(*args, "--endpoint-url", dying.url)
     finally:
         dying.stop()
     assert first.returncode != 0 and "unreachable" in first.stderr, first.stderr
@@ -166,7 +168,7 @@ def test_report_with_rejects_filtered_empty_prompt_and_two_sessions(tmp_path):
     assert not (out / ".ledger" / "rank_00001.jsonl").exists()
     fake = FakeServer().start()
     try:
-        r = run_cli(*args, "--endpoint-url", fake.url)
+        r = run_in_subprocess(*args, "--endpoint-url", fake.url)
     finally:
         fake.stop()
     assert r.returncode == 0, r.stderr
@@ -197,7 +199,7 @@ def test_report_of_a_single_chunk_without_rejects(tmp_path):
     out = tmp_path / "out"
     fake = FakeServer().start()
     try:
-        r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+        r = run_in_subprocess("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
                     "--endpoint-url", fake.url)
     finally:
         fake.stop()

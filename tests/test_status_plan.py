@@ -12,7 +12,9 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, small_rows, write_parquet
+from conftest import small_rows, write_parquet
+from conftest import run_cli as run_in_subprocess  # a run: its own process, as users start it
+from conftest import run_cli_here as run_cli  # the fast layer: the other commands start no model
 from fakeserver import FakeServer
 
 from finephrase.monitor.cost_plan import PRESETS, plan
@@ -73,7 +75,7 @@ def test_status_real_model_run(llama_endpoint, tmp_path):
     docs = small_rows(4, chars=200)
     src = write_parquet(tmp_path / "in" / "docs.parquet", docs)
     out = tmp_path / "out"
-    r = run_cli("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--backend", "endpoint",
+    r = run_in_subprocess("rephrase", src, "--prompt", ",".join(PROMPTS), "--output", out, "--backend", "endpoint",
                 "--endpoint-url", llama_endpoint, "--max-tokens", "48", "--context-length", "1024", "--seed", "0",
                 "--chunk-size", "2", "--max-attempts", "1")  # discarded attempts are in no file to count from
     assert r.returncode == 0, r.stderr
@@ -129,7 +131,7 @@ def fake_run(tmp_path_factory):
     out = tmp / "out"
     fake = FakeServer().start()
     try:
-        r = run_cli("rephrase", tmp / "in", "--prompt", "faq,math", "--output", out, "--backend", "endpoint",
+        r = run_in_subprocess("rephrase", tmp / "in", "--prompt", "faq,math", "--output", out, "--backend", "endpoint",
                     "--endpoint-url", fake.url, "--tasks", "2", "--workers", "2", "--chunk-size", "4",
                     "--where", "n >= 2")
     finally:
