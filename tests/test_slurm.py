@@ -273,7 +273,8 @@ def test_decontaminate_and_score_as_chained_stages(tmp_path):
     texts["faq"][3] = f"Question: {item}?"
     run = write_run(tmp_path, [hq_text(rng, 20) for _ in range(20)], texts, chunk_size=10)
     model = train_hq_lq(tmp_path)
-    first = subprocess.run(["sbatch", "--parsable", "--time=1", "--wrap", "true"], capture_output=True, text=True)
+    first = subprocess.run(["sbatch", "--parsable", "--time=1", f"--output={tmp_path}/first.out", "--wrap", "true"],
+                           capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     clean, scores = tmp_path / "clean", tmp_path / "scores"
     job = _stage(tmp_path, first.stdout.strip(), "decontaminate", run, "--benchmarks", f"b={tmp_path}/bench.jsonl",
