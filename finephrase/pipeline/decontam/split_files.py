@@ -71,7 +71,7 @@ class DecontaminateFiles(PipelineStep):
         for prompt, path in prompt_files(Path(self.source), self.prompts)[rank::world_size]:
             with self.track_time():
                 kept, gone = self.split_file(prompt, path, index, sources, threads)
-            self.stat_update("rows", value=kept + gone)
+            self.stat_update("rows", value=kept if self.audit_only else kept + gone)
             self.stat_update("flagged" if self.audit_only else "removed", value=gone)
 
     def split_file(self, prompt: str, path: Path, index: NgramIndex, sources: set[str] | None,
