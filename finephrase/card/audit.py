@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from finephrase.card.privacy import public_path
+from finephrase.scoring.stats import change_text
+from finephrase.scoring.stats import score_text as _f
 
 
 def _n(v) -> str:
@@ -65,10 +67,6 @@ def decontamination_section(root: Path, record: dict | None, prompts: list[str])
     return "\n".join(L) + "\n\n"
 
 
-def _f(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
 def _classifier(c: dict, root: Path) -> str:
     label = f", label `{c['label']}`" if c.get("label") is not None else ""
     what = "fastText" if c.get("kind") == "fasttext" else "Hugging Face"
@@ -93,7 +91,7 @@ def quality_section(root: Path, scores: dict | None, prompts: list[str]) -> str:
         for name, s in ((scores.get("prompts") or {}).get(p) or {}).items():
             rows, q = s["rows"], s["rows"].get("quantiles") or {}
             src, delta = s.get("sources") or {}, s.get("delta") or {}
-            change = f"{round(delta['mean'], 3) + 0.0:+.3f}" if delta.get("n") else "-"
+            change = change_text(delta["mean"]) if delta.get("n") else "-"
             L.append(f"| `{p}` | `{name}` | {_n(rows['n'])} | {_f(src.get('mean'))} | {_f(rows['mean'])} | {change} | "
                      f"{_f(q.get('p10'))} / {_f(q.get('p50'))} / {_f(q.get('p90'))} |")
     return "\n".join(L) + "\n\n"

@@ -8,11 +8,10 @@ from pathlib import Path
 from finephrase.errors import UsageError
 from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stages
 from finephrase.scoring.spec import parse_spec
-from finephrase.scoring.stats import SCORES_FILE, read_scores, sample_every
+from finephrase.scoring.stats import SCORES_FILE, bucket_count, read_scores, sample_every
 
 WORK_DIR = ".score"  # finephrase.pipeline.score.score_files.WORK_DIR (that module imports datatrove)
 SETTINGS = "settings.json"
-ROWS_PER_BUCKET = 2_000_000  # finephrase.pipeline.score.buckets.ROWS_PER_BUCKET
 
 
 class ScorePlan:
@@ -37,7 +36,7 @@ class ScorePlan:
         self.prompts = list(self.manifest["config"]["prompts"])
         rows = sum(((self.manifest.get("counts") or {}).get("rows") or {}).values())
         docs = int((self.manifest.get("counts") or {}).get("documents") or 0)
-        self.buckets = max(1, -(-max(rows, docs) // ROWS_PER_BUCKET))
+        self.buckets = bucket_count(max(rows, docs))
         self.sample_every = sample_every(max(rows // max(1, len(self.prompts)), 1))
         self.tasks, self.batch_size = tasks, batch_size
         self.record = {"source": str(self.source), "with_sources": sources, "tasks": tasks,

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-
-def _f(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
+from finephrase.scoring.stats import change_text
+from finephrase.scoring.stats import score_text as _f
 
 
 def score_line(p: str, name: str, s: dict) -> str:
@@ -15,7 +14,7 @@ def score_line(p: str, name: str, s: dict) -> str:
             f"{_f(q.get('p50'))}, p90 {_f(q.get('p90'))})")
     if "delta" in s:
         line += (f"; their sources {_f(s['sources']['mean'])} ({s['sources']['n']:,} scored): change "
-                 f"{round(s['delta']['mean'], 3) + 0.0:+.3f}" if s["delta"]["n"] else "; no source scored")
+                 f"{change_text(s['delta']['mean'])}" if s["delta"]["n"] else "; no source scored")
     return line
 
 

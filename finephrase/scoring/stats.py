@@ -53,6 +53,24 @@ def shared_span(summaries: list[dict]) -> tuple[float, float] | None:
     return (min(s["min"] for s in have), max(s["max"] for s in have)) if have else None
 
 
+ROWS_PER_BUCKET = 2_000_000  # `finephrase score` joins a bucket's rows and sources in memory: a few hundred MB
+
+
+def bucket_count(rows: int) -> int:
+    """Hash buckets of source_id for `rows` rows (or source documents): about ROWS_PER_BUCKET each."""
+    return max(1, -(-rows // ROWS_PER_BUCKET))
+
+
+def score_text(v) -> str:
+    """A score as the summaries print it: 0.123, or - when there is none."""
+    return "-" if v is None else f"{v:.3f}"
+
+
+def change_text(v: float) -> str:
+    """A mean change as the summaries print it: +0.123 (never -0.000)."""
+    return f"{round(v, 3) + 0.0:+.3f}"
+
+
 def sample_every(total: int, target: int = 20_000) -> int:
     """Keep every k-th value so that about `target` of `total` are sampled."""
     return max(1, math.ceil(total / target)) if total else 1

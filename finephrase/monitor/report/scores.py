@@ -6,16 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finephrase.scoring.stats import change_text
+from finephrase.scoring.stats import score_text as _f
+
 PNG = "scores.png"
-
-
-def signed(v: float) -> str:
-    """+0.123 (never -0.000)."""
-    return f"{round(v, 3) + 0.0:+.3f}"
-
-
-def _f(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
 
 
 def plot_scores(plt, scores: dict, path: Path) -> None:
@@ -49,7 +43,7 @@ def scores_lines(scores: dict) -> list[str]:
     for p, per in (scores.get("prompts") or {}).items():
         for name, s in per.items():
             delta = s.get("delta") or {}
-            change = signed(delta["mean"]) if delta.get("n") else "-"
+            change = change_text(delta["mean"]) if delta.get("n") else "-"
             L.append(f"| `{p}` | `{name}` | {s['rows']['n']:,} | {_f((s.get('sources') or {}).get('mean'))} | "
                      f"{_f(s['rows']['mean'])} | {change} |")
     return L + ["", f"![Quality scores]({PNG})"]

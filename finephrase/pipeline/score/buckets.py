@@ -12,13 +12,6 @@ import pyarrow as pa
 
 from finephrase.store.layout import StreamedParquet
 
-ROWS_PER_BUCKET = 2_000_000  # a bucket's rows and sources, joined in memory by Arrow: a few hundred MB at most
-
-
-def bucket_count(rows: int) -> int:
-    return max(1, -(-rows // ROWS_PER_BUCKET))
-
-
 def buckets_of(ids: list[str], n: int) -> np.ndarray:
     """The bucket of each id: a hash, the same in every task and on every machine."""
     if n == 1:
