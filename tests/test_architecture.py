@@ -6,6 +6,8 @@ hints, not imports)."""
 import ast
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 PACKAGE = REPO / "finephrase"
@@ -169,6 +171,29 @@ def test_the_manifest_is_parsed_in_one_place():
     found = [f"{p.relative_to(REPO)}:{i}" for p in sorted(PACKAGE.rglob("*.py")) if p.name != "layout.py"
              for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert not found, found
+
+
+def test_no_step_is_changed_after_it_is_built():
+    """The run connects its own steps by building them again (`resuming`, `Rephrase.for_run`): nothing in the
+    pipeline or run packages copies a step and sets its attributes (copy.copy, setattr), and a Rephrase's settings
+    are a frozen object that cannot be assigned to."""
+    import dataclasses
+
+    from finephrase.pipeline import Endpoint, Rephrase, Sampling, load_prompts
+
+    found = []
+    for package in ("pipeline", "run"):
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and ast.unparse(node.func) in ("setattr", "copy.copy", "copy"):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(node.func)}")
+    assert not found, found
+    step = Rephrase(load_prompts("faq"), Endpoint("http://127.0.0.1:9", "m"), Sampling(), max_concurrency=8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.settings.max_concurrency = 9
+    run_copy = step.for_run(chunk_size=5, resume_dir="/x")
+    assert (run_copy.settings.chunk_size, step.settings.chunk_size) == (5, None) and run_copy is not step
+    assert run_copy.settings == dataclasses.replace(step.settings, chunk_size=5, resume_dir="/x")
 
 
 def test_tests_share_helpers_from_helper_modules_not_from_each_other():

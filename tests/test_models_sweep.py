@@ -462,4 +462,4 @@ def test_example_sweep_and_baseline_load():
     assert [p.name for p in rephrase.prompts] == ["distill", "diverse_qa_pairs", "extract_knowledge",
                                                   "knowledge_list", "wikipedia_style_rephrasing"]
     assert rephrase.server.hf_model == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
-    assert rephrase.server.extra_args == SMOLLM2_FLAGS and rephrase.max_concurrency == 2048
+    assert rephrase.server.extra_args == SMOLLM2_FLAGS and rephrase.settings.max_concurrency == 2048

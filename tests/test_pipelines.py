@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import orjson
 import pyarrow.parquet as pq
@@ -253,7 +254,7 @@ def test_run_leaves_the_list_as_the_user_wrote_it_and_a_plain_datatrove_executor
         reader, rephrase = steps[0], steps[1]
         server, stats = rephrase.server, (reader.stats, rephrase.stats)
         assert run(steps, exit_on_error=False)["status"] == "finished"
-        assert (reader.resume_dir, rephrase.resume_dir, rephrase.chunk_size) == (None, None, None)
+        assert (reader.resume_dir, rephrase.settings.resume_dir, rephrase.settings.chunk_size) == (None, None, None)
         assert rephrase.server is server and (reader.stats, rephrase.stats) == stats
         assert rephrase.stats.time_stats.total == 0  # the run's copy did the work
 
@@ -269,3 +270,30 @@ def test_run_leaves_the_list_as_the_user_wrote_it_and_a_plain_datatrove_executor
     ledger = [orjson.loads(line) for line in (plain / ".ledger" / "rank_00000.jsonl").read_bytes().splitlines()]
     assert sum(e["docs"] for e in ledger if "chunk" in e) == 7 and any(e.get("finished") for e in ledger)
     assert _ids(plain / "faq") == sorted(f"d{i}" for i in range(7))
+
+
+def test_rephrase_settings_check_themselves_once_with_one_line_errors():
+    """RephraseSettings refuses values a run could not work with when it is built (the CLI and a pipeline file
+    get the same line); an unknown keyword or a positional value in its place is one line too, not a TypeError;
+    what the server decides is filled in once and stays when the run builds its copy."""
+    from finephrase.pipeline import RephraseSettings
+
+    server = Endpoint("http://127.0.0.1:9", "m")
+    for kw, words in [(dict(max_held_docs=5, chunk_size=3), "--max-held-docs 5: must be at least twice"),
+                      (dict(max_concurrency=0), "--max-concurrency 0"), (dict(request_timeout=0), "--request-timeout"),
+                      (dict(max_retries=-1), "--max-retries -1"), (dict(chunk_size=0), "--chunk-size 0")]:
+        with pytest.raises(UsageError, match=words):
+            Rephrase(load_prompts("faq"), server, Sampling(), **kw)
+    with pytest.raises(UsageError, match="no setting max_concurency"):
+        Rephrase(load_prompts("faq"), server, Sampling(), max_concurency=4)
+    with pytest.raises(UsageError, match="RephraseSettings, not int"):
+        Rephrase(load_prompts("faq"), server, Sampling(), 1024)
+    step = Rephrase(load_prompts("faq"), server, Sampling(), RephraseSettings(max_concurrency=8), max_held_docs=40)
+    assert (step.settings.max_concurrency, step.settings.max_held_docs) == (8, 40)
+    assert (step.settings.context_length, step.settings.constrain_format, step.settings.engine_style) == \
+        (8192, False, "auto")
+    with pytest.raises(UsageError, match="at least twice"):  # checked again with the writer's chunk size
+        step.for_run(chunk_size=30)
+    moved = step.for_run(Endpoint("http://127.0.0.1:10", "m"), chunk_size=20)
+    assert moved.settings == replace(step.settings, chunk_size=20) and moved.server.base_url.endswith(":10")
+    assert RephraseSettings(chunk_size=20).held_limit(2) == 32 * 64 // 2  # 32 per request slot, over the prompts

@@ -50,10 +50,10 @@ def test_the_run_judges_with_the_pipelines_gate(tmp_path):
 
     steps = pipeline(None)
     run_copy = connected(inspect_pipeline(steps)).rephrase
-    assert run_copy.regenerate.gates == (strict,) and steps[1].regenerate.gates is None
-    assert run_copy.regenerate.max_attempts == 2  # an endpoint's default
+    assert run_copy.settings.regenerate.gates == (strict,) and steps[1].settings.regenerate.gates is None
+    assert run_copy.settings.regenerate.max_attempts == 2  # an endpoint's default
     own = (QualityGate(),)
-    assert connected(inspect_pipeline(pipeline(Regenerate(gates=own)))).rephrase.regenerate.gates == own
+    assert connected(inspect_pipeline(pipeline(Regenerate(gates=own)))).rephrase.settings.regenerate.gates == own
 
 
 def _docs(tmp_path, texts):

@@ -23,6 +23,7 @@ _EXPORTS = {
     "Accounted": "finephrase.pipeline.filters.marking",
     "MarkingFilter": "finephrase.pipeline.filters.marking",
     "Rephrase": "finephrase.pipeline.inference.rephrase",
+    "RephraseSettings": "finephrase.pipeline.inference.settings",
     "QualityFilter": "finephrase.pipeline.filters.quality",
     "QualityGate": "finephrase.quality.gate",
     "Regenerate": "finephrase.quality.regenerate",

@@ -13,13 +13,11 @@ with its reason, so `finephrase verify` still accounts for every document.
 
 from __future__ import annotations
 
-import copy
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
-from datatrove.utils.stats import Stats
 
 from finephrase.errors import UsageError
 from finephrase.pipeline.filters.behaviour import describe_filter
@@ -97,35 +95,26 @@ def _inner(step):
 
 def connected(shape: Shape) -> Shape:
     """The run's own copy of the list, connected: every step that resumes the output folder (reader, budget,
-    Rephrase) gets the writer's folder, and Rephrase the writer's chunk size and (unless its Regenerate names its
-    own) the pipeline's gates to judge what it regenerates. The list the user wrote is not
+    Rephrase) is built again with the writer's folder, and Rephrase with the writer's chunk size and (unless its
+    Regenerate names its own) the pipeline's gates to judge what it regenerates. The list the user wrote is not
     changed (its steps may hold the same values already: then a plain datatrove executor runs it too)."""
-    out = shape.output
-    for step in (shape.reader, shape.token_budget, shape.rephrase):
-        if step is not None and step.resume_dir is not None and \
-                Path(step.resume_dir).resolve() != Path(out).resolve():
-            raise UsageError(f"{type(step).__name__} resumes from {step.resume_dir}, but the ChunkWriter writes "
+    out, rephrase = shape.output, shape.rephrase
+    for step, resume_dir in ((shape.reader, shape.reader.resume_dir), (rephrase, rephrase.settings.resume_dir),
+                             (shape.token_budget, getattr(shape.token_budget, "resume_dir", None))):
+        if resume_dir is not None and Path(resume_dir).resolve() != Path(out).resolve():
+            raise UsageError(f"{type(step).__name__} resumes from {resume_dir}, but the ChunkWriter writes "
                              f"{out}: give both the same folder (or leave resume_dir out)")
-    if shape.rephrase.chunk_size not in (None, shape.writer.chunk_size):
-        raise UsageError(f"Rephrase has chunk_size={shape.rephrase.chunk_size} and the ChunkWriter "
+    if rephrase.settings.chunk_size not in (None, shape.writer.chunk_size):
+        raise UsageError(f"Rephrase has chunk_size={rephrase.settings.chunk_size} and the ChunkWriter "
                          f"{shape.writer.chunk_size}: give it to the ChunkWriter only")
-    shape = with_step(shape, shape.reader, run_copy(shape.reader, resume_dir=out))
+    shape = with_step(shape, shape.reader, shape.reader.resuming(out))
     if shape.token_budget is not None:
-        shape = with_step(shape, shape.token_budget, run_copy(shape.token_budget, resume_dir=out))
-    regenerate = shape.rephrase.regenerate
+        shape = with_step(shape, shape.token_budget, shape.token_budget.resuming(out))
+    regenerate = rephrase.settings.regenerate
     if regenerate.gates is None:  # judged by the gates the pipeline has (none: only what Rephrase refuses itself)
         regenerate = replace(regenerate, gates=tuple(g.gate for g in shape.gates))
-    return with_step(shape, shape.rephrase, run_copy(shape.rephrase, resume_dir=out,
-                                                     chunk_size=shape.writer.chunk_size, regenerate=regenerate))
-
-
-def run_copy(step, **settings):
-    """A copy of `step` for this run, with `settings` (its own stats: the user's step is left as it was)."""
-    c = copy.copy(step)
-    c.stats = Stats(str(c))
-    for name, value in settings.items():
-        setattr(c, name, value)
-    return c
+    return with_step(shape, rephrase, rephrase.for_run(resume_dir=out, chunk_size=shape.writer.chunk_size,
+                                                       regenerate=regenerate))
 
 
 def with_step(shape: Shape, old, new) -> Shape:

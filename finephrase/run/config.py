@@ -12,6 +12,7 @@ from finephrase.errors import UsageError
 from finephrase.pipeline.filters.quality import QualityFilter
 from finephrase.pipeline.filters.select import Select, TokenBudget, language_is, length_between, sample, where
 from finephrase.pipeline.inference.rephrase import Rephrase
+from finephrase.pipeline.inference.settings import RephraseSettings
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
 from finephrase.process.array_task import check_rank
@@ -51,7 +52,7 @@ class RunConfig:
     workers: int = 1
     chunk_size: int = 20
     max_concurrency: int = 4
-    max_held_docs: int | None = None  # None: Rephrase's default (HELD_GENERATIONS_PER_SLOT x concurrency / prompts)
+    max_held_docs: int | None = None  # None: RephraseSettings.held_limit's default (32 per slot)
     request_timeout: float = 600.0
     max_retries: int = 3
     where: list[str] = field(default_factory=list)
@@ -107,8 +108,20 @@ class RunConfig:
         if cfg.gpus_per_task is None:
             cfg.gpus_per_task = 1 if backend == "vllm" else 0
         cfg.selection()  # validate conditions before anything starts
+        cfg.rephrase_settings()  # the step's settings check themselves (pipeline/inference/settings.py)
         check_settings(cfg)
         return cfg
+
+    def rephrase_settings(self) -> RephraseSettings:
+        """What the Rephrase step of these settings is given, whole (the server decides the rest)."""
+        return RephraseSettings(
+            context_length=self.context_length, max_concurrency=self.max_concurrency,
+            request_timeout=self.request_timeout, max_retries=self.max_retries, max_held_docs=self.max_held_docs,
+            chunk_size=self.chunk_size, resume_dir=self.output, progress_interval=self.progress_interval,
+            progress_tty=None if self.workers == 1 else False, api_key_env=self.api_key_env,
+            tokenizer_gguf=(self.gguf or str(packaged_gguf_path())) if self.backend == "embedded" else None,
+            chat_template_kwargs=self.chat_template_kwargs, constrain_format=self.constrain_format,
+            regenerate=Regenerate(max_attempts=self.max_attempts or default_attempts(self.backend)))
 
     def selection(self) -> list:
         filters = [where(c) for c in self.where]
@@ -140,17 +153,7 @@ def build_pipeline(cfg: RunConfig) -> list:
         steps.append(Select(*selection))
     if cfg.token_budget:
         steps.append(TokenBudget(cfg.token_budget, resume_dir=cfg.output))
-    steps.append(
-        Rephrase(cfg.prompts, make_server(cfg), cfg.sampling, context_length=cfg.context_length,
-                 max_concurrency=cfg.max_concurrency, max_held_docs=cfg.max_held_docs,
-                 request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-                 progress_interval=cfg.progress_interval, progress_tty=None if cfg.workers == 1 else False,
-                 api_key_env=cfg.api_key_env,
-                 tokenizer_gguf=(cfg.gguf or str(packaged_gguf_path())) if cfg.backend == "embedded" else None,
-                 chat_template_kwargs=cfg.chat_template_kwargs,
-                 constrain_format=cfg.constrain_format, resume_dir=cfg.output,
-                 regenerate=Regenerate(max_attempts=cfg.max_attempts or default_attempts(cfg.backend)))
-    )
+    steps.append(Rephrase(cfg.prompts, make_server(cfg), cfg.sampling, cfg.rephrase_settings()))
     steps += [QualityFilter(), ChunkWriter(cfg.output, chunk_size=cfg.chunk_size)]
     return steps
 

@@ -35,7 +35,7 @@ from finephrase.store.locks import FOLDER_LOCK, FOLDER_LOCK_HOLDER
 
 def fingerprint(shape: Shape, tasks: int, input_files) -> dict:
     """What defines the output, from the pipeline's steps: a rerun into the same folder must match it."""
-    reader, rephrase = shape.reader, shape.rephrase
+    reader, rephrase, settings = shape.reader, shape.rephrase, shape.rephrase.settings
     return {
         "inputs": list(reader.inputs),
         "input_files": input_listing(input_files),
@@ -46,12 +46,12 @@ def fingerprint(shape: Shape, tasks: int, input_files) -> dict:
         "prompts": {p.name: p.hash for p in rephrase.prompts},
         "backend": rephrase.server.backend,
         "model": model_name(rephrase.server),
-        "context_length": rephrase.context_length,
+        "context_length": settings.context_length,
         "sampling": rephrase.sampling.to_dict(),
         # only when set: the fingerprints of runs without it (older manifests included) stay as they were
-        **({"chat_template_kwargs": rephrase.chat_template_kwargs} if rephrase.chat_template_kwargs else {}),
-        **({"constrain_format": True} if rephrase.constrain_style else {}),
-        **({"regenerate": rephrase.regenerate.fingerprint()} if rephrase.regenerate.on else {}),
+        **({"chat_template_kwargs": settings.chat_template_kwargs} if settings.chat_template_kwargs else {}),
+        **({"constrain_format": True} if settings.constrain_style else {}),
+        **({"regenerate": settings.regenerate.fingerprint()} if settings.regenerate.on else {}),
         **gate_fingerprint(shape),
         "tasks": tasks,
     }
@@ -168,7 +168,7 @@ def session_record(shape: Shape, workers: int, rank: int | None, gpus_per_task: 
     return {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
             "id": f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}",  # finds it again at the end (in_flight)
             "workers": workers, "chunk_size": shape.writer.chunk_size,
-            "max_concurrency": shape.rephrase.max_concurrency,
+            "max_concurrency": shape.rephrase.settings.max_concurrency,
             "endpoint_url": server.base_url if server.backend == "endpoint" else None,
             "gpus_per_task": gpus_per_task, "rank": rank,
             "model_revision": model_revision(server),

@@ -2,7 +2,8 @@
 starts (on a GPU cluster every failed start is a model load per task). Each failure is one line naming the
 file, flag or column and what to do (a UsageError: exit 2).
 
-- settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too);
+- settings in range: `check_settings(cfg)` (RunConfig.for_backend calls it, so pipeline definitions get it too;
+  the rephrasing step's own settings check themselves: pipeline/inference/settings.py);
 - the room left for the document: `check_document_room(cfg)` (from check_settings): some, and at least a quarter
   of the context unless --allow-short-documents;
 - the inputs: `check_inputs(files, text_column, where, id_column)` (`finephrase.run.run` calls it for every
@@ -36,11 +37,6 @@ def check_settings(cfg) -> None:
         raise UsageError(f"--token-budget {cfg.token_budget}: must be at least 1 token")
     if not 0 < cfg.gpu_memory_utilization <= 1:
         raise UsageError(f"--gpu-memory-utilization {cfg.gpu_memory_utilization}: must be above 0 and at most 1")
-    if cfg.max_held_docs is not None and cfg.max_held_docs < 2 * cfg.chunk_size:
-        raise UsageError(f"--max-held-docs {cfg.max_held_docs}: must be at least twice --chunk-size "
-                         f"({2 * cfg.chunk_size}), or a chunk could not close")
-    if cfg.request_timeout <= 0:
-        raise UsageError(f"--request-timeout {cfg.request_timeout}: must be above 0 seconds")
     if cfg.engine_args:
         check_engine_args(cfg)
     check_document_room(cfg)

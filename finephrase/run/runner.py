@@ -24,7 +24,7 @@ import orjson
 
 from finephrase.errors import FinephraseError, UsageError
 from finephrase.pipeline.readers.resumable import resolve_inputs
-from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, run_copy, with_step
+from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, with_step
 from finephrase.process.drain import drain_on_signals
 from finephrase.process.array_task import check_rank, in_array, task_of
 from finephrase.process.exits import ending
@@ -89,7 +89,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
     _check_tasks(tasks, rank, workers)
     workers = 1 if rank is not None else min(workers, tasks)
     shape = connected(shape)
-    out, server = Path(shape.output), shape.rephrase.server
+    out, server, settings = Path(shape.output), shape.rephrase.server, shape.rephrase.settings
     input_files = resolve_inputs(shape.reader.inputs)
     reader = shape.reader  # its id column is checked only when given explicitly (else positional ids are fine)
     check_inputs(input_files, reader.text_column, _conditions(shape),  # before a folder or server exists
@@ -108,10 +108,10 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         manifest = prepare_output(out, fp, session_record(shape, workers, rank, gpus_per_task),
                                   shape.rephrase.prompts, rank, overwrite)
         with _started(server, out, rank):
-            preflight(server.base_url, server.model, _api_key(shape), shape.rephrase.chat_template_kwargs)
+            preflight(server.base_url, server.model, _api_key(shape), settings.chat_template_kwargs)
             print(f"rephrasing {len(input_files)} input file(s) with "
                   f"{', '.join(p.name for p in shape.rephrase.prompts)} -> {out} ({tasks} task(s), "
-                  f"{shape.rephrase.max_concurrency} requests in flight per task)", file=sys.stderr)
+                  f"{settings.max_concurrency} requests in flight per task)", file=sys.stderr)
             steps = _shared(shape, workers).steps
             local = dict(local_tasks=1, local_rank_offset=rank) if rank is not None else {}
             LocalExecutor(steps, tasks=tasks, workers=workers, logging_dir=str(out / LOGS), **local).run()
@@ -119,7 +119,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         if manifest is not None:  # also after an error or Ctrl-C: the counts of what was committed
             manifest = finalize_manifest(out, tasks, (manifest["sessions"][-1]["id"], ranks))
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts],
-                  constrained=shape.rephrase.constrain_style is not None), file=sys.stderr)
+                  constrained=settings.constrain_style is not None), file=sys.stderr)
     return manifest
 
 
@@ -135,7 +135,7 @@ def _conditions(shape: Shape) -> list[str]:
 
 
 def _api_key(shape: Shape) -> str | None:
-    env = shape.rephrase.api_key_env
+    env = shape.rephrase.settings.api_key_env
     return os.environ.get(env) or None if env else None
 
 
@@ -155,15 +155,15 @@ def _started(server, out: Path, rank: int | None):
 def _shared(shape: Shape, workers: int) -> Shape:
     """One process: the task gets the server itself and can restart it if it dies; several worker processes
     share it through its address (token counting then needs the GGUF named), in a copy of the step."""
-    server, rephrase = shape.rephrase.server, shape.rephrase
+    server, rephrase, settings = shape.rephrase.server, shape.rephrase, shape.rephrase.settings
     if workers == 1:
         return shape
-    gguf = rephrase.tokenizer_gguf
+    gguf = settings.tokenizer_gguf
     if isinstance(server, LlamaCppServer) and gguf is None:
         gguf = str(server.gguf or packaged_gguf_path())
-    tty = False if rephrase.progress_tty is None else rephrase.progress_tty
-    return with_step(shape, rephrase, run_copy(rephrase, server=Endpoint(server.base_url, server.model),
-                                              tokenizer_gguf=gguf, progress_tty=tty))
+    tty = False if settings.progress_tty is None else settings.progress_tty
+    return with_step(shape, rephrase, rephrase.for_run(Endpoint(server.base_url, server.model),
+                                                       tokenizer_gguf=gguf, progress_tty=tty))
 
 
 def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:

@@ -146,6 +146,10 @@ class TokenBudget(PipelineStep):
         self.budget = budget
         self.resume_dir = resume_dir
 
+    def resuming(self, resume_dir: str) -> "TokenBudget":
+        """A new budget like this one whose count restarts from `resume_dir`'s ledger (this one is not changed)."""
+        return type(self)(self.budget, resume_dir)
+
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         share = self.budget / world_size
         used = 0
