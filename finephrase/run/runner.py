@@ -46,7 +46,7 @@ from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged
 from finephrase.serving.client import ChatClient, RequestRejected, Sampling
 from finephrase.serving.handle import ServerHandle
 from finephrase.store.layout import LOGS, MANIFEST, read_manifest, recorded_tasks
-from finephrase.store.ledger import Ledger
+from finephrase.store.ledger import unfinished_tasks
 
 
 def run(pipeline: list, *, tasks: int = 1, rank: int | None = None, workers: int = 1, overwrite: bool = False,
@@ -177,7 +177,7 @@ def _finished(out: Path, fp: dict, ranks: list[int]) -> bool:
         return False
     if not same_run(old.get("config"), fp):
         return False  # prepare_output says so, with its message
-    return all(Ledger(out, r).read().finished for r in ranks)
+    return not unfinished_tasks(out, ranks)
 
 
 def _already_finished(out: Path, rank: int | None, tasks: int) -> dict:

@@ -201,6 +201,15 @@ class Ledger:
             os.fsync(f.fileno())
 
 
+def unfinished_tasks(output_dir: str | Path, ranks, ledgers: dict[int, LedgerState] | None = None) -> list[int]:
+    """The tasks of `ranks` without a `finished` ledger line (one that never started included): the one answer to
+    "has this task finished" for run() (nothing to start), verify's finished-run check and the post-run commands.
+    `ledgers`: the folder's ledgers when they were read already (else only the ledgers of `ranks` are read)."""
+    if ledgers is None:
+        return [r for r in ranks if not Ledger(output_dir, r).read().finished]
+    return [r for r in ranks if r not in ledgers or not ledgers[r].finished]
+
+
 def all_ledgers(output_dir: str | Path) -> dict[int, LedgerState]:
     d = Path(output_dir) / LEDGER_DIR
     out = {}

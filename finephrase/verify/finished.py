@@ -74,12 +74,12 @@ def check_finished(root: Path, manifest: dict, verify: bool = True) -> None:
             raise UsageError(f"{root} does not pass `finephrase verify` ({len(report.problems)} problem(s); first: "
                              f"{report.problems[0]}): resume or repair the run first")
     else:
-        from finephrase.store.ledger import all_ledgers
+        from finephrase.store.ledger import unfinished_tasks
 
         tasks = int(manifest["config"].get("tasks", 1))
-        done = sum(1 for s in all_ledgers(root).values() if s.finished)
-        if done != tasks:
-            raise UsageError(f"{root}: {done} of {tasks} tasks have finished: finish or resume the run first")
+        if unfinished := unfinished_tasks(root, range(tasks)):
+            raise UsageError(f"{root}: {tasks - len(unfinished)} of {tasks} tasks have finished: finish or resume "
+                             f"the run first")
 
 
 # -- a folder that a post-run command reads file by file (dedup, decontaminate, score) ------------------------
@@ -91,7 +91,7 @@ def _parquet_names(folder: Path) -> list[str]:
 
 def _committed_files(run: Path, manifest: dict) -> set[str]:
     """The run's data files: what its ledgers commit (every task finished), or a compacted run's shards."""
-    from finephrase.store.ledger import all_ledgers
+    from finephrase.store.ledger import all_ledgers, unfinished_tasks
 
     if manifest.get("compacted"):
         import orjson
@@ -101,8 +101,7 @@ def _committed_files(run: Path, manifest: dict) -> set[str]:
         return {s["path"] for s in orjson.loads((run / COMPACT_DIR / PLAN).read_bytes())["shards"]}
     ledgers = all_ledgers(run)
     tasks = manifest["config"]["tasks"]
-    unfinished = [r for r in range(tasks) if r not in ledgers or not ledgers[r].finished]
-    if unfinished:
+    if unfinished := unfinished_tasks(run, range(tasks), ledgers):
         raise UsageError(f"{run} is not a finished run: task(s) {', '.join(map(str, unfinished[:5]))} of {tasks} "
                          f"have not finished (see `finephrase verify {run}`)")
     return {f for s in ledgers.values() for e in s.entries for f in e.get("files", [])}

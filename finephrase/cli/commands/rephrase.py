@@ -58,7 +58,7 @@ def main(args) -> int:
                                                 tasks=task_count(args)))
     manifest = execute(cfg, overwrite=args.overwrite)
     if cfg.rank is not None:  # one task of a larger run: its own outcome
-        from finephrase.store.ledger import Ledger
+        from finephrase.store.ledger import unfinished_tasks
 
-        return 0 if Ledger(cfg.output, cfg.rank).read().finished else 1
+        return 1 if unfinished_tasks(cfg.output, [cfg.rank]) else 0
     return 0 if manifest["status"] == "finished" else 1
