@@ -19,8 +19,10 @@ def run_cli(*args, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
 def run_cli_here(*args, timeout=None, env=None) -> subprocess.CompletedProcess:
     """`finephrase ARGS` in this process (the fast layer: no interpreter start, no re-import), with what it prints
     and its exit code as `run_cli` returns them, run from the repository root with `env` added to the environment
-    (`timeout` is not enforced). For commands that start no model server; the signal handlers, the logging, the
-    environment and the working folder are put back after."""
+    (`timeout` is not enforced). For commands that start no model server, and for a rephrasing run on a stand-in
+    server (the data path in-process: reader, request loop, gate, writer, manifest); a test of what a user sees of a
+    whole process (only one line on stderr, no traceback, signals, kill -9, two processes at once) keeps `run_cli`.
+    The signal handlers, the logging, the environment and the working folder are put back after."""
     import contextlib
     import io
     import logging

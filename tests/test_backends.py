@@ -12,7 +12,7 @@ import textwrap
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, small_rows, write_parquet
+from conftest import run_cli, run_cli_here, small_rows, write_parquet
 from fakeserver import FakeServer
 
 
@@ -66,7 +66,7 @@ def test_vllm_backend_runs_like_an_endpoint(tmp_path, small_docs):
     assert (out / "logs" / "server.log").exists()
     port = re.search(r"model server ready at http://127.0.0.1:(\d+)", r.stderr).group(1)
     assert not subprocess.run(["pgrep", "-f", f"llamacpp_process .*--port {port} "], capture_output=True).stdout
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_several_tasks_in_parallel(tmp_path):
@@ -83,7 +83,7 @@ def test_several_tasks_in_parallel(tmp_path):
         files = sorted(p.name for p in (out / "faq").iterdir())
         assert {f[:5] for f in files} == {"00000", "00001", "00002"}  # each task wrote its own chunks
         assert sorted(x["source_id"] for x in pq.read_table(out / "math").to_pylist()) == sorted(x["id"] for x in rows)
-        v = run_cli("verify", out)
+        v = run_cli_here("verify", out)
         assert v.returncode == 0, v.stdout
         assert "9 input documents" in v.stdout
     finally:

@@ -4,7 +4,7 @@ import gzip
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_one_line_error, run_cli, small_rows
+from conftest import assert_one_line_error, run_cli, run_cli_here, small_rows
 from fakeserver import FakeServer
 
 
@@ -32,8 +32,8 @@ def test_document_level_problems_become_rejects(fake, tmp_path):
     ]
     src.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
-    r = run_cli("rephrase", src, "--prompt", "faq,table", "--output", out, "--backend", "endpoint",
-                "--endpoint-url", fake.url, "--chunk-size", "3")
+    r = run_cli_here("rephrase", src, "--prompt", "faq,table", "--output", out, "--backend", "endpoint",
+                     "--endpoint-url", fake.url, "--chunk-size", "3")
     assert r.returncode == 0, r.stderr
     for prompt in ("faq", "table"):
         rejects = pq.read_table(out / "rejects" / prompt).to_pylist()
@@ -46,7 +46,7 @@ def test_document_level_problems_become_rejects(fake, tmp_path):
         assert len(rejects) == 7
         rows = pq.read_table(out / prompt).to_pylist()
         assert sorted(x["source_id"] for x in rows) == ["good-1", "good-2"]
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
     assert "malformed_json" in r.stderr  # the end summary counts rejects by reason
 
 
@@ -97,8 +97,8 @@ def test_gz_input_and_selection_counted_not_rejected(fake, tmp_path):
         for r_ in rows:
             f.write(orjson.dumps(r_) + b"\n")
     out = tmp_path / "out"
-    r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
-                "--endpoint-url", fake.url, "--where", "int_score >= 3", "--chunk-size", "5")
+    r = run_cli_here("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+                     "--endpoint-url", fake.url, "--where", "int_score >= 3", "--chunk-size", "5")
     assert r.returncode == 0, r.stderr
     keep = {x["id"] for x in rows if x["int_score"] >= 3}
     filtered = pq.read_table(out / "filtered").to_pylist()
@@ -107,4 +107,4 @@ def test_gz_input_and_selection_counted_not_rejected(fake, tmp_path):
     got = {x["source_id"] for x in pq.read_table(out / "faq").to_pylist()}
     assert got == keep
     assert not (out / "rejects").exists()
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0

@@ -14,7 +14,7 @@ import time
 
 import orjson
 import pyarrow.parquet as pq
-from conftest import REPO, ledger_entries, run_cli, write_parquet
+from conftest import REPO, ledger_entries, run_cli, run_cli_here, write_parquet
 from fakeserver import FakeServer
 
 from finephrase.serving.client import request_seed
@@ -65,7 +65,7 @@ def test_a_straggler_holds_back_only_its_own_chunk(tmp_path):
     slowest = snap["in_flight"]["slowest"]
     assert slowest and slowest[0]["id"] == "d0" and slowest[0]["chunk"] == 0 and slowest[0]["seconds"] >= 3
     assert snap["in_flight"]["target"] == 4 and snap["sessions"][-1]["max_concurrency"] == 4
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_documents_held_are_bounded(tmp_path):
@@ -82,7 +82,7 @@ def test_documents_held_are_bounded(tmp_path):
     finally:
         fake.stop()
     assert 2 <= _peak(events) <= 4, _peak(events)
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
     bad = run_cli(*_args(src, tmp_path / "o2", fake.url, "--chunk-size", "4", "--max-held-docs", "6"))
     assert bad.returncode == 2 and "--max-held-docs 6: must be at least twice --chunk-size" in bad.stderr
     assert not (tmp_path / "o2").exists()
@@ -144,7 +144,7 @@ def test_kill9_while_chunks_commit_out_of_order(tmp_path):
     late = [(seed_of[s], t - committed_at[seed_of[s][0]]) for t, s in arrivals
             if s in seed_of and t > committed_at[seed_of[s][0]]]
     assert not late, f"requests after their chunk committed: {late[:5]}"
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_chunks_commit_in_reading_order_with_the_engine_kept_full(tmp_path):
@@ -179,4 +179,4 @@ def test_chunks_commit_in_reading_order_with_the_engine_kept_full(tmp_path):
         busy += running * (t - last)
         running, last = running + step, t
     assert busy / (starts[-4] - events[0][0]) > 3.2, busy / (starts[-4] - events[0][0])
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0

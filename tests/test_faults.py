@@ -2,7 +2,7 @@
 client's and run's behaviour under faults, not generation."""
 
 import pyarrow.parquet as pq
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 from fakeserver import FakeServer
 
 
@@ -20,14 +20,14 @@ def test_overflow_timeout_5xx_retry(tmp_path):
         src = _docs(tmp_path, ["plain document one", "OVERFLOW please", "SLOW answer", "FLAKY server",
                                "RETRY once then fine", "plain document two"])
         out = tmp_path / "out"
-        r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
-                    "--endpoint-url", fake.url, "--request-timeout", "1", "--max-retries", "1")
+        r = run_cli_here("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint",
+                         "--endpoint-url", fake.url, "--request-timeout", "1", "--max-retries", "1")
         assert r.returncode == 0, r.stderr
         rejects = {x["source_id"]: x["reject_reason"] for x in pq.read_table(out / "rejects" / "faq").to_pylist()}
         assert rejects == {"d1": "context_overflow", "d2": "timeout", "d3": "http_500"}
         rows = {x["source_id"] for x in pq.read_table(out / "faq").to_pylist()}
         assert rows == {"d0", "d4", "d5"}  # d4 succeeded on its retry
-        assert run_cli("verify", out).returncode == 0
+        assert run_cli_here("verify", out).returncode == 0
     finally:
         fake.stop()
 
@@ -56,7 +56,7 @@ def test_server_dies_mid_run_then_resume(tmp_path):
         fake2.stop()
     ids = sorted(x["source_id"] for x in pq.read_table(out / "faq").to_pylist())
     assert ids == sorted(f"d{i}" for i in range(20))
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_reader_that_does_not_resume_is_refused(tmp_path):
@@ -123,7 +123,7 @@ def test_second_process_on_the_same_task_is_refused(tmp_path):
         assert line.startswith("error: task 0 is already running (pid ") and "Traceback" not in second.stderr
         _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
-        assert run_cli("verify", out).returncode == 0
+        assert run_cli_here("verify", out).returncode == 0
         assert run_cli(*args).returncode == 0  # the lock went with the first process
     finally:
         fake.stop()

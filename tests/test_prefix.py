@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 
 import orjson
-from conftest import read_generations, run_cli, small_rows, write_parquet
+from conftest import read_generations, run_cli, run_cli_here, small_rows, write_parquet
 from fakeserver import FakeServer
 
 
@@ -22,7 +22,7 @@ def test_first_prompt_alone_then_its_siblings(tmp_path):
         events = [e for e in fake.events if "Read the document below" in e[1]]  # not the preflight request
     finally:
         fake.stop()
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
     by_doc = defaultdict(dict)  # document text -> {prompt: (start, end)}
     for kind, content, t in events:
         doc = content.split("\n\n")[1]
@@ -66,8 +66,8 @@ def test_cached_prompt_tokens_on_the_real_engine(tmp_path):
     assert cached == sum(x["cached_tokens"] for x in rows) and total == sum(x["input_tokens"] for x in rows)
     counts = orjson.loads((out / "manifest.json").read_bytes())["counts"]
     assert counts["cached_tokens"] == cached and counts["prompt_tokens"] == total
-    assert f"prefill  {m.group(1)} of {m.group(2)}" in run_cli("status", out).stdout
-    assert run_cli("verify", out).returncode == 0
+    assert f"prefill  {m.group(1)} of {m.group(2)}" in run_cli_here("status", out).stdout
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_engine_args_are_checked_before_anything_starts(tmp_path, small_docs):

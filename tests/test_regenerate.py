@@ -6,7 +6,7 @@ tests/test_e2e.py runs the real model with regeneration on (its default)."""
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from conftest import run_cli_here
 from fakeserver import FakeServer
 
 from finephrase.errors import UsageError
@@ -66,7 +66,7 @@ def _run(tmp_path, fake, *extra):
     src = _docs(tmp_path, ["JUNKONCE a page about rivers and lakes in the north", "JUNK a page about loops",
                            "a page about mountains and valleys in spring"])
     out = tmp_path / "out"
-    r = run_cli("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
+    r = run_cli_here("rephrase", src, "--prompt", "faq", "--output", out, "--backend", "endpoint", "--endpoint-url",
                 fake.url, "--seed", "1", "--temperature", "0.3", "--max-tokens", "64", *extra)
     assert r.returncode == 0, r.stderr
     return out, r
@@ -89,17 +89,17 @@ def test_a_rejected_generation_is_asked_again_and_recorded(tmp_path):
     assert counts["retry_tokens"] == 3 * 24  # three discarded loops of 24 words (the stand-in counts words)
     assert counts["generated_tokens"] == counts["output_tokens"] + 24 + counts["retry_tokens"]
     assert "regenerated: 3 attempts discarded" in r.stdout + r.stderr
-    assert "1.50 attempts/row" in r.stdout + r.stderr and run_cli("verify", out).returncode == 0
-    status = orjson.loads(run_cli("status", out, "--json").stdout)["total"]
+    assert "1.50 attempts/row" in r.stdout + r.stderr and run_cli_here("verify", out).returncode == 0
+    status = orjson.loads(run_cli_here("status", out, "--json").stdout)["total"]
     assert status["retries"] == {"faq": 3} and status["retry_tokens"] == 72
-    text = run_cli("status", out).stdout
+    text = run_cli_here("status", out).stdout
     assert "published faq 67% (1.50 attempts/row)" in text and "regenerated 3 attempts discarded" in text
-    card = run_cli("card", out)
+    card = run_cli_here("card", out)
     assert card.returncode == 0, card.stderr
     text = (out / "README.md").read_text()
     assert "- regeneration: up to 3 generations per (document, prompt)" in text
     assert "attempts per published row: `faq` 1.50; 3 attempts discarded (72 tokens generated)" in text
-    report = run_cli("report", out, "--out", out.parent / "report")
+    report = run_cli_here("report", out, "--out", out.parent / "report")
     assert report.returncode == 0, report.stderr
     assert ("**regeneration**: up to 3 generations per (document, prompt); `faq` 67% published, 1.50 attempts/row; "
             "3 attempts discarded (72 tokens generated)") in (out.parent / "report" / "report.md").read_text()

@@ -10,7 +10,7 @@ import re
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE, ledger_entries, read_generations, refused, run_cli, small_rows, write_parquet
+from conftest import SAMPLE, ledger_entries, read_generations, refused, run_cli, run_cli_here, small_rows, write_parquet
 
 from finephrase.errors import UsageError
 from finephrase.serving.truncation import TRUNCATION_KEYS, add_truncation, truncation_text
@@ -85,16 +85,16 @@ def test_truncation_in_status_report_and_card(real_run):
     out, _, _ = real_run
     counts = orjson.loads((out / "manifest.json").read_bytes())["counts"]
     line = truncation_text(counts)
-    r = run_cli("status", out, timeout=60)
+    r = run_cli_here("status", out)
     assert r.returncode == 0, r.stderr
     assert f"truncated {line}" in r.stdout.splitlines()
-    r = run_cli("status", out, "--json", timeout=60)
+    r = run_cli_here("status", out, "--json")
     assert {k: json.loads(r.stdout)["total"][k] for k in TRUNCATION_KEYS} == {k: counts[k] for k in TRUNCATION_KEYS}
-    r = run_cli("card", out, timeout=300)
+    r = run_cli_here("card", out)
     assert r.returncode == 0, r.stderr
     assert f"- truncated to fit the context: {line}" in (out / "README.md").read_text().splitlines()
     pytest.importorskip("matplotlib")
-    r = run_cli("report", out, timeout=300)
+    r = run_cli_here("report", out)
     assert r.returncode == 0, r.stderr
     assert f"- **truncated** to fit the context: {line}" in (out / "report" / "report.md").read_text()
 
