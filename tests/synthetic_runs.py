@@ -1,9 +1,9 @@
-"""Run folders built directly, for the tests of the stages that read one (dedup, mix, folder kinds): rows, ledger
-and manifest shaped like `finephrase rephrase` writes them (the ledger through the real Ledger, the counts through
-the real collect_counts), with texts of random words so that only what is planted is similar."""
+"""Run folders built without a model, for the tests of the stages that read one (dedup, decontaminate, score, mix,
+folder kinds): the rows are given, everything else is written by the real code (the chunks and the ledger through
+the real Ledger, the manifest by the run's own prepare_output and finalize_manifest from the fingerprint of a real
+pipeline), with texts of random words so that only what is planted is similar."""
 
 import random
-import time
 from pathlib import Path
 
 import orjson
@@ -11,12 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import write_parquet
 
-from finephrase.pipeline.readers.resumable import ResumableReader
-from finephrase.run.runner import collect_counts, input_listing
+from finephrase.pipeline.readers.resumable import resolve_inputs
+from finephrase.pipeline.shape import connected, inspect_pipeline
+from finephrase.prompts.library import load_prompts
+from finephrase.run.config import RunConfig, build_pipeline
+from finephrase.run.manifest import finalize_manifest, fingerprint, prepare_output, session_record
 from finephrase.store.ledger import Ledger
 from finephrase.store.schema import OUTPUT_SCHEMA
 
-PROMPTS = {"faq": "81b5ff7e8babfbbd", "table": "37f6ad1774e88919"}
+PROMPTS = {p.name: p.hash for p in load_prompts("faq,table")}
 DOCS = 100  # source documents: 100 rows per prompt, 200 in all
 CHUNK = 50  # documents per committed chunk: two files per prompt
 
@@ -93,6 +96,18 @@ def build_dedup_run(root: Path, docs: int = DOCS, chunk_size: int = CHUNK, copy_
     return planted
 
 
+def write_manifest(run: Path, src: Path, prompts=tuple(PROMPTS), tasks: int = 1) -> None:
+    """A run's manifest through the real code, once its ledgers are written: the fingerprint of the pipeline
+    `finephrase rephrase SRC --prompt PROMPTS --id-column id --seed 1 --tasks TASKS` stands for, written as a run
+    writes it, then finalized from the ledgers (counts; finished when every task's ledger says so)."""
+    cfg = RunConfig.for_backend("embedded", inputs=[str(src)], output=str(run), prompts=load_prompts(",".join(prompts)),
+                                id_column="id", seed=1, tasks=tasks)
+    shape = connected(inspect_pipeline(build_pipeline(cfg)))
+    prepare_output(run, fingerprint(shape, tasks, resolve_inputs(cfg.inputs)), session_record(shape, 1, None, 0),
+                   shape.rephrase.prompts)
+    finalize_manifest(run, tasks)
+
+
 def write_run(root: Path, source_texts: list[str], texts: dict[str, list[str]], chunk_size: int = CHUNK) -> Path:
     """A finished run in root/run: its input root/in/docs.parquet holds `source_texts`, prompt p's row i has text
     texts[p][i] (one per source document), committed in chunks of `chunk_size` through the real Ledger."""
@@ -122,24 +137,7 @@ def write_run(root: Path, source_texts: list[str], texts: dict[str, list[str]], 
             "output_tokens": sum(sum(t["output_tokens"].to_pylist()) for t in tables.values()),
             "pos": {"file_index": 0, "offset": start + chunk_size, "read": start + chunk_size}})
     ledger.mark_finished({"docs": docs})
-    reader = ResumableReader([str(src)], text_column="text", id_column="id", limit=-1)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    manifest = {
-        "finephrase_version": "0.1.0", "created_at": now, "status": "finished",
-        "config": {"inputs": [str(src)], "input_files": input_listing(reader.files), "text_column": "text",
-                   "id_column": "id", "limit": -1,
-                   "selection": {"where": [], "languages": [], "min_chars": None, "max_chars": None,
-                                 "sample_rate": None, "token_budget": None, "filters": []},
-                   "prompts": PROMPTS, "backend": "embedded", "model": "SmolLM2-135M-Instruct",
-                   "context_length": 2048,
-                   "sampling": {"temperature": 0.2, "top_p": 0.9, "top_k": None, "seed": 1, "max_tokens": 512},
-                   "tasks": 1},
-        "prompts": [{"name": p, "family": "finephrase", "version": 1, "hash": h, "description": p, "system": None,
-                     "template": "{{document}}", "extract_tag": None} for p, h in PROMPTS.items()],
-        "sessions": [], "software": {"python": "3.11", "finephrase": "0.1.0", "datatrove": "0.10.1"},
-        "counts": collect_counts(run), "updated_at": now,
-    }
-    (run / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_manifest(run, src)
     return run
 
 

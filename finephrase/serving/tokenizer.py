@@ -5,7 +5,7 @@ The embedded llama.cpp server handles one request at a time, so a tokenize call 
 generations; for it the same GGUF's vocabulary is tokenized in-process instead, without llama.cpp (it is not a
 default dependency): the tokenizer's metadata (tokens, merges, pre-tokenizer name) is read from the GGUF header
 (`read_gguf_metadata`; the tensors are never read) and rebuilt as a Hugging Face `tokenizers.Tokenizer` that
-splits text as llama.cpp does (~0.1 s to load). tests/test_tokenizer.py checks the counts against llama.cpp's
+splits text as llama.cpp does (~0.1 s to load). tests/serving/test_tokenizer.py checks the counts against llama.cpp's
 own server.
 
 Only what llama.cpp and this module both know is accepted: byte-level BPE (`tokenizer.ggml.model` "gpt2") with

@@ -1,7 +1,7 @@
 """Validate and regenerate (finephrase/quality/regenerate.py): a generation the gate rejects for a fixable reason is
 asked for again. The run-level tests use the stand-in server (tests/fakeserver.py): what is under test is our own
 loop's accounting of attempts (which request is sent again, with what, and what is committed), not generation;
-tests/test_e2e.py runs the real model with regeneration on (its default)."""
+tests/run/test_e2e.py runs the real model with regeneration on (its default)."""
 
 import orjson
 import pyarrow.parquet as pq

@@ -5,12 +5,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from finephrase.errors import UsageError
 from finephrase.prompts.library import available_prompts, load_prompt, load_prompts
 from finephrase.prompts.templates import PLACEHOLDER, default_prompts_dir, load_template_file
 
-REPO = Path(__file__).resolve().parent.parent
 FAMILIES = {"finephrase", "finephrase-extra", "nemotron-cc", "rewire", "beyondweb"}
 PROMPT_FILES = sorted((REPO / "prompts").glob("*.toml"))
 

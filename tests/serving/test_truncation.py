@@ -1,15 +1,13 @@
 """Token-accurate truncation of documents to the context budget."""
 
 import asyncio
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from conftest import SAMPLE
 
 from finephrase.serving.truncation import fit_to_budget
-
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "python-docs.parquet"
 
 
 class WordCounter:
@@ -206,7 +204,7 @@ def test_real_smollm2_tokenizer_on_longest_sample_document():
         gguf = packaged_gguf_path()
     except Exception as e:  # the model package is not installed
         pytest.skip(str(e))
-    ntok = GGUFTokenizer(gguf).count_sync  # llama.cpp's counts (tests/test_tokenizer.py checks them)
+    ntok = GGUFTokenizer(gguf).count_sync  # llama.cpp's counts (tests/serving/test_tokenizer.py checks them)
 
     calls = []
 

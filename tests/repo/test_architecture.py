@@ -173,6 +173,16 @@ def test_the_manifest_is_parsed_in_one_place():
     assert not found, found
 
 
+def test_tests_mirror_the_packages():
+    """Every test file sits in the folder of a finephrase package (tests/store/ for finephrase/store/, ...) or in
+    tests/repo/ (the repository as a whole); only helper modules stay at tests/ itself."""
+    tests = REPO / "tests"
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} | {"repo"}
+    misplaced = sorted(str(p.relative_to(tests)) for p in tests.rglob("test_*.py")
+                       if p.parent == tests or p.relative_to(tests).parts[0] not in packages)
+    assert not misplaced, misplaced
+
+
 def test_no_step_is_changed_after_it_is_built():
     """The run connects its own steps by building them again (`resuming`, `Rephrase.for_run`): nothing in the
     pipeline or run packages copies a step and sets its attributes (copy.copy, setattr), and a Rephrase's settings
@@ -200,7 +210,7 @@ def test_tests_share_helpers_from_helper_modules_not_from_each_other():
     """A test file imports helpers (conftest, fakeserver, synthetic_runs, hub_client, ...), never another test
     file, and never edits sys.path (benchmarks/ is on pytest's pythonpath)."""
     offenders = []
-    for path in sorted((REPO / "tests").glob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_"):

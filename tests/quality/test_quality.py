@@ -1,19 +1,20 @@
 """The format-aware quality gate on known texts: each template's [check], the non-answer checks, and
 `finephrase gate DIR` (a read-only re-check of a run's published rows). The labelled set with precision and
-recall per format is tests/test_gate_labelled.py."""
+recall per format is tests/quality/test_gate_labelled.py."""
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from conftest import write_parquet
 from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
+from synthetic_runs import write_manifest
 
 from finephrase.errors import UsageError
 from finephrase.prompts.templates import parse_template
 from finephrase.prompts.library import available_prompts, load_prompt
 from finephrase.quality.formats import check_format, numbered_steps, qa_pairs
 from finephrase.quality.gate import QualityGate
+from finephrase.store.ledger import Ledger
 
 SOURCE = ("The socket module provides access to the BSD socket interface. It is available on all modern Unix "
           "systems, Windows and MacOS. Socket addresses are represented as tuples (host, port) for the AF_INET "
@@ -104,12 +105,13 @@ def _run_with_rows(root, texts: list[str]):
     ids = [f"doc-{i}" for i in range(len(texts))]
     src = write_parquet(root / "in" / "docs.parquet", [{"id": i, "text": SOURCE} for i in ids])
     run = root / "run"
-    (run / "faq").mkdir(parents=True)
     rows = [{"id": f"{i}/faq", "source_id": i, "text": t, "finish_reason": "stop"} for i, t in zip(ids, texts)]
-    pq.write_table(pa.Table.from_pylist(rows), run / "faq" / "00000_000000.parquet")
-    cfg = {"inputs": [str(src)], "text_column": "text", "id_column": "id", "limit": -1, "tasks": 1,
-           "prompts": {"faq": load_prompt("faq").hash}}
-    (run / "manifest.json").write_bytes(orjson.dumps({"config": cfg, "status": "finished"}))
+    ledger = Ledger(run, 0)
+    n = len(rows)  # one chunk: the whole input file, read from its first row
+    ledger.commit(0, {"faq": pa.Table.from_pylist(rows)},
+                  {"first": 0, "pos": {"file_index": 0, "offset": n, "read": n}, "docs": n, "rows": {"faq": n}})
+    ledger.mark_finished()
+    write_manifest(run, src, ("faq",))
     return run
 
 

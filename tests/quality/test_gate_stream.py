@@ -14,12 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, assert_one_line_error, write_parquet
 from conftest import run_cli_here as run_cli  # the fast layer: these commands start no model
+from synthetic_runs import write_manifest
 
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.prompts.library import load_prompt
 from finephrase.quality.gate import QualityGate
 from finephrase.quality.recheck import recheck
 from finephrase.store.datafiles import parquet_files
+from finephrase.store.ledger import Ledger
 
 SOCKET = ("The socket module provides access to the BSD socket interface. It is available on all modern Unix "
           "systems, Windows and MacOS. Socket addresses are represented as tuples (host, port) for the AF_INET "
@@ -57,30 +59,26 @@ def make_run(root: Path, docs: int, tasks: int = 2, chunk: int = 40, pad: int = 
                         [{"id": f"doc-{i:06d}", "text": (SOCKET if i % 2 == 0 else REGEX) + filler} for i in
                          range(docs)], row_group_size=64)
     run = root / "run"
-    cfg = {"inputs": [str(src)], "text_column": "text", "id_column": "id", "limit": -1, "tasks": tasks,
-           "prompts": {p: load_prompt(p).hash for p in PROMPTS}}
-    reader = ResumableReader(cfg["inputs"])
+    reader = ResumableReader([str(src)])
     for rank in range(tasks):
         ranks_docs = list(reader.iter_documents(rank, tasks))
         spans = [ranks_docs[s:s + chunk] for s in range(0, len(ranks_docs), chunk)]
         numbers = list(range(len(spans)))
         numbers[:2] = numbers[1::-1]  # the first two chunks committed out of order (a straggler)
-        lines = sorted((n, span) for n, span in zip(numbers, spans))
-        ledger = run / ".ledger" / f"rank_{rank:05d}.jsonl"
-        ledger.parent.mkdir(parents=True, exist_ok=True)
-        with open(ledger, "wb") as f:
-            for n, span in lines:
-                f.write(orjson.dumps(_commit(run, rank, n, span, cheap)) + b"\n")
-            f.write(orjson.dumps({"finished": True}) + b"\n")
+        ledger = Ledger(run, rank)
+        for n, span in sorted(zip(numbers, spans), key=lambda x: x[0]):
+            ledger.commit(n, *_chunk(span, cheap))
+        ledger.mark_finished()
+    write_manifest(run, src, PROMPTS, tasks)
     leftover = [{"id": "doc-000001/faq", "source_id": "doc-000001", "text": "The document is ready.",
                  "finish_reason": "stop"}]
     pq.write_table(pa.Table.from_pylist(leftover), run / "faq" / f"{tasks - 1:05d}_000999.parquet")
-    (run / "manifest.json").write_bytes(orjson.dumps({"config": cfg, "status": "finished"}))
     return run
 
 
-def _commit(run: Path, rank: int, number: int, span: list, cheap: bool) -> dict:
-    files, counts = [], {}
+def _chunk(span: list, cheap: bool) -> tuple[dict, dict]:
+    """One chunk's tables and ledger entry (Ledger.commit writes the files and the line)."""
+    tables, counts = {}, {}
     for p in PROMPTS:
         rows = []
         for d in span:
@@ -88,13 +86,10 @@ def _commit(run: Path, rank: int, number: int, span: list, cheap: bool) -> dict:
             gen = _generation(i, SOCKET if i % 2 == 0 else REGEX, cheap)
             if gen and (p == "faq" or i % 3 == 0):
                 rows.append({"id": f"{d.id}/{p}", "source_id": d.id, "text": gen[0], "finish_reason": gen[1]})
-        if rows:
-            (run / p).mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows), run / p / f"{rank:05d}_{number:06d}.parquet")
-            files.append(f"{p}/{rank:05d}_{number:06d}.parquet")
+        tables[p] = pa.Table.from_pylist(rows) if rows else pa.table({"id": pa.array([], pa.string())})
         counts[p] = len(rows)
     first, last = span[0].metadata["_fp_pos"]["read"], span[-1].metadata["_fp_pos"]
-    return {"chunk": number, "first": first, "pos": last, "docs": len(span), "rows": counts, "files": files}
+    return tables, {"first": first, "pos": last, "docs": len(span), "rows": counts}
 
 
 def reference(root: Path, use_source: bool = True, examples: int = 2) -> dict:

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import TESTS
 
-DATA = Path(__file__).parent / "data" / "gate_labelled.jsonl"
-PAPER_DATA = Path(__file__).parent / "data" / "gate_labelled_paper.jsonl"
+DATA = TESTS / "data" / "gate_labelled.jsonl"
+PAPER_DATA = TESTS / "data" / "gate_labelled_paper.jsonl"
 # paper-format prompt files written for this test (the paper's own texts stay in its repository): the gate judges
 # an item with the check the file's well-known name gives, and the instructions for its echo check
 PAPER_ASKS = {"faq": "Rewrite the document as questions and answers.",

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import REPO, run_cli, small_rows, write_parquet
+from conftest import REPO, TESTS, run_cli, small_rows, write_parquet
 from fakeserver import FakeServer
 
-TESTS = Path(__file__).resolve().parent
 SMOLLM2_FLAGS = ["--max-num-seqs=2048", "--max-num-batched-tokens=32768",
                  '--speculative-config={"method":"suffix","num_speculative_tokens":32}']
 
