@@ -4,7 +4,6 @@ pipeline they stand for (`build_pipeline`): the same list of steps a pipeline de
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from finephrase.prompts.templates import PromptTemplate
 from finephrase.quality.regenerate import Regenerate, default_attempts
 from finephrase.run.preflight import check_settings
 from finephrase.serving import Endpoint, LlamaCppServer, VllmServer, packaged_gguf_path
-from finephrase.serving.client import Sampling
+from finephrase.serving.client import Sampling, api_key_from
 from finephrase.serving.models import apply_preset
 
 # Per-backend defaults: the embedded CPU model is small and slow (short contexts, small chunks, a short queue);
@@ -68,7 +67,7 @@ class RunConfig:
     engine_args: list[str] = field(default_factory=list)  # embedded: llama.cpp parameters, NAME=VALUE
     gpu_memory_utilization: float = 0.9
     filters: list = field(default_factory=list)  # extra datatrove filters (pipeline definitions)
-    gpus_per_task: int | None = None  # for GPU-hours; None: 1 with vllm, 0 otherwise
+    gpus_per_task: int | None = None  # for GPU-hours; None: run()'s default (1 with vllm, 0 otherwise)
     rank: int | None = None  # run only this task of `tasks` (one SLURM array task); None: all of them
     chat_template_kwargs: dict | None = None  # sent with every request (e.g. Qwen3: thinking off)
     constrain_format: bool | None = None  # each template's [check] grammar with its requests; None: on if embedded
@@ -105,8 +104,6 @@ class RunConfig:
         if cfg.rank is not None:
             check_rank(cfg.rank, cfg.tasks)
             cfg.workers = 1
-        if cfg.gpus_per_task is None:
-            cfg.gpus_per_task = 1 if backend == "vllm" else 0
         cfg.selection()  # validate conditions before anything starts
         cfg.rephrase_settings()  # the step's settings check themselves (pipeline/inference/settings.py)
         check_settings(cfg)
@@ -141,7 +138,7 @@ class RunConfig:
         return fingerprint(inspect_pipeline(build_pipeline(self)), self.tasks, input_files)
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) or None if self.api_key_env else None
+        return api_key_from(self.api_key_env)
 
 
 def build_pipeline(cfg: RunConfig) -> list:

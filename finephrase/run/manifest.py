@@ -26,7 +26,6 @@ from finephrase import __version__
 from finephrase.errors import UsageError
 from finephrase.monitor.occupancy import session_occupancy
 from finephrase.pipeline.shape import Shape, gate_fingerprint, selection_fingerprint, without_filter_behaviour
-from finephrase.serving import packaged_gguf_path
 from finephrase.serving.truncation import add_truncation
 from finephrase.store.layout import MANIFEST, OWN_FILES, output_lock, read_manifest, write_manifest
 from finephrase.store.ledger import LEDGER_DIR, all_ledgers
@@ -192,7 +191,7 @@ def model_revision(server) -> str | None:
 
 def _model_revision(server) -> str | None:
     if server.backend == "embedded":
-        path = Path(server.gguf) if server.gguf else packaged_gguf_path()
+        path = server.gguf_path
         try:
             h = hashlib.sha256()
             with open(path, "rb") as f:

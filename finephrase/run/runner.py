@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,8 +41,8 @@ from finephrase.run.manifest import (  # noqa: F401
 )
 from finephrase.run.preflight import check_inputs
 from finephrase.run.summary import summary
-from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer, packaged_gguf_path
-from finephrase.serving.client import ChatClient, RequestRejected, Sampling
+from finephrase.serving import Endpoint, LlamaCppServer, ManagedServer
+from finephrase.serving.client import ChatClient, RequestRejected, Sampling, api_key_from
 from finephrase.serving.handle import ServerHandle
 from finephrase.store.layout import LOGS, MANIFEST, read_manifest, recorded_tasks
 from finephrase.store.ledger import unfinished_tasks
@@ -108,7 +107,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
         manifest = prepare_output(out, fp, session_record(shape, workers, rank, gpus_per_task),
                                   shape.rephrase.prompts, rank, overwrite)
         with _started(server, out, rank):
-            preflight(server.base_url, server.model, _api_key(shape), settings.chat_template_kwargs)
+            preflight(server.base_url, server.model, api_key_from(settings.api_key_env), settings.chat_template_kwargs)
             print(f"rephrasing {len(input_files)} input file(s) with "
                   f"{', '.join(p.name for p in shape.rephrase.prompts)} -> {out} ({tasks} task(s), "
                   f"{settings.max_concurrency} requests in flight per task)", file=sys.stderr)
@@ -134,11 +133,6 @@ def _conditions(shape: Shape) -> list[str]:
     return [c for f in shape.source_filters for c in (getattr(f, "setting", None) or {}).get("where", [])]
 
 
-def _api_key(shape: Shape) -> str | None:
-    env = shape.rephrase.settings.api_key_env
-    return os.environ.get(env) or None if env else None
-
-
 @contextlib.contextmanager
 def _started(server, out: Path, rank: int | None):
     """The run's handle on its server: a managed one is started (its log under DIR/logs/ unless it has one) and
@@ -160,7 +154,7 @@ def _shared(shape: Shape, workers: int) -> Shape:
         return shape
     gguf = settings.tokenizer_gguf
     if isinstance(server, LlamaCppServer) and gguf is None:
-        gguf = str(server.gguf or packaged_gguf_path())
+        gguf = str(server.gguf_path)
     tty = False if settings.progress_tty is None else settings.progress_tty
     return with_step(shape, rephrase, rephrase.for_run(Endpoint(server.base_url, server.model),
                                                        tokenizer_gguf=gguf, progress_tty=tty))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -86,6 +87,12 @@ def _proxy_for(url: str) -> str | None:
     if not proxies or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
         return None
     return proxies.get(parts.scheme) or proxies.get("all")
+
+
+def api_key_from(env_var: str | None) -> str | None:
+    """The API key held by the environment variable `env_var` (None when unnamed, unset or empty): read where a
+    request is made, never stored in settings, manifests or logs."""
+    return os.environ.get(env_var) or None if env_var else None
 
 
 def request_seed(seed: int | None, source_id: str, prompt: str) -> int | None:

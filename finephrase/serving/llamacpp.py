@@ -48,13 +48,18 @@ class LlamaCppServer(ManagedServer):
         self.engine_args = list(engine_args or [])
         super().__init__(model=model_name or PACKAGED_MODEL_NAME, log_path=log_path, port=port)
 
+    @property
+    def gguf_path(self) -> Path:
+        """The GGUF this server loads: the one given, else the packaged SmolLM2-135M-Instruct."""
+        return self.gguf or packaged_gguf_path()
+
     def command(self) -> list[str]:
         if importlib.util.find_spec("xllamacpp") is None:
             raise ServerError(
                 "the embedded backend needs xllamacpp (llama.cpp's server, prebuilt): run `make install` "
                 "(or `pip install xllamacpp`), or use --backend endpoint"
             )
-        gguf = self.gguf or packaged_gguf_path()
+        gguf = self.gguf_path
         cmd = [
             sys.executable, "-m", ENGINE_MODULE,
             "--model", str(gguf),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import queue
 import threading
 from dataclasses import replace
@@ -31,9 +30,9 @@ from finephrase.process.drain import Drained
 from finephrase.prompts.templates import PromptTemplate, prefix_groups
 from finephrase.quality.constrain import request_fields
 from finephrase.serving.base import Endpoint
-from finephrase.serving.client import ChatClient, Sampling
+from finephrase.serving.client import ChatClient, Sampling, api_key_from
 from finephrase.serving.handle import ServerHandle
-from finephrase.serving.llamacpp import LlamaCppServer, packaged_gguf_path
+from finephrase.serving.llamacpp import LlamaCppServer
 from finephrase.serving.tokenizer import GGUFTokenizer
 from finephrase.store.layout import LEDGER_DIR, check_prompt_name
 from finephrase.store.ledger import Ledger, LedgerState
@@ -134,7 +133,7 @@ class Rephrase(PipelineStep):
         s = self.settings
         client = ChatClient(server, self.server.model, timeout=s.request_timeout,
                             max_retries=s.max_retries, max_connections=s.max_concurrency + 4,
-                            api_key=os.environ.get(s.api_key_env) if s.api_key_env else None,
+                            api_key=api_key_from(s.api_key_env),
                             chat_template_kwargs=s.chat_template_kwargs)
         async with client:
             count = await self._token_counter(client)
@@ -159,7 +158,7 @@ class Rephrase(PipelineStep):
         endpoint, else None (documents are then cut by bytes)."""
         gguf = self.settings.tokenizer_gguf
         if gguf is None and isinstance(self.server, LlamaCppServer):
-            gguf = str(self.server.gguf or packaged_gguf_path())
+            gguf = str(self.server.gguf_path)
         if gguf:
             return GGUFTokenizer(gguf).count
         return client.count_tokens if await client.detect_tokenizer() != "none" else None

@@ -23,6 +23,9 @@ HELD_GENERATIONS_PER_SLOT = 32
 
 @dataclass(frozen=True)
 class RephraseSettings:
+    """Every setting of the rephrasing step, with its default; built checked, never changed (`replace` makes a new
+    one, checked again)."""
+
     # tokens per request; None: the server's context when it has one (LlamaCppServer, VllmServer), else 8192
     context_length: int | None = None
     max_concurrency: int = 64  # requests in flight per task
@@ -50,6 +53,8 @@ class RephraseSettings:
     regenerate: Regenerate | None = None
 
     def __post_init__(self):
+        if self.chat_template_kwargs is not None:  # its own copy: the caller's dict may change after
+            object.__setattr__(self, "chat_template_kwargs", dict(self.chat_template_kwargs))
         if self.max_concurrency < 1:
             raise UsageError(f"--max-concurrency {self.max_concurrency}: must be at least 1")
         if self.request_timeout <= 0:

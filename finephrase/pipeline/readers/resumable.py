@@ -151,7 +151,8 @@ class ResumableReader(PipelineStep):
         self.seeks: list[dict | None] = []  # the positions the last run() started reading at (None: the start)
 
     def resuming(self, resume_dir: str) -> "ResumableReader":
-        """A new reader like this one that resumes from `resume_dir` (the run's copy; this one is not changed)."""
+        """A new reader like this one that resumes from `resume_dir` (the run's copy; this one is not changed). A
+        subclass whose constructor takes other arguments overrides this."""
         return type(self)(self.inputs, self.text_column, self.id_column if self.id_column_given else None,
                           self.limit, resume_dir, self.batch_size)
 
