@@ -57,6 +57,17 @@ def check_rank(rank: int, tasks: int) -> None:
         raise UsageError(f"--rank {rank} is outside 0..{tasks - 1} (--tasks {tasks})")
 
 
+def worker_processes(workers: int, tasks: int, rank: int | None) -> int:
+    """The processes a run uses, by one rule for the command and run(): one for one task of an array (`rank`),
+    else `workers`, at most one per task. One-line errors for a count below 1 or a rank outside the tasks."""
+    if tasks < 1 or workers < 1:
+        raise UsageError("--tasks and --workers must be at least 1")
+    if rank is not None:
+        check_rank(rank, tasks)
+        return 1
+    return min(workers, tasks)
+
+
 def _env_rank() -> int | None:
     """The rank the environment gives: FINEPHRASE_RANK, else the SLURM array index as it is."""
     rank = _env_int("FINEPHRASE_RANK")

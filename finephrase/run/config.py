@@ -14,7 +14,7 @@ from finephrase.pipeline.inference.rephrase import Rephrase
 from finephrase.pipeline.inference.settings import RephraseSettings
 from finephrase.pipeline.readers.resumable import ResumableReader
 from finephrase.pipeline.writers.chunk_writer import ChunkWriter
-from finephrase.process.array_task import check_rank
+from finephrase.process.array_task import worker_processes
 from finephrase.prompts.templates import PromptTemplate
 from finephrase.quality.regenerate import Regenerate, default_attempts
 from finephrase.run.preflight import check_settings
@@ -100,10 +100,7 @@ class RunConfig:
         if backend == "endpoint" and not kw.get("endpoint_url"):
             raise UsageError("the endpoint backend needs an endpoint URL (--endpoint-url URL)")
         cfg = cls(backend=backend, **kw)
-        cfg.workers = min(cfg.workers, cfg.tasks)
-        if cfg.rank is not None:
-            check_rank(cfg.rank, cfg.tasks)
-            cfg.workers = 1
+        cfg.workers = worker_processes(cfg.workers, cfg.tasks, cfg.rank)
         cfg.selection()  # validate conditions before anything starts
         cfg.rephrase_settings()  # the step's settings check themselves (pipeline/inference/settings.py)
         check_settings(cfg)

@@ -25,7 +25,7 @@ from finephrase.errors import FinephraseError, UsageError
 from finephrase.pipeline.readers.resumable import resolve_inputs
 from finephrase.pipeline.shape import Shape, connected, inspect_pipeline, with_step
 from finephrase.process.drain import drain_on_signals
-from finephrase.process.array_task import check_rank, in_array, task_of
+from finephrase.process.array_task import in_array, task_of, worker_processes
 from finephrase.process.exits import ending
 from finephrase.run.config import BACKEND_DEFAULTS, RunConfig, build_pipeline, make_server  # noqa: F401  (re-exported)
 from finephrase.run.executor import LocalExecutor
@@ -85,8 +85,7 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
     shape = inspect_pipeline(pipeline)
     if output is not None and Path(output).resolve() != Path(shape.output).resolve():
         raise UsageError(f"output {output} is not the ChunkWriter's folder {shape.output}")
-    _check_tasks(tasks, rank, workers)
-    workers = 1 if rank is not None else min(workers, tasks)
+    workers = worker_processes(workers, tasks, rank)
     shape = connected(shape)
     out, server, settings = Path(shape.output), shape.rephrase.server, shape.rephrase.settings
     input_files = resolve_inputs(shape.reader.inputs)
@@ -120,13 +119,6 @@ def _run(pipeline: list, tasks: int, rank: int | None, workers: int, overwrite: 
     print(summary(out, manifest["counts"], time.monotonic() - t0, [p.name for p in shape.rephrase.prompts],
                   constrained=settings.constrain_style is not None), file=sys.stderr)
     return manifest
-
-
-def _check_tasks(tasks: int, rank: int | None, workers: int):
-    if tasks < 1 or workers < 1:
-        raise UsageError("--tasks and --workers must be at least 1")
-    if rank is not None:
-        check_rank(rank, tasks)
 
 
 def _conditions(shape: Shape) -> list[str]:
