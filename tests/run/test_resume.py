@@ -8,7 +8,7 @@ import time
 
 import orjson
 import pyarrow.parquet as pq
-from conftest import REPO, ledger_line_count, run_cli, small_rows, write_parquet
+from conftest import REPO, ledger_line_count, run_cli, run_cli_here, small_rows, write_parquet
 
 
 def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
@@ -33,11 +33,11 @@ def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
     committed_docs = sum(e["docs"] for e in committed)
     stamps = {f: (out / f).stat().st_mtime_ns for e in committed for f in e["files"]}
 
-    assert run_cli("verify", out).returncode == 1  # unfinished: verify says so
+    assert run_cli_here("verify", out).returncode == 1  # unfinished: verify says so
 
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
-    v = run_cli("verify", out)
+    v = run_cli_here("verify", out)
     assert v.returncode == 0, v.stdout
     # committed chunks were not regenerated
     assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
@@ -56,27 +56,28 @@ def test_kill9_after_first_chunk_then_resume(llama_endpoint, tmp_path):
 
 
 def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):
+    """In-process (run_cli_here): the refusals happen before any work, and the runs are endpoint runs."""
     src = write_parquet(tmp_path / "docs.parquet", small_rows(2, chars=200))
     out = tmp_path / "out"
     base = ["rephrase", src, "--output", out, "--backend", "endpoint", "--endpoint-url", llama_endpoint,
             "--max-tokens", "48", "--context-length", "1024",
             "--max-attempts", "1"]
-    assert run_cli(*base, "--prompt", "faq", "--limit", "1").returncode == 0
+    assert run_cli_here(*base, "--prompt", "faq", "--limit", "1").returncode == 0
     for change in (["--prompt", "math", "--limit", "1"], ["--prompt", "faq", "--limit", "1", "--temperature", "0.9"],
                    ["--prompt", "faq", "--limit", "1", "--tasks", "2"]):
-        r = run_cli(*base, *change)
+        r = run_cli_here(*base, *change)
         assert r.returncode == 2, change
         line = r.stderr.strip().splitlines()[-1]
         assert line.startswith("error:") and "other settings" in line and "--overwrite" in line
         assert "Traceback" not in r.stderr
     # the same command again: nothing to do, still exactly once
-    assert run_cli(*base, "--prompt", "faq", "--limit", "1").returncode == 0
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here(*base, "--prompt", "faq", "--limit", "1").returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
     # --overwrite starts over with the new settings
-    r = run_cli(*base, "--prompt", "math", "--limit", "1", "--overwrite")
+    r = run_cli_here(*base, "--prompt", "math", "--limit", "1", "--overwrite")
     assert r.returncode == 0, r.stderr
     assert not (out / "faq").exists()
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_sigterm_drains_then_resumes(tmp_path):
@@ -115,7 +116,7 @@ def test_sigterm_drains_then_resumes(tmp_path):
     assert snap["committed_docs"] < len(rows)  # it did stop early
     r = run_cli(*args)  # and it resumes
     assert r.returncode == 0, r.stderr
-    assert run_cli("verify", out).returncode == 0
+    assert run_cli_here("verify", out).returncode == 0
 
 
 def test_model_server_killed_mid_run_is_restarted(tmp_path):
@@ -139,7 +140,7 @@ def test_model_server_killed_mid_run_is_restarted(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "model server died: restart 1/3" in err
-    v = run_cli("verify", out)
+    v = run_cli_here("verify", out)
     assert v.returncode == 0, v.stdout
     ids = sorted(x["source_id"] for d in ("faq", "rejects/faq") if (out / d).exists()
                  for x in pq.read_table(out / d).to_pylist())
