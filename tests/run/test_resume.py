@@ -80,14 +80,12 @@ def test_rerun_with_other_settings_is_refused(llama_endpoint, tmp_path):
     assert run_cli_here("verify", out).returncode == 0
 
 
-def test_sigterm_drains_then_resumes(tmp_path):
-    """SIGTERM (or SLURM's SIGUSR1 warning): stop taking documents, finish what is in flight, commit, exit 75."""
-    rows = small_rows(24, chars=200)
-    small_docs = write_parquet(tmp_path / "docs.parquet", rows)
-    out = tmp_path / "out"
-    args = ["rephrase", small_docs, "--prompt", "faq", "--output", out, "--chunk-size", "2", "--max-tokens", "48",
-    "--max-attempts", "1",
-            "--context-length", "1024"]
+def _started_and_committed(tmp_path, rows: list[dict], out):
+    """A run of `rows` on the embedded engine in a process of its own, once its first chunk is committed:
+    (the process, its command's arguments, the pids of its engine server)."""
+    src = write_parquet(tmp_path / "docs.parquet", rows)
+    args = ["rephrase", src, "--prompt", "faq", "--output", out, "--chunk-size", "2", "--max-tokens", "48",
+            "--max-attempts", "1", "--context-length", "1024"]
     proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -95,8 +93,16 @@ def test_sigterm_drains_then_resumes(tmp_path):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    children = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llamacpp_process"], capture_output=True,
-                              text=True).stdout.split()
+    server = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llamacpp_process"], capture_output=True,
+                            text=True).stdout.split()
+    return proc, args, server
+
+
+def test_sigterm_drains_then_resumes(tmp_path):
+    """SIGTERM (or SLURM's SIGUSR1 warning): stop taking documents, finish what is in flight, commit, exit 75."""
+    rows = small_rows(24, chars=200)
+    out = tmp_path / "out"
+    proc, args, children = _started_and_committed(tmp_path, rows, out)
     assert children, "the embedded server should be a child of the run"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -121,20 +127,8 @@ def test_sigterm_drains_then_resumes(tmp_path):
 
 def test_model_server_killed_mid_run_is_restarted(tmp_path):
     rows = small_rows(16, chars=200)
-    src = write_parquet(tmp_path / "docs.parquet", rows)
     out = tmp_path / "out"
-    args = ["rephrase", src, "--prompt", "faq", "--output", out, "--chunk-size", "2", "--max-tokens", "48",
-    "--max-attempts", "1",
-            "--context-length", "1024"]
-    proc = subprocess.Popen([sys.executable, "-m", "finephrase.cli", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while ledger_line_count(out) < 1:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    server = subprocess.run(["pgrep", "-f", f"-P{proc.pid}", "llamacpp_process"], capture_output=True,
-                            text=True).stdout.split()
+    proc, _, server = _started_and_committed(tmp_path, rows, out)
     assert len(server) == 1
     os.kill(int(server[0]), signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
