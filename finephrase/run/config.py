@@ -4,7 +4,7 @@ pipeline they stand for (`build_pipeline`): the same list of steps a pipeline de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from finephrase.errors import UsageError
@@ -34,8 +34,10 @@ BACKEND_DEFAULTS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
+    """`finephrase rephrase`'s settings, frozen once `for_backend` has checked them (a sweep's point builds its own)."""
+
     inputs: list[str]
     output: str
     prompts: list[PromptTemplate]
@@ -100,7 +102,7 @@ class RunConfig:
         if backend == "endpoint" and not kw.get("endpoint_url"):
             raise UsageError("the endpoint backend needs an endpoint URL (--endpoint-url URL)")
         cfg = cls(backend=backend, **kw)
-        cfg.workers = worker_processes(cfg.workers, cfg.tasks, cfg.rank)
+        cfg = replace(cfg, workers=worker_processes(cfg.workers, cfg.tasks, cfg.rank))
         cfg.selection()  # validate conditions before anything starts
         cfg.rephrase_settings()  # the step's settings check themselves (pipeline/inference/settings.py)
         check_settings(cfg)

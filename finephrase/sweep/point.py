@@ -35,7 +35,7 @@ class Point:
         return int(self.settings.get("tasks", 1))
 
     def config(self):
-        """The point's RunConfig (built afresh: `execute` changes some fields)."""
+        """The point's RunConfig."""
         from finephrase.prompts.library import load_prompts
         from finephrase.run.config import RunConfig
 
