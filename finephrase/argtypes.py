@@ -72,3 +72,8 @@ def parse_size(text: str) -> int:
         return int(t)
     except ValueError:
         raise UsageError(f"cannot read size '{text}': use e.g. 500MB, 2GB or a number of bytes") from None
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """The names given more than once, sorted (a command refuses two classifiers or benchmarks of one name)."""
+    return sorted({n for n in names if names.count(n) > 1})

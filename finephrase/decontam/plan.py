@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from finephrase.argtypes import repeated_names
 from finephrase.contamination.benchmarks import parse_spec
 from finephrase.contamination.index import DEFAULTS
 from finephrase.errors import UsageError
@@ -45,10 +46,8 @@ class DecontamPlan:
         if not 0 < boilerplate_share <= 1:
             raise UsageError(f"--boilerplate-share {boilerplate_share}: a share of the items, in (0, 1]")
         self.specs = [parse_spec(b) for b in benchmarks]
-        names = [s.name for s in self.specs]
-        if len(set(names)) != len(names):
-            raise UsageError(f"--benchmarks: two benchmarks named {sorted({x for x in names if names.count(x) > 1})[0]}"
-                             f": give each its own NAME=")
+        if twice := repeated_names([s.name for s in self.specs]):
+            raise UsageError(f"--benchmarks: two benchmarks named {twice[0]}: give each its own NAME=")
         check_output_folder(self.source, self.output, "the source folder")
         self.manifest = check_source(self.source)
         self.prompts = list(self.manifest["config"]["prompts"])

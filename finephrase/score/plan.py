@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finephrase.argtypes import repeated_names
 from finephrase.errors import UsageError
 from finephrase.run.stage import Stage, check_output_folder, prepare_output, run_stages
 from finephrase.scoring.spec import parse_spec
@@ -27,10 +28,8 @@ class ScorePlan:
         if not classifiers:
             raise UsageError("--classifiers: give at least one (NAME=fasttext:PATH or NAME=hf:MODEL)")
         self.specs = [parse_spec(c) for c in classifiers]
-        names = [s.name for s in self.specs]
-        if len(set(names)) != len(names):
-            raise UsageError(f"--classifiers: two are named {sorted({n for n in names if names.count(n) > 1})[0]}: "
-                             f"each name is a column (score_NAME)")
+        if twice := repeated_names([s.name for s in self.specs]):
+            raise UsageError(f"--classifiers: two are named {twice[0]}: each name is a column (score_NAME)")
         check_output_folder(self.source, self.output, "the source folder")
         self.manifest = check_rows_folder(self.source, "score", order="score, then compact, card, publish")
         self.prompts = list(self.manifest["config"]["prompts"])

@@ -161,6 +161,9 @@ def test_bad_specs_and_folders_are_one_line(planted, tmp_path):
     r = run_cli("decontaminate", str(planted["run"]), "--benchmarks",
                 f"qa={planted['root']}/bench/qa.jsonl#question,nope", "--output", str(tmp_path / "o"))
     assert_one_line_error(r, "has no column nope")
+    r = run_cli("decontaminate", str(planted["run"]), "--benchmarks", planted["benchmarks"][0],
+                planted["benchmarks"][0], "--output", str(tmp_path / "o"))
+    assert_one_line_error(r, "two benchmarks named")
     (tmp_path / "empty").mkdir()
     r = run_cli("decontaminate", str(tmp_path / "empty"), "--benchmarks", planted["benchmarks"][0], "--output",
                 str(tmp_path / "o2"))

@@ -89,5 +89,8 @@ def test_bad_classifiers_are_one_line(setup, tmp_path):
     r = run_cli("score", str(setup["run"]), "--classifiers", f"q=fasttext:{tmp_path}/none.bin", "--output",
                 str(tmp_path / "o2"))
     assert_one_line_error(r, "none.bin")
+    r = run_cli("score", str(setup["run"]), "--classifiers", "q=fasttext:a.bin", "q=fasttext:b.bin", "--output",
+                str(tmp_path / "o3"))
+    assert_one_line_error(r, "two are named q")
     r = run_cli("card", str(setup["run"]), "--stdout", "--scores", str(tmp_path))
     assert_one_line_error(r, "scores.json")

@@ -17,6 +17,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
+from finephrase.argtypes import repeated_names
 from finephrase.errors import UsageError
 from finephrase.scoring import ClassifierSpec, check_name, load_scorer, parse_spec
 
@@ -49,7 +50,7 @@ def build_scorers(classifiers) -> dict:
     names = [name for name, _ in items]
     if not names:
         raise UsageError("ScoreAnnotator needs at least one classifier (NAME=fasttext:PATH or NAME=hf:MODEL)")
-    if dupes := sorted({n for n in names if names.count(n) > 1}):
+    if dupes := repeated_names(names):
         raise UsageError(f"two classifiers are named {', '.join(dupes)}: each name is a column (score_NAME)")
     return {name: _scorer(name, value) for name, value in items}
 
