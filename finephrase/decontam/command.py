@@ -10,7 +10,7 @@ from finephrase.contamination.benchmarks import LAYOUTS
 from finephrase.contamination.index import DEFAULTS
 from finephrase.decontam.plan import DecontamPlan
 from finephrase.decontam.render import render_summary
-from finephrase.run.stage import add_stage_options, quiet_datatrove
+from finephrase.run.stage import add_stage_options, quiet_datatrove, run_command
 
 
 def _share(text: str) -> float:
@@ -61,15 +61,8 @@ def main(args) -> int:
     plan = DecontamPlan(args.source, args.output, args.benchmarks, n=args.ngram,
                         boilerplate_share=args.boilerplate_share, tasks=args.tasks, audit_only=args.audit_only,
                         check_sources=args.check_sources, overwrite=args.overwrite)
-    if plan.done:
-        print(f"{plan.output}: already decontaminated from {plan.source} with these settings (pass --overwrite to "
-              f"redo)")
-        print(render_summary(plan.result(), args.output))
-        return 0
-    print(f"decontaminate {plan.source} -> {plan.output}: {len(plan.specs)} benchmark"
-          f"{'s' if len(plan.specs) != 1 else ''} ({', '.join(s.name for s in plan.specs)}), {plan.n}-word n-grams, "
-          f"{len(plan.prompts)} prompts, {plan.tasks} task{'s' if plan.tasks != 1 else ''}"
-          f"{', audit only' if args.audit_only else ''}", flush=True)
-    result = plan.run_local(args.workers, echo=lambda line: print(line, flush=True))
-    print(render_summary(result, args.output))
-    return 0
+    return run_command(plan, args.output, f"already decontaminated from {plan.source}", lambda: (
+        f"decontaminate {plan.source} -> {plan.output}: {len(plan.specs)} benchmark"
+        f"{'s' if len(plan.specs) != 1 else ''} ({', '.join(s.name for s in plan.specs)}), {plan.n}-word n-grams, "
+        f"{len(plan.prompts)} prompts, {plan.tasks} task{'s' if plan.tasks != 1 else ''}"
+        f"{', audit only' if args.audit_only else ''}"), args.workers, render_summary)

@@ -8,7 +8,7 @@ import textwrap
 from finephrase.argtypes import positive_int
 from finephrase.dedup.plan import DEFAULT_MINHASH, EXACT_NORMALIZATION, SCOPES, DedupPlan, minhash_config
 from finephrase.dedup.render import render_summary
-from finephrase.run.stage import quiet_datatrove
+from finephrase.run.stage import quiet_datatrove, run_command
 
 
 def add_parser(sub):
@@ -60,15 +60,9 @@ def main(args) -> int:
                              seed=args.seed)
     plan = DedupPlan(args.run_dir, args.output, scope=args.scope, tasks=args.tasks, minhash=minhash,
                      verify=args.verify, overwrite=args.overwrite)
-    if plan.done:
-        print(f"{plan.output}: already deduplicated from {plan.run} with these settings (pass --overwrite to redo)")
-        print(render_summary(plan.result(), args.output))
-        return 0
     prm = plan.record["params"]
-    print(f"dedup {plan.run} -> {plan.output}: scope {plan.scope}, {len(plan.prompts)} prompts, {plan.tasks} "
-          f"task{'s' if plan.tasks != 1 else ''}, {args.workers} worker{'s' if args.workers != 1 else ''}; exact "
-          f"({EXACT_NORMALIZATION}), then MinHash {prm['n_grams']}-grams, {prm['num_buckets']} buckets x "
-          f"{prm['hashes_per_bucket']} hashes (~{prm['approx_threshold']:.2f} similarity)", flush=True)
-    result = plan.run_local(args.workers, echo=lambda line: print(line, flush=True))
-    print(render_summary(result, args.output))
-    return 0
+    return run_command(plan, args.output, f"already deduplicated from {plan.run}", lambda: (
+        f"dedup {plan.run} -> {plan.output}: scope {plan.scope}, {len(plan.prompts)} prompts, {plan.tasks} "
+        f"task{'s' if plan.tasks != 1 else ''}, {args.workers} worker{'s' if args.workers != 1 else ''}; exact "
+        f"({EXACT_NORMALIZATION}), then MinHash {prm['n_grams']}-grams, {prm['num_buckets']} buckets x "
+        f"{prm['hashes_per_bucket']} hashes (~{prm['approx_threshold']:.2f} similarity)"), args.workers, render_summary)

@@ -123,3 +123,17 @@ def add_stage_options(p, tasks_help: str, redo: str) -> None:
     p.add_argument("--tasks", type=positive_int, default=1, help=f"{tasks_help} (1)")
     p.add_argument("--workers", type=positive_int, default=1, help="tasks run at once on this machine (1)")
     p.add_argument("--overwrite", action="store_true", help=f"delete {redo} in OUT and redo it")
+
+
+def run_command(plan, output: str, done_line: str, start_line, workers: int, render) -> int:
+    """A post-run command's main once its plan is made (dedup, decontaminate, score): a finished output says so
+    (`done_line`) and shows its summary; otherwise `start_line()` is printed, the stages run here in `workers`
+    processes, and the summary follows. `render(result, output)` writes the summary."""
+    if plan.done:
+        print(f"{plan.output}: {done_line} with these settings (pass --overwrite to redo)")
+        print(render(plan.result(), output))
+        return 0
+    print(start_line(), flush=True)
+    result = plan.run_local(workers, echo=lambda line: print(line, flush=True))
+    print(render(result, output))
+    return 0

@@ -7,7 +7,7 @@ import textwrap
 
 from finephrase.argtypes import positive_int
 from finephrase.score.plan import ScorePlan
-from finephrase.run.stage import add_stage_options, quiet_datatrove
+from finephrase.run.stage import add_stage_options, quiet_datatrove, run_command
 from finephrase.score.render import render_summary
 
 
@@ -43,13 +43,8 @@ def main(args) -> int:
     quiet_datatrove()
     plan = ScorePlan(args.source, args.output, args.classifiers, sources=args.sources, tasks=args.tasks,
                      batch_size=args.batch_size, overwrite=args.overwrite)
-    if plan.done:
-        print(f"{plan.output}: already scored from {plan.source} with these settings (pass --overwrite to redo)")
-        print(render_summary(plan.result(), args.output))
-        return 0
-    print(f"score {plan.source} -> {plan.output}: {', '.join(plan.specs_text)}; {len(plan.prompts)} prompts"
-          f"{', and the source documents' if args.sources else ''}; {plan.tasks} task"
-          f"{'s' if plan.tasks != 1 else ''}, {plan.buckets} bucket{'s' if plan.buckets != 1 else ''}", flush=True)
-    result = plan.run_local(args.workers, echo=lambda line: print(line, flush=True))
-    print(render_summary(result, args.output))
-    return 0
+    return run_command(plan, args.output, f"already scored from {plan.source}", lambda: (
+        f"score {plan.source} -> {plan.output}: {', '.join(plan.specs_text)}; {len(plan.prompts)} prompts"
+        f"{', and the source documents' if args.sources else ''}; {plan.tasks} task"
+        f"{'s' if plan.tasks != 1 else ''}, {plan.buckets} bucket{'s' if plan.buckets != 1 else ''}"),
+        args.workers, render_summary)
